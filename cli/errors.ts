@@ -1,0 +1,47 @@
+/**
+ * The one place where failures become exit codes and messages.
+ *
+ * - 0: success (also `--help` and `--version`)
+ * - 1: the command failed (`error: …` on stderr)
+ * - 2: the command line is wrong (`error: …` on stderr)
+ *
+ * Operator mistakes never print a stack trace; unexpected errors print theirs
+ * only at `-vv`.
+ *
+ * @module
+ */
+
+import { CommanderError } from "commander";
+import { RelayError } from "../lib/errors.ts";
+
+/** Exit code of a successful command. */
+export const EXIT_OK = 0;
+/** Exit code of a command that failed. */
+export const EXIT_FAILURE = 1;
+/** Exit code of a command line that could not be parsed or makes no sense. */
+export const EXIT_USAGE = 2;
+
+/**
+ * Reports `error` on `stderr` (unless commander already did) and returns the
+ * exit code for it.
+ */
+export function reportError(
+  error: unknown,
+  stderr: (text: string) => void,
+  verbosity: number,
+): number {
+  if (error instanceof CommanderError) {
+    // Commander has written its own message (or the help text) already.
+    return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  if (error instanceof RelayError) {
+    stderr(`error: ${error.message}\n`);
+    return error.code === "usage" ? EXIT_USAGE : EXIT_FAILURE;
+  }
+  const message = error instanceof Error ? error.message : String(error);
+  stderr(`error: ${message}\n`);
+  if (verbosity >= 2 && error instanceof Error && error.stack) {
+    stderr(`${error.stack}\n`);
+  }
+  return EXIT_FAILURE;
+}

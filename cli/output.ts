@@ -1,0 +1,115 @@
+/**
+ * Rendering of command output: tables (boxed for people, the reference
+ * Relay's `--plain` layout for scripts), JSON, and the progress bar.
+ *
+ * @module
+ */
+
+import Table from "cli-table3";
+import cliProgress from "cli-progress";
+import process from "node:process";
+import type { LicenseInfo } from "../lib/store.ts";
+
+/** A table: column titles, then rows of cells. */
+export interface TableData {
+  columns: string[];
+  rows: string[][];
+}
+
+/** A unix time in seconds as RFC 3339 UTC (`2025-12-05T10:00:00Z`), or `-`. */
+export function formatTime(seconds: number | null): string {
+  if (seconds === null) return "-";
+  return new Date(seconds * 1000).toISOString().replace(/\.\d{3}Z$/, "Z");
+}
+
+/** A unix time in seconds as RFC 3339 UTC, or null. */
+function isoTime(seconds: number | null): string | null {
+  return seconds === null ? null : formatTime(seconds);
+}
+
+/**
+ * The reference Relay's plain table: `| a | b |` rows under a `+---+` rule,
+ * each column as wide as its widest cell. Scripts written against it keep
+ * working, since Relay's extra columns come after the reference's six.
+ */
+export function renderPlainTable({ columns, rows }: TableData): string {
+  const widths = columns.map((title, i) =>
+    Math.max(title.length, ...rows.map((row) => row[i].length))
+  );
+  const line = (cells: string[]) =>
+    "| " + cells.map((cell, i) => cell.padEnd(widths[i])).join(" | ") + " |\n";
+  const rule = "+" + widths.map((width) => "-".repeat(width + 2)).join("+") + "+\n";
+  return line(columns) + rule + rows.map(line).join("");
+}
+
+/** A boxed table for a terminal. */
+export function renderBoxTable({ columns, rows }: TableData): string {
+  const table = new Table({ head: columns, style: { head: [], border: [] } });
+  table.push(...rows);
+  return table.toString() + "\n";
+}
+
+/** Column titles of `ls` and `stat`: the reference's six, then Relay's. */
+export const LICENSE_COLUMNS = [
+  "id",
+  "pool",
+  "claims",
+  "node_id",
+  "last_claimed_at",
+  "last_released_at",
+  "status",
+  "node",
+  "file_expires_at",
+];
+
+/** One license as a table row matching {@link LICENSE_COLUMNS}. */
+export function licenseRow(license: LicenseInfo): string[] {
+  return [
+    license.guid,
+    license.poolName ?? "-",
+    String(license.claims),
+    license.nodeId === null ? "-" : String(license.nodeId),
+    formatTime(license.lastClaimedAt),
+    formatTime(license.lastReleasedAt),
+    license.nodeId === null ? "free" : "leased",
+    license.nodeFingerprint ?? "-",
+    formatTime(license.fileExpiresAt),
+  ];
+}
+
+/** One license as a JSON object for `--json` (snake_case, RFC 3339 times). */
+export function licenseJson(license: LicenseInfo): Record<string, unknown> {
+  return {
+    id: license.guid,
+    pool: license.poolName,
+    status: license.nodeId === null ? "free" : "leased",
+    claims: license.claims,
+    node_id: license.nodeId,
+    node_fingerprint: license.nodeFingerprint,
+    node_last_heartbeat_at: isoTime(license.nodeLastHeartbeatAt),
+    last_claimed_at: isoTime(license.lastClaimedAt),
+    last_released_at: isoTime(license.lastReleasedAt),
+    added_at: isoTime(license.createdAt),
+    file_issued_at: isoTime(license.fileIssuedAt),
+    file_expires_at: isoTime(license.fileExpiresAt),
+    expires_at: isoTime(license.expiresAt),
+  };
+}
+
+/** A progress bar on stderr; `tick` with the count done, `stop` when finished. */
+export interface Progress {
+  tick(done: number): void;
+  stop(): void;
+}
+
+/** A progress bar of `total` steps drawn on a terminal's stderr. */
+export function startProgress(label: string, total: number): Progress {
+  const bar = new cliProgress.SingleBar({
+    format: `${label} [{bar}] {value}/{total} ({percentage}%)`,
+    stream: process.stderr,
+    hideCursor: true,
+    clearOnComplete: true,
+  }, cliProgress.Presets.shades_classic);
+  bar.start(total, 0);
+  return { tick: (done) => bar.update(done), stop: () => bar.stop() };
+}

@@ -1,0 +1,40 @@
+/**
+ * Audit log vocabulary: the event and entity types that the reference Relay
+ * stores in its `event_types` and `entity_types` tables. The numbers are part of
+ * the database format (documented audit queries join on them): never renumber.
+ *
+ * Audit rows are written by the store inside the transaction of the change they
+ * record (see `Store.audit`), so a crash can never keep one without the other.
+ *
+ * @module
+ */
+
+/** Ids of the rows in `event_types`. */
+export const EventType = {
+  unknown: 0,
+  licenseAdded: 1,
+  licenseRemoved: 2,
+  licenseLeased: 3,
+  licenseLeaseExtended: 4,
+  licenseReleased: 5,
+  licenseLeaseExpired: 6,
+  nodeActivated: 7,
+  nodeHeartbeatPing: 8,
+  nodeDeactivated: 9,
+  nodeCulled: 10,
+  poolAdded: 11,
+} as const;
+
+/** One of the {@link EventType} ids. */
+export type EventType = typeof EventType[keyof typeof EventType];
+
+/** Ids of the rows in `entity_types`. */
+export const EntityType = {
+  unknown: 0,
+  license: 1,
+  node: 2,
+  pool: 3,
+} as const;
+
+/** One of the {@link EntityType} ids. */
+export type EntityType = typeof EntityType[keyof typeof EntityType];

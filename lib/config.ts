@@ -1,0 +1,112 @@
+/**
+ * Typed configuration shared by every command, and the parsers for the values
+ * that flags and environment variables carry. The CLI fills these objects once
+ * (`cli/program.ts`); nothing below it reads flags or the environment.
+ *
+ * @module
+ */
+
+import { UsageError } from "./errors.ts";
+
+/** Settings every command has. */
+export interface GlobalConfig {
+  /** Path of the SQLite database file. */
+  database: string;
+  /** Whether audit rows are written. */
+  audit: boolean;
+  /** 0: warnings and errors; 1: info; 2 or more: debug. */
+  verbosity: number;
+  /** Extra SQLite pragmas, `key -> value`. */
+  pragmas: Record<string, string>;
+}
+
+/** Settings of `relay serve`. */
+export interface ServeConfig {
+  /** TCP port; 0 picks a free one. */
+  port: number;
+  /** Address to bind. */
+  bind: string;
+  /** Lease time to live after each heartbeat, in seconds (at least 30). */
+  ttlSeconds: number;
+  /** Time between reaper runs, in milliseconds. */
+  cullIntervalMs: number;
+  strategy: "fifo" | "lifo" | "rand";
+  /** Whether repeated claims extend leases and silent nodes are reaped. */
+  heartbeats: boolean;
+  /** The only pool served, or null to serve every pool by `Relay-Pool`. */
+  pool: string | null;
+  /** Secret for `Relay-Signature`, or null for unsigned responses. */
+  signingSecret: string | null;
+}
+
+/** The port of the reference Relay, and ours. */
+export const DEFAULT_PORT = 6349;
+
+/** The shortest lease time to live `relay serve` accepts, in seconds. */
+export const MIN_TTL_SECONDS = 30;
+
+/** The database file used when neither `--database` nor `RELAY_DATABASE` is given. */
+export const DEFAULT_DATABASE = "./relay.sqlite";
+
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|h|m|s)/y;
+const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses a duration like `30s`, `1m`, `1h30m` or `1.5h` (Go's notation, as the
+ * reference Relay accepts) into milliseconds.
+ *
+ * @throws {UsageError} the text is not a duration.
+ */
+export function parseDuration(text: string): number {
+  const trimmed = text.trim();
+  let total = 0;
+  let index = 0;
+  DURATION_PART.lastIndex = 0;
+  while (index < trimmed.length) {
+    DURATION_PART.lastIndex = index;
+    const match = DURATION_PART.exec(trimmed);
+    if (!match) break;
+    total += Number(match[1]) * UNIT_MS[match[2]];
+    index = DURATION_PART.lastIndex;
+  }
+  if (trimmed === "" || index !== trimmed.length) {
+    throw new UsageError(
+      `Invalid duration "${text}": use a number with a unit, like 30s, 1m, 1h or 1h30m`,
+    );
+  }
+  return Math.round(total);
+}
+
+/** Reads an environment flag: `1`, `true`, `yes` and `on` (any case) are true. */
+export function parseEnvFlag(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
+}
+
+/**
+ * Parses one `--pragma key=value`. Keys and values are limited to plain
+ * identifiers and numbers, since they are spliced into a `PRAGMA` statement.
+ *
+ * @throws {UsageError} the text is not `key=value` of that form.
+ */
+export function parsePragma(text: string): [string, string] {
+  const match = /^([A-Za-z_][A-Za-z0-9_]*)=(-?[A-Za-z0-9_.]+)$/.exec(text.trim());
+  if (!match) {
+    throw new UsageError(
+      `Invalid pragma "${text}": expected key=value, e.g. --pragma cache_size=-20000`,
+    );
+  }
+  return [match[1], match[2]];
+}
+
+/**
+ * Parses a TCP port (0 to 65535).
+ *
+ * @throws {UsageError} the text is not such a port.
+ */
+export function parsePort(text: string): number {
+  const port = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || port > 65535) {
+    throw new UsageError(`Invalid port "${text}": use a number from 0 to 65535`);
+  }
+  return port;
+}

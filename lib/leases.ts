@@ -1,0 +1,199 @@
+/**
+ * Leases: claim (or extend), release and reap, each one transaction with its
+ * audit rows. This module knows nothing of HTTP; `server/app.ts` turns its
+ * results into responses.
+ *
+ * A lease lasts `ttl` seconds from the node's last heartbeat: it is expired
+ * when `last_heartbeat_at <= now - ttl`. Correctness never waits for the
+ * reaper: a claim that finds no free license first reaps expired leases, and
+ * a node whose own lease expired gets a new lease (201), never a silent
+ * extension of one that could already have been given away.
+ *
+ * @module
+ */
+
+import { EntityType, EventType } from "./audit.ts";
+import { PoolNotFoundError } from "./errors.ts";
+import type { LeasedLicense, Store } from "./store.ts";
+
+/** How a free license is chosen: first added, last added, or uniformly at random. */
+export type Strategy = "fifo" | "lifo" | "rand";
+
+/** Every {@link Strategy}. */
+export const STRATEGIES: readonly Strategy[] = ["fifo", "lifo", "rand"];
+
+/** The server's lease rules. */
+export interface LeasePolicy {
+  /** Lease time to live after each heartbeat, in seconds. */
+  ttl: number;
+  /** Whether leases are extended by repeated claims and expire without them. */
+  heartbeats: boolean;
+  /** How a free license is chosen. */
+  strategy: Strategy;
+}
+
+/** Inputs of one lease operation. */
+export interface LeaseOptions {
+  /** Pool name; null for licenses added without a pool. */
+  pool: string | null;
+  /** Current unix time in seconds. */
+  now: number;
+  policy: LeasePolicy;
+  /** Uniform random number in [0, 1), for the `rand` strategy. */
+  random?: () => number;
+}
+
+/** What a claim did. */
+export type ClaimResult =
+  | { kind: "created"; licenseFile: Uint8Array; licenseKey: string; expiresAt: number }
+  | { kind: "extended"; expiresAt: number }
+  | { kind: "conflict" }
+  | { kind: "exhausted" };
+
+/** What a release did. */
+export type ReleaseResult = { kind: "released" } | { kind: "not_found" };
+
+/** Expired leases reaped by one claim that finds its pool exhausted, per batch. */
+const CLAIM_REAP_BATCH = 100;
+
+/**
+ * Claims a lease for the node `fingerprint` in one transaction.
+ *
+ * - the node leases a live license in this pool: with heartbeats, the lease is
+ *   extended (`extended`); without, `conflict`.
+ * - the node leases a live license in another pool: `conflict`.
+ * - otherwise a free license is leased by the strategy (`created`), after
+ *   reaping expired leases if none is free; `exhausted` if there is still none.
+ *
+ * @throws {PoolNotFoundError} `pool` names no pool.
+ */
+export function claim(store: Store, fingerprint: string, options: LeaseOptions): ClaimResult {
+  const { now, policy } = options;
+  return store.transaction((): ClaimResult => {
+    const poolId = resolvePool(store, options.pool);
+    let node = store.activeNode(fingerprint);
+    const held = node && store.licenseLeasedBy(node.id);
+    if (node && held) {
+      if (isExpired(node.lastHeartbeatAt, now, policy)) {
+        expireLease(store, node.id, held, now);
+        node = undefined;
+      } else if (held.poolId !== poolId || !policy.heartbeats) {
+        return { kind: "conflict" };
+      } else {
+        store.heartbeat(node.id, now);
+        store.audit(EventType.licenseLeaseExtended, EntityType.license, held.id, poolId, now);
+        store.audit(EventType.nodeHeartbeatPing, EntityType.node, node.id, poolId, now);
+        return { kind: "extended", expiresAt: now + policy.ttl };
+      }
+    }
+
+    let licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
+    while (licenseId === undefined && policy.heartbeats) {
+      if (reapBatch(store, now - policy.ttl, CLAIM_REAP_BATCH, now) === 0) break;
+      licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
+    }
+    if (licenseId === undefined) return { kind: "exhausted" };
+
+    let nodeId = node?.id;
+    if (nodeId === undefined) {
+      nodeId = store.activateNode(fingerprint, now);
+      store.audit(EventType.nodeActivated, EntityType.node, nodeId, poolId, now);
+    } else {
+      store.heartbeat(nodeId, now);
+    }
+    const grant = store.leaseLicense(licenseId, nodeId, now)!;
+    store.audit(EventType.licenseLeased, EntityType.license, licenseId, poolId, now);
+    store.audit(EventType.nodeHeartbeatPing, EntityType.node, nodeId, poolId, now);
+    return {
+      kind: "created",
+      licenseFile: grant.file,
+      licenseKey: grant.key,
+      expiresAt: now + policy.ttl,
+    };
+  });
+}
+
+/**
+ * Releases the lease of node `fingerprint` in `pool` in one transaction and
+ * deactivates the node. A lease that has already expired is recorded as
+ * expired and reported `not_found`, as it would be after the reaper ran.
+ *
+ * @throws {PoolNotFoundError} `pool` names no pool (checked after the node,
+ *   as the reference Relay does).
+ */
+export function release(store: Store, fingerprint: string, options: LeaseOptions): ReleaseResult {
+  const { now, policy } = options;
+  return store.transaction((): ReleaseResult => {
+    const node = store.activeNode(fingerprint);
+    if (!node) return { kind: "not_found" };
+    const poolId = resolvePool(store, options.pool);
+    const held = store.licenseLeasedBy(node.id);
+    if (!held || held.poolId !== poolId) return { kind: "not_found" };
+    if (isExpired(node.lastHeartbeatAt, now, policy)) {
+      expireLease(store, node.id, held, now);
+      return { kind: "not_found" };
+    }
+    store.releaseLicense(held.id, now);
+    store.deactivateNode(node.id, now);
+    store.audit(EventType.licenseReleased, EntityType.license, held.id, poolId, now);
+    store.audit(EventType.nodeDeactivated, EntityType.node, node.id, poolId, now);
+    return { kind: "released" };
+  });
+}
+
+/**
+ * Reaps up to `limit` expired leases, oldest heartbeat first, in one
+ * transaction: each license is released (`license.lease_expired`) and its
+ * node deactivated (`node.culled`). Returns how many nodes were reaped; call
+ * again while it returns `limit`.
+ */
+export function reap(store: Store, options: { now: number; ttl: number; limit: number }): number {
+  return store.transaction(() =>
+    reapBatch(store, options.now - options.ttl, options.limit, options.now)
+  );
+}
+
+function reapBatch(store: Store, cutoff: number, limit: number, now: number): number {
+  const expired = store.expiredNodes(cutoff, limit);
+  for (const { nodeId, licenseId, poolId } of expired) {
+    if (licenseId !== null) {
+      store.releaseLicense(licenseId, now);
+      store.audit(EventType.licenseLeaseExpired, EntityType.license, licenseId, poolId, now);
+    }
+    store.deactivateNode(nodeId, now);
+    store.audit(EventType.nodeCulled, EntityType.node, nodeId, poolId, now);
+  }
+  return expired.length;
+}
+
+/** Ends an expired lease exactly as the reaper would. */
+function expireLease(store: Store, nodeId: number, held: LeasedLicense, now: number): void {
+  store.releaseLicense(held.id, now);
+  store.audit(EventType.licenseLeaseExpired, EntityType.license, held.id, held.poolId, now);
+  store.deactivateNode(nodeId, now);
+  store.audit(EventType.nodeCulled, EntityType.node, nodeId, held.poolId, now);
+}
+
+function isExpired(lastHeartbeatAt: number | null, now: number, policy: LeasePolicy): boolean {
+  return policy.heartbeats && lastHeartbeatAt !== null && lastHeartbeatAt <= now - policy.ttl;
+}
+
+function resolvePool(store: Store, name: string | null): number | null {
+  if (name === null) return null;
+  const pool = store.poolByName(name);
+  if (!pool) throw new PoolNotFoundError(`Pool "${name}" not found`);
+  return pool.id;
+}
+
+function pickFreeLicense(
+  store: Store,
+  poolId: number | null,
+  strategy: Strategy,
+  random: () => number = Math.random,
+): number | undefined {
+  if (strategy === "fifo") return store.firstFreeLicense(poolId, "first");
+  if (strategy === "lifo") return store.firstFreeLicense(poolId, "last");
+  const free = store.freeLicenseCount(poolId);
+  if (free === 0) return undefined;
+  return store.freeLicenseAt(poolId, 1 + Math.min(free - 1, Math.floor(random() * free)));
+}

@@ -1,0 +1,182 @@
+/**
+ * The database schema as an ordered list of numbered steps.
+ *
+ * Step 1 is the final schema of the reference Relay (keygen-sh/keygen-relay,
+ * golang-migrate version {@link REFERENCE_SCHEMA_VERSION}); it also writes that
+ * version into golang-migrate's `schema_migrations` table, so the reference
+ * Relay can open a database that we created. A database that the reference
+ * Relay created is recognised by that table and starts from step 2.
+ *
+ * Steps are applied in one transaction by `openStore()` and recorded in
+ * `relay_migrations`. Never edit a released step: append a new one.
+ *
+ * @module
+ */
+
+/** One schema step. */
+export interface Migration {
+  /** Position in the list, starting at 1, without gaps. */
+  readonly version: number;
+  /** Short description, recorded beside the version. */
+  readonly name: string;
+  /** SQL statements, run with `exec`. */
+  readonly sql: string;
+}
+
+/** The last golang-migrate version of the reference Relay's schema (1.3.0-beta.1). */
+export const REFERENCE_SCHEMA_VERSION = 1755607637;
+
+/**
+ * Step 3's trigger statement that appends `row`'s license to its pool's free
+ * slots. Part of a released step: never change it.
+ */
+function addSlot(row: "NEW" | "OLD"): string {
+  const pool = `IFNULL(${row}.pool_id, 0)`;
+  return `INSERT INTO free_slots (pool_key, pos, license_id) VALUES (${pool},
+    (SELECT IFNULL(max(pos), 0) + 1 FROM free_slots WHERE pool_key = ${pool}), ${row}.id);`;
+}
+
+/**
+ * Step 3's trigger statements that take `row`'s license out of its pool's
+ * free slots, moving the last slot into its position. Never change them.
+ */
+function removeSlot(row: "NEW" | "OLD"): string {
+  const pool = `IFNULL(${row}.pool_id, 0)`;
+  return `UPDATE free_slots SET license_id = (SELECT last.license_id FROM free_slots last
+      WHERE last.pool_key = ${pool} ORDER BY last.pos DESC LIMIT 1)
+    WHERE pool_key = ${pool} AND pos = (SELECT pos FROM free_slots WHERE license_id = ${row}.id);
+  DELETE FROM free_slots WHERE pool_key = ${pool}
+    AND pos = (SELECT max(pos) FROM free_slots WHERE pool_key = ${pool});`;
+}
+
+/** Every schema step, oldest first. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "reference relay schema",
+    sql: `
+      CREATE TABLE nodes (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        fingerprint TEXT UNIQUE NOT NULL,
+        last_heartbeat_at INTEGER,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        deactivated_at INTEGER
+      );
+      CREATE INDEX idx_nodes_activated ON nodes (deactivated_at) WHERE deactivated_at IS NULL;
+      CREATE INDEX idx_nodes_last_heartbeat ON nodes (last_heartbeat_at);
+
+      CREATE TABLE pools (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT UNIQUE NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch())
+      );
+
+      CREATE TABLE licenses (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guid TEXT UNIQUE NOT NULL,
+        file BLOB UNIQUE NOT NULL,
+        key TEXT UNIQUE NOT NULL,
+        claims INTEGER DEFAULT 0 NOT NULL,
+        last_claimed_at INTEGER,
+        last_released_at INTEGER,
+        node_id INTEGER UNIQUE,
+        pool_id INTEGER,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        FOREIGN KEY (node_id) REFERENCES nodes(id) ON DELETE SET NULL,
+        FOREIGN KEY (pool_id) REFERENCES pools(id) ON DELETE SET NULL
+      );
+      CREATE INDEX idx_licenses_pool_node ON licenses (pool_id, node_id);
+
+      CREATE TABLE event_types (id TINYINT PRIMARY KEY, name TEXT NOT NULL);
+      INSERT INTO event_types (id, name) VALUES
+        (0, 'unknown'),
+        (1, 'license.added'),
+        (2, 'license.removed'),
+        (3, 'license.leased'),
+        (4, 'license.lease_extended'),
+        (5, 'license.released'),
+        (6, 'license.lease_expired'),
+        (7, 'node.activated'),
+        (8, 'node.heartbeat_ping'),
+        (9, 'node.deactivated'),
+        (10, 'node.culled'),
+        (11, 'pool.added');
+
+      CREATE TABLE entity_types (id TINYINT PRIMARY KEY, name TEXT NOT NULL);
+      INSERT INTO entity_types (id, name) VALUES
+        (0, 'unknown'),
+        (1, 'license'),
+        (2, 'node'),
+        (3, 'pool');
+
+      CREATE TABLE audit_logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_type_id TINYINT NOT NULL REFERENCES event_types (id),
+        entity_type_id TINYINT NOT NULL REFERENCES entity_types (id),
+        entity_id INTEGER NOT NULL,
+        created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+        pool_id INTEGER
+      );
+
+      CREATE TABLE schema_migrations (version uint64, dirty bool);
+      CREATE UNIQUE INDEX version_unique ON schema_migrations (version);
+      INSERT INTO schema_migrations (version, dirty) VALUES (${REFERENCE_SCHEMA_VERSION}, 0);
+    `,
+  },
+  {
+    version: 2,
+    name: "license file dates",
+    // Read from the verified file when it is added, so `ls` and `stat` can show
+    // them without decrypting. NULL for licenses added by the reference Relay.
+    sql: `
+      ALTER TABLE licenses ADD COLUMN file_issued_at INTEGER;
+      ALTER TABLE licenses ADD COLUMN file_expires_at INTEGER;
+      ALTER TABLE licenses ADD COLUMN expires_at INTEGER;
+    `,
+  },
+  {
+    version: 3,
+    name: "lease indexes and free slots",
+    // idx_nodes_active_heartbeat: the reaper finds expired leases without a scan.
+    // free_slots numbers the free licenses of each pool 1..F (pool_key 0 for
+    // licenses without a pool), so `rand` picks one uniformly in O(log n).
+    // Triggers keep it in step with every write to licenses, whoever makes it;
+    // a removal moves the pool's last slot into the freed position.
+    sql: `
+      CREATE INDEX idx_nodes_active_heartbeat ON nodes (last_heartbeat_at)
+        WHERE deactivated_at IS NULL;
+
+      CREATE TABLE free_slots (
+        pool_key INTEGER NOT NULL,
+        pos INTEGER NOT NULL,
+        license_id INTEGER NOT NULL,
+        PRIMARY KEY (pool_key, pos)
+      ) WITHOUT ROWID;
+      CREATE INDEX idx_free_slots_license ON free_slots (license_id);
+      INSERT INTO free_slots (pool_key, pos, license_id)
+        SELECT IFNULL(pool_id, 0), row_number() OVER (PARTITION BY IFNULL(pool_id, 0) ORDER BY id), id
+        FROM licenses WHERE node_id IS NULL;
+
+      CREATE TRIGGER free_slots_add_inserted AFTER INSERT ON licenses
+      WHEN NEW.node_id IS NULL
+      BEGIN ${addSlot("NEW")} END;
+
+      CREATE TRIGGER free_slots_add_released AFTER UPDATE OF node_id ON licenses
+      WHEN OLD.node_id IS NOT NULL AND NEW.node_id IS NULL
+      BEGIN ${addSlot("NEW")} END;
+
+      CREATE TRIGGER free_slots_remove_leased AFTER UPDATE OF node_id ON licenses
+      WHEN OLD.node_id IS NULL AND NEW.node_id IS NOT NULL
+      BEGIN ${removeSlot("OLD")} END;
+
+      CREATE TRIGGER free_slots_remove_deleted AFTER DELETE ON licenses
+      WHEN OLD.node_id IS NULL
+      BEGIN ${removeSlot("OLD")} END;
+
+      CREATE TRIGGER free_slots_move_pool AFTER UPDATE OF pool_id ON licenses
+      WHEN OLD.node_id IS NULL AND NEW.node_id IS NULL
+        AND IFNULL(OLD.pool_id, 0) <> IFNULL(NEW.pool_id, 0)
+      BEGIN ${removeSlot("OLD")} ${addSlot("NEW")} END;
+    `,
+  },
+];

@@ -1,0 +1,324 @@
+/**
+ * Fixture minter: issues license files in exactly Keygen's format, offline,
+ * with a key pair generated on the spot. Tests import it; as a script it
+ * writes a directory of files for manual runs and benchmarks.
+ *
+ * ```sh
+ * deno run --allow-write scripts/mint.ts --out DIR --count N [--algorithm A] [--ttl S|none] [--expired] [--rsa]
+ * ```
+ *
+ * @module
+ */
+
+import { LICENSE_FILE_ALGORITHMS, type LicenseFileAlgorithm } from "../lib/license_file.ts";
+
+/** A signing key pair and its public key as Relay takes it (`--public-key`). */
+export type KeyPair =
+  | { kind: "ed25519"; privateKey: CryptoKey; publicKeyText: string }
+  | { kind: "rsa"; pss: CryptoKey; pkcs1: CryptoKey; publicKeyText: string };
+
+/** What to put in a minted license file; every field has a default. */
+export interface MintOptions {
+  /** License id; default `crypto.randomUUID()`. */
+  id?: string;
+  /** License key; default a random Keygen-style key like `9E32DD-D8CC22-771926-C2D834-C506DC-V3`. */
+  key?: string;
+  /** Certificate `alg`; default `aes-256-gcm+ed25519`, or `aes-256-gcm+rsa-pss-sha256` for an RSA key pair. */
+  algorithm?: LicenseFileAlgorithm;
+  /** `meta.issued`; default now. */
+  issued?: Date;
+  /** `meta.ttl` in seconds, null for a file that never expires; default 2592000 (30 days). */
+  ttl?: number | null;
+  /** The license's own expiry (`data.attributes.expiry`); default null. */
+  expiry?: Date | null;
+  /** Codes of entitlements to include; default none. */
+  entitlements?: string[];
+}
+
+/** Keygen's default license file time to live: 30 days. */
+export const DEFAULT_TTL_SECONDS = 2_592_000;
+
+const utf8 = new TextEncoder();
+
+/** Generates an Ed25519 key pair (public key as 64 hex) or an RSA-2048 one (public key as SPKI PEM). */
+export async function generateKeyPair(kind: "ed25519" | "rsa"): Promise<KeyPair> {
+  if (kind === "ed25519") {
+    const usages: KeyUsage[] = ["sign", "verify"];
+    const pair = await crypto.subtle.generateKey("Ed25519", true, usages) as CryptoKeyPair;
+    const raw = new Uint8Array(await crypto.subtle.exportKey("raw", pair.publicKey));
+    return { kind, privateKey: pair.privateKey, publicKeyText: raw.toHex() };
+  }
+  const hash = "SHA-256";
+  const publicExponent = new Uint8Array([1, 0, 1]);
+  const pair = await crypto.subtle.generateKey(
+    { name: "RSA-PSS", modulusLength: 2048, publicExponent, hash },
+    true,
+    ["sign", "verify"],
+  );
+  // The same private key, usable for RSASSA-PKCS1-v1_5 too.
+  const pkcs8 = await crypto.subtle.exportKey("pkcs8", pair.privateKey);
+  const pkcs1Params = { name: "RSASSA-PKCS1-v1_5", hash };
+  const pkcs1 = await crypto.subtle.importKey("pkcs8", pkcs8, pkcs1Params, false, ["sign"]);
+  const spki = new Uint8Array(await crypto.subtle.exportKey("spki", pair.publicKey));
+  const body = spki.toBase64().match(/.{1,64}/g)!.join("\n");
+  const publicKeyText = `-----BEGIN PUBLIC KEY-----\n${body}\n-----END PUBLIC KEY-----\n`;
+  return { kind, pss: pair.privateKey, pkcs1, publicKeyText };
+}
+
+/** Mints a license file signed by `keyPair`, shaped like the ones Keygen issues. */
+export async function mintLicenseFile(
+  keyPair: KeyPair,
+  options: MintOptions = {},
+): Promise<{ id: string; key: string; certificate: string }> {
+  const id = options.id ?? crypto.randomUUID();
+  const key = options.key ?? randomLicenseKey();
+  const algorithm = options.algorithm ??
+    (keyPair.kind === "ed25519" ? "aes-256-gcm+ed25519" : "aes-256-gcm+rsa-pss-sha256");
+  const dataset = JSON.stringify(licenseDataset(id, key, options));
+  return { id, key, certificate: await sealCertificate(keyPair, algorithm, key, dataset) };
+}
+
+/**
+ * Encrypts (under `licenseKey`) or encodes any dataset text as `algorithm`
+ * says, signs it and frames it. Tests use it for malformed datasets.
+ */
+export async function sealCertificate(
+  keyPair: KeyPair,
+  algorithm: LicenseFileAlgorithm,
+  licenseKey: string,
+  dataset: string,
+): Promise<string> {
+  const enc = algorithm.startsWith("aes-256-gcm+")
+    ? await encrypt(licenseKey, dataset)
+    : utf8.encode(dataset).toBase64();
+  const sig = await signEnc(keyPair, algorithm, enc);
+  return frameCertificate(JSON.stringify({ enc, sig, alg: algorithm }));
+}
+
+/** Signs `"license/" + enc` as `algorithm` says; returns the base64 `sig`. */
+export async function signEnc(
+  keyPair: KeyPair,
+  algorithm: LicenseFileAlgorithm,
+  enc: string,
+): Promise<string> {
+  if (algorithm.endsWith("+ed25519") !== (keyPair.kind === "ed25519")) {
+    throw new Error(`A ${keyPair.kind} key pair cannot sign ${algorithm}`);
+  }
+  const data = utf8.encode(`license/${enc}`);
+  const signature = keyPair.kind === "ed25519"
+    ? await crypto.subtle.sign("Ed25519", keyPair.privateKey, data)
+    : algorithm.endsWith("+rsa-pss-sha256")
+    // Keygen signs with the maximum salt length: 256 - 32 - 2 bytes for RSA-2048.
+    ? await crypto.subtle.sign({ name: "RSA-PSS", saltLength: 222 }, keyPair.pss, data)
+    : await crypto.subtle.sign("RSASSA-PKCS1-v1_5", keyPair.pkcs1, data);
+  return new Uint8Array(signature).toBase64();
+}
+
+/** Frames certificate JSON text as Keygen does: base64 wrapped at 60 columns, header and footer. */
+export function frameCertificate(json: string): string {
+  const body = utf8.encode(json).toBase64().match(/.{1,60}/g)!.join("\n");
+  return `-----BEGIN LICENSE FILE-----\n${body}\n-----END LICENSE FILE-----\n`;
+}
+
+async function encrypt(licenseKey: string, dataset: string): Promise<string> {
+  const secret = await crypto.subtle.digest("SHA-256", utf8.encode(licenseKey));
+  const key = await crypto.subtle.importKey("raw", secret, "AES-GCM", false, ["encrypt"]);
+  const iv = crypto.getRandomValues(new Uint8Array(12));
+  const plain = utf8.encode(dataset);
+  const sealed = new Uint8Array(await crypto.subtle.encrypt({ name: "AES-GCM", iv }, key, plain));
+  const ciphertext = sealed.subarray(0, sealed.length - 16);
+  const tag = sealed.subarray(sealed.length - 16);
+  return `${ciphertext.toBase64()}.${iv.toBase64()}.${tag.toBase64()}`;
+}
+
+function randomLicenseKey(): string {
+  const hex = crypto.getRandomValues(new Uint8Array(15)).toHex().toUpperCase();
+  return `${hex.match(/.{6}/g)!.join("-")}-V3`;
+}
+
+/** The decrypted dataset, with the members and order of a real Keygen license file. */
+function licenseDataset(id: string, key: string, options: MintOptions) {
+  const issued = options.issued ?? new Date();
+  const ttl = options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl;
+  const account = `/v1/accounts/${crypto.randomUUID()}`;
+  const self = `${account}/licenses/${id}`;
+  const accountData = { type: "accounts", id: account.slice("/v1/accounts/".length) };
+  const related = (name: string) => ({ related: `${self}/${name}` });
+  const created = issued.toISOString();
+  const included = (options.entitlements ?? []).map((code) => {
+    const entitlementId = crypto.randomUUID();
+    return {
+      id: entitlementId,
+      type: "entitlements",
+      attributes: { name: code, code, metadata: {}, created, updated: created },
+      relationships: { account: { links: { related: account }, data: accountData } },
+      links: { self: `${account}/entitlements/${entitlementId}` },
+    };
+  });
+  return {
+    data: {
+      id,
+      type: "licenses",
+      attributes: {
+        name: `Minted ${id.slice(0, 8)}`,
+        key,
+        expiry: options.expiry?.toISOString() ?? null,
+        status: "ACTIVE",
+        uses: 0,
+        suspended: false,
+        scheme: null,
+        encrypted: false,
+        strict: false,
+        floating: true,
+        protected: true,
+        version: null,
+        maxMachines: null,
+        maxProcesses: null,
+        maxUsers: null,
+        maxCores: null,
+        maxMemory: null,
+        maxDisk: null,
+        maxUses: null,
+        requireHeartbeat: false,
+        requireCheckIn: false,
+        lastValidated: null,
+        lastCheckIn: null,
+        nextCheckIn: null,
+        lastCheckOut: created,
+        permissions: ["license.read", "license.validate"],
+        metadata: {},
+        created,
+        updated: created,
+      },
+      relationships: {
+        account: { links: { related: account }, data: accountData },
+        environment: { links: { related: null }, data: null },
+        product: { links: related("product"), data: { type: "products", id: crypto.randomUUID() } },
+        policy: { links: related("policy"), data: { type: "policies", id: crypto.randomUUID() } },
+        group: { links: related("group"), data: null },
+        owner: { links: related("owner"), data: null },
+        users: { links: related("users"), meta: { count: 0 } },
+        machines: { links: related("machines"), meta: { cores: 0, memory: 0, disk: 0, count: 0 } },
+        tokens: { links: related("tokens") },
+        entitlements: { links: related("entitlements") },
+      },
+      links: { self },
+    },
+    ...(included.length > 0 ? { included } : {}),
+    meta: {
+      issued: issued.toISOString(),
+      expiry: ttl === null ? null : new Date(issued.getTime() + ttl * 1000).toISOString(),
+      ttl,
+    },
+  };
+}
+
+const USAGE = `Mints Keygen-format license files signed by a fresh key pair (offline).
+
+Usage: deno run --allow-write scripts/mint.ts --out DIR [options]
+
+Writes DIR/public_key (Ed25519 as 64 hex, or RSA as SPKI PEM, newline-terminated),
+and for each license DIR/<id>.lic (the certificate) and DIR/<id>.key (the license
+key, no trailing newline).
+
+Options:
+  --out DIR            directory to write into, created if missing (required)
+  --count N            how many license files to mint (default 1)
+  --algorithm ALG      one of: ${LICENSE_FILE_ALGORITHMS.join(", ")}
+                       (default aes-256-gcm+ed25519, or aes-256-gcm+rsa-pss-sha256 with --rsa)
+  --rsa                sign with an RSA-2048 key pair instead of Ed25519
+  --ttl S|none         file time to live in seconds (default ${DEFAULT_TTL_SECONDS}); none: never expires
+  --expired            issue the files so long ago that they have already expired
+  --entitlement CODE   include an entitlement with this code (repeatable)
+  -h, --help           print this help`;
+
+interface CliOptions {
+  out: string;
+  count: number;
+  algorithm: LicenseFileAlgorithm;
+  kind: "ed25519" | "rsa";
+  ttl: number | null;
+  expired: boolean;
+  entitlements: string[];
+}
+
+function parseArgs(args: string[]): CliOptions | "help" {
+  const values = new Map<string, string>();
+  const entitlements: string[] = [];
+  let rsa = false;
+  let expired = false;
+  for (let i = 0; i < args.length; i++) {
+    const equals = args[i].startsWith("--") ? args[i].indexOf("=") : -1;
+    const flag = equals > 0 ? args[i].slice(0, equals) : args[i];
+    const inline = equals > 0 ? args[i].slice(equals + 1) : undefined;
+    if (flag === "-h" || flag === "--help") return "help";
+    if (flag === "--rsa") rsa = true;
+    else if (flag === "--expired") expired = true;
+    else if (["--out", "--count", "--algorithm", "--ttl", "--entitlement"].includes(flag)) {
+      const value = inline ?? args[++i];
+      if (value === undefined) throw new Error(`${flag} needs a value`);
+      if (flag === "--entitlement") entitlements.push(value);
+      else values.set(flag, value);
+    } else throw new Error(`unknown argument ${args[i]}`);
+  }
+  const out = values.get("--out");
+  if (!out) throw new Error("--out DIR is required");
+  const count = Number(values.get("--count") ?? "1");
+  if (!Number.isSafeInteger(count) || count < 1) {
+    throw new Error("--count must be a positive integer");
+  }
+  const algorithm = (values.get("--algorithm") ??
+    (rsa ? "aes-256-gcm+rsa-pss-sha256" : "aes-256-gcm+ed25519")) as LicenseFileAlgorithm;
+  if (!LICENSE_FILE_ALGORITHMS.includes(algorithm)) {
+    throw new Error(`unknown --algorithm ${algorithm}`);
+  }
+  const kind = algorithm.endsWith("+ed25519") ? "ed25519" : "rsa";
+  if (rsa && kind === "ed25519") throw new Error(`--rsa conflicts with --algorithm ${algorithm}`);
+  const ttlText = values.get("--ttl") ?? String(DEFAULT_TTL_SECONDS);
+  const ttl = ttlText === "none" ? null : Number(ttlText);
+  if (ttl !== null && (!Number.isSafeInteger(ttl) || ttl < 1)) {
+    throw new Error("--ttl must be a positive number of seconds, or none");
+  }
+  if (expired && ttl === null) {
+    throw new Error("--expired needs a ttl: without one a file never expires");
+  }
+  return { out, count, algorithm, kind, ttl, expired, entitlements };
+}
+
+/** Runs the CLI with `args`, printing through `print` and `printError`; returns the exit code. */
+export async function main(
+  args: string[],
+  print: (text: string) => void = console.log,
+  printError: (text: string) => void = console.error,
+): Promise<number> {
+  let options: CliOptions | "help";
+  try {
+    options = parseArgs(args);
+  } catch (error) {
+    printError(`mint: ${(error as Error).message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === "help") {
+    print(USAGE);
+    return 0;
+  }
+  const { out, count, algorithm, kind, ttl, expired, entitlements } = options;
+  // An expired file was issued one ttl and one day ago.
+  const issued = new Date(Date.now() - (expired ? (ttl ?? 0) * 1000 + 86_400_000 : 0));
+  const keyPair = await generateKeyPair(kind);
+  await Deno.mkdir(out, { recursive: true });
+  await Deno.writeTextFile(`${out}/public_key`, keyPair.publicKeyText.trim() + "\n");
+  for (let start = 0; start < count; start += 100) {
+    const batch = Array.from({ length: Math.min(100, count - start) }, async () => {
+      const file = await mintLicenseFile(keyPair, { algorithm, issued, ttl, entitlements });
+      await Deno.writeTextFile(`${out}/${file.id}.lic`, file.certificate);
+      await Deno.writeTextFile(`${out}/${file.id}.key`, file.key);
+    });
+    await Promise.all(batch);
+  }
+  const lifetime = ttl === null ? "no ttl" : `ttl ${ttl} s${expired ? ", expired" : ""}`;
+  print(`Minted ${count} license file(s) (${algorithm}, ${lifetime}) into ${out}`);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main(Deno.args));

@@ -1,0 +1,15 @@
+/**
+ * The permissions `relay` runs with, in one place: the `relay` task in
+ * `deno.json`, `scripts/compile.ts` and the tests that spawn the CLI use
+ * these, and a test checks that they agree.
+ *
+ * @module
+ */
+
+/** Deno permission flags of the `relay` program (never `-A`). */
+export const RELAY_PERMISSIONS: readonly string[] = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-net",
+];

@@ -1,0 +1,112 @@
+/**
+ * Small helpers shared by the CLI tests: database paths, tolerant row reads,
+ * simulated leases, and the expected `--plain` table layout.
+ *
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { type MintedFile, query } from "../helpers.ts";
+
+/** The default database file of a CLI run in `dir`. */
+export function dbPath(dir: string): string {
+  return `${dir}/relay.sqlite`;
+}
+
+/** Whether a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
+}
+
+/** Guids of the stored licenses in row-id order; [] when the database does not exist. */
+export async function storedGuids(db: string): Promise<string[]> {
+  if (!(await exists(db))) return [];
+  return query<{ guid: string }>(db, "SELECT guid FROM licenses ORDER BY id").map((row) =>
+    row.guid
+  );
+}
+
+/** Number of audit rows; 0 when the database does not exist. */
+export async function auditCount(db: string): Promise<number> {
+  if (!(await exists(db))) return 0;
+  return Number(query<{ n: number }>(db, "SELECT count(*) AS n FROM audit_logs")[0].n);
+}
+
+/** Row id of the license with this guid. */
+export function rowId(db: string, guid: string): number {
+  const rows = query<{ id: number }>(db, "SELECT id FROM licenses WHERE guid = ?", guid);
+  if (rows.length !== 1) throw new Error(`no license ${guid}`);
+  return rows[0].id;
+}
+
+/** `--file F --key K` pairs for minted files. */
+export function fileArgs(files: readonly MintedFile[]): string[] {
+  return files.flatMap((file) => ["--file", file.path, "--key", file.key]);
+}
+
+/** Whole seconds of `Date.now()` minus `agoSeconds`, as a Date. */
+export function wholeSecondsAgo(agoSeconds: number): Date {
+  return new Date((Math.floor(Date.now() / 1000) - agoSeconds) * 1000);
+}
+
+/**
+ * Simulates a node leasing a license, as the server would: a `nodes` row and
+ * the license's `node_id`, claims and `last_claimed_at`. Returns the node id.
+ */
+export function lease(
+  db: string,
+  guid: string,
+  fingerprint: string,
+  options: { heartbeatAt: number; claimedAt?: number; claims?: number },
+): number {
+  const database = new DatabaseSync(db);
+  try {
+    const node = database.prepare(
+      "INSERT INTO nodes (fingerprint, last_heartbeat_at) VALUES (?, ?) RETURNING id",
+    ).get(fingerprint, options.heartbeatAt) as { id: number };
+    const changed = database.prepare(
+      `UPDATE licenses SET node_id = ?, claims = ?, last_claimed_at = ? WHERE guid = ?`,
+    ).run(node.id, options.claims ?? 1, options.claimedAt ?? null, guid);
+    if (Number(changed.changes) !== 1) throw new Error(`no license ${guid}`);
+    return node.id;
+  } finally {
+    database.close();
+  }
+}
+
+/** Unix seconds as RFC 3339 UTC without fractions, or `-`. */
+export function rfc3339(seconds: number | null): string {
+  return seconds === null ? "-" : new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
+}
+
+/** Column titles of `ls --plain` and `stat --plain`. */
+export const PLAIN_COLUMNS = [
+  "id",
+  "pool",
+  "claims",
+  "node_id",
+  "last_claimed_at",
+  "last_released_at",
+  "status",
+  "node",
+  "file_expires_at",
+];
+
+/**
+ * The reference Relay's plain layout, written out independently: every
+ * column padded to its widest cell, `| a | b |` lines, a `+---+` rule.
+ */
+export function plainTable(rows: string[][]): string {
+  const all = [PLAIN_COLUMNS, ...rows];
+  const widths = PLAIN_COLUMNS.map((_, i) => Math.max(...all.map((row) => row[i].length)));
+  const line = (row: string[]) =>
+    `| ${row.map((cell, i) => cell + " ".repeat(widths[i] - cell.length)).join(" | ")} |\n`;
+  const rule = `+${widths.map((w) => "-".repeat(w + 2)).join("+")}+\n`;
+  return line(PLAIN_COLUMNS) + rule + rows.map(line).join("");
+}

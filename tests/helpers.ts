@@ -1,0 +1,285 @@
+/**
+ * Test helpers: temporary folders, minted license fixtures, running the real
+ * CLI (spawned, or in-process through the same `run()`), and reading rows.
+ *
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { type Io, run } from "../cli/program.ts";
+import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
+import {
+  generateKeyPair,
+  type KeyPair,
+  mintLicenseFile,
+  type MintOptions,
+} from "../scripts/mint.ts";
+
+/** Absolute path of `main.ts`. */
+export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
+
+/** Absolute path of the real Keygen fixtures. */
+export const KEYGEN_FIXTURES = fromFileUrl(
+  new URL("../../shared/fixtures/keygen/", import.meta.url),
+);
+
+/** The real Keygen files: public key, and each file's id and key. */
+export const KEYGEN = {
+  publicKey: "e8601e48b69383ba520245fd07971e983d06d22c4257cfd82304601479cee788",
+  /** A moment inside both files' validity window. */
+  validAt: new Date("2025-12-20T12:00:00Z"),
+  licenses: [
+    {
+      id: "dcea31a4-1664-4633-9f52-4a1b0b5ea2ef",
+      key: "9E32DD-D8CC22-771926-C2D834-C506DC-V3",
+      path: `${KEYGEN_FIXTURES}dcea31a4-1664-4633-9f52-4a1b0b5ea2ef.lic`,
+    },
+    {
+      id: "592d08c2-4045-462c-a981-dcd2bb78ce06",
+      key: "9A96B8-FD08CD-8C433B-7657C8-8A8655-V3",
+      path: `${KEYGEN_FIXTURES}592d08c2-4045-462c-a981-dcd2bb78ce06.lic`,
+    },
+  ],
+} as const;
+
+/** What a CLI run printed and returned. */
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** A temporary folder, removed when disposed (`await using`). */
+export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
+  const path = await Deno.makeTempDir({ prefix: "relay_test_" });
+  return {
+    path,
+    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
+  };
+}
+
+/**
+ * Spawns `deno run <permissions> main.ts ...args` in `cwd`, with a clean
+ * environment plus `env`, and collects its output.
+ */
+export async function runCli(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
+/** Runs the CLI program in-process with a fixed clock and captured output. */
+export async function runInProcess(
+  args: string[],
+  options: { now: Date; env?: Record<string, string> },
+): Promise<CliResult> {
+  let stdout = "";
+  let stderr = "";
+  const io: Io = {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    env: options.env ?? {},
+    stdoutIsTerminal: false,
+    stderrIsTerminal: false,
+    now: () => options.now,
+  };
+  const code = await run(args, io);
+  return { code, stdout, stderr };
+}
+
+/** A minted license file written to disk. */
+export interface MintedFile {
+  id: string;
+  key: string;
+  path: string;
+  certificate: string;
+}
+
+/** Key pairs are slow to make (RSA especially): one of each per test process. */
+const keyPairs = new Map<string, Promise<KeyPair>>();
+
+/** A key pair shared by the tests of this process. */
+export function sharedKeyPair(kind: "ed25519" | "rsa" = "ed25519"): Promise<KeyPair> {
+  let pair = keyPairs.get(kind);
+  if (!pair) {
+    pair = generateKeyPair(kind);
+    keyPairs.set(kind, pair);
+  }
+  return pair;
+}
+
+/** Mints `count` license files into `dir` (as `<id>.lic`) with a shared key pair. */
+export async function mintFiles(
+  dir: string,
+  count: number,
+  options: MintOptions & { kind?: "ed25519" | "rsa" } = {},
+): Promise<{ publicKey: string; files: MintedFile[] }> {
+  const keyPair = await sharedKeyPair(options.kind);
+  const files: MintedFile[] = [];
+  for (let i = 0; i < count; i++) {
+    const minted = await mintLicenseFile(keyPair, options);
+    const path = `${dir}/${minted.id}.lic`;
+    await Deno.writeTextFile(path, minted.certificate);
+    files.push({ ...minted, path });
+  }
+  return { publicKey: keyPair.publicKeyText, files };
+}
+
+/** Runs one query against a database file, read-only, and returns the rows. */
+export function query<T = Record<string, unknown>>(
+  path: string,
+  sql: string,
+  ...params: (string | number | null)[]
+): T[] {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    return db.prepare(sql).all(...params).map((row) => ({ ...row })) as T[];
+  } finally {
+    db.close();
+  }
+}
+
+/** Audit rows as `[event_type name, entity_type name, entity_id, pool_id]`, oldest first. */
+export function auditTrail(path: string): [string, string, number, number | null][] {
+  return query<{ event: string; entity: string; entity_id: number; pool_id: number | null }>(
+    path,
+    `SELECT e.name AS event, t.name AS entity, a.entity_id, a.pool_id
+     FROM audit_logs a
+     JOIN event_types e ON e.id = a.event_type_id
+     JOIN entity_types t ON t.id = a.entity_type_id
+     ORDER BY a.id`,
+  ).map((row) => [row.event, row.entity, row.entity_id, row.pool_id]);
+}
+
+/** A `relay serve` process spawned for a test. */
+export interface ServerProcess extends AsyncDisposable {
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  port: number;
+  process: Deno.ChildProcess;
+  /** Every stdout line so far (JSON log lines). */
+  lines: string[];
+  /** Sends a signal and waits for the exit; resolves with the exit status. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/**
+ * Spawns `relay serve --bind 127.0.0.1 --port 0 ...args` in `cwd` and waits
+ * for its start-up line, which names the port it got.
+ */
+export async function startServer(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<ServerProcess> {
+  const process = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...RELAY_PERMISSIONS,
+      MAIN,
+      "serve",
+      "--bind",
+      "127.0.0.1",
+      "--port",
+      "0",
+      ...args,
+    ],
+    cwd: options.cwd,
+    env: { NO_COLOR: "1", ...options.env },
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const lines: string[] = [];
+  const stderr = new Response(process.stderr).text();
+  const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let port: number | undefined;
+  const pump = (async () => {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let newline;
+      while ((newline = buffer.indexOf("\n")) >= 0) {
+        const line = buffer.slice(0, newline);
+        buffer = buffer.slice(newline + 1);
+        lines.push(line);
+        if (port === undefined && line.includes('"relay listening"')) port = JSON.parse(line).port;
+      }
+    }
+  })();
+  const started = Date.now();
+  while (port === undefined) {
+    if (Date.now() - started > 20_000) {
+      process.kill("SIGKILL");
+      throw new Error(`relay serve did not start: ${await stderr}`);
+    }
+    const exited = await Promise.race([
+      process.status.then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 20)),
+    ]);
+    if (exited && port === undefined) {
+      await pump;
+      throw new Error(`relay serve exited before listening: ${await stderr}${lines.join("\n")}`);
+    }
+  }
+  let stopped: Promise<Deno.CommandStatus> | undefined;
+  const stop = (signal: Deno.Signal = "SIGTERM") => {
+    stopped ??= (async () => {
+      try {
+        process.kill(signal);
+      } catch {
+        // Already exited.
+      }
+      const status = await process.status;
+      await pump;
+      await stderr;
+      return status;
+    })();
+    return stopped;
+  };
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    process,
+    lines,
+    stop,
+    [Symbol.asyncDispose]: async () => {
+      await stop("SIGKILL");
+    },
+  };
+}
+
+/** Adds minted licenses to the database in `dir` through the real CLI; returns them. */
+export async function addMinted(
+  dir: string,
+  count: number,
+  options: { pool?: string; database?: string } = {},
+): Promise<MintedFile[]> {
+  const { publicKey, files } = await mintFiles(dir, count);
+  const args = ["add", "--public-key", publicKey];
+  for (const file of files) args.push("--file", file.path, "--key", file.key);
+  if (options.pool) args.push("--pool", options.pool);
+  if (options.database) args.push("--database", options.database);
+  const result = await runCli(args, { cwd: dir });
+  if (result.code !== 0) throw new Error(`relay add failed: ${result.stderr}`);
+  return files;
+}

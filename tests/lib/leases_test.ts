@@ -1,0 +1,320 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { EntityType, EventType } from "../../lib/audit.ts";
+import { claim, type LeasePolicy, reap, release } from "../../lib/leases.ts";
+import { openStore, type Store } from "../../lib/store.ts";
+import { auditTrail, query, tempDir } from "../helpers.ts";
+
+const T0 = 1_800_000_000;
+const HEARTBEATS: LeasePolicy = { ttl: 60, heartbeats: true, strategy: "fifo" };
+
+/** A store with `count` licenses per pool (null: no pool), inserted directly. */
+async function withLicenses(
+  pools: Record<string, number>,
+  fn: (store: Store, path: string) => void | Promise<void>,
+) {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: T0 });
+  try {
+    let n = 0;
+    store.transaction(() => {
+      for (const [name, count] of Object.entries(pools)) {
+        const poolId = name === "" ? null : store.insertPool(name, T0).id;
+        for (let i = 0; i < count; i++) {
+          n++;
+          store.insertLicense({
+            guid: `lic-${n}`,
+            file: new TextEncoder().encode(`file-${n}`),
+            key: `KEY-${n}`,
+            poolId,
+            fileIssuedAt: null,
+            fileExpiresAt: null,
+            expiresAt: null,
+          }, T0);
+        }
+      }
+    });
+    await fn(store, path);
+  } finally {
+    store.close();
+  }
+}
+
+function keyOf(result: ReturnType<typeof claim>): string | undefined {
+  return result.kind === "created" ? result.licenseKey : undefined;
+}
+
+Deno.test("claim() leases a free license, extends it on heartbeat and releases it", async () => {
+  await withLicenses({ "": 1 }, (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    const created = claim(store, "node-a", { ...options, now: T0 });
+    assert.equal(created.kind, "created");
+    assert.deepEqual(
+      created.kind === "created" && new TextDecoder().decode(created.licenseFile),
+      "file-1",
+    );
+    assert.equal(keyOf(created), "KEY-1");
+    assert.equal(created.kind === "created" && created.expiresAt, T0 + 60);
+
+    assert.deepEqual(claim(store, "node-a", { ...options, now: T0 + 30 }), {
+      kind: "extended",
+      expiresAt: T0 + 90,
+    });
+    assert.deepEqual(claim(store, "node-b", { ...options, now: T0 + 31 }), { kind: "exhausted" });
+    assert.deepEqual(release(store, "node-a", { ...options, now: T0 + 40 }), { kind: "released" });
+    assert.deepEqual(release(store, "node-a", { ...options, now: T0 + 41 }), { kind: "not_found" });
+
+    assert.deepEqual(auditTrail(path), [
+      ["node.activated", "node", 1, null],
+      ["license.leased", "license", 1, null],
+      ["node.heartbeat_ping", "node", 1, null],
+      ["license.lease_extended", "license", 1, null],
+      ["node.heartbeat_ping", "node", 1, null],
+      ["license.released", "license", 1, null],
+      ["node.deactivated", "node", 1, null],
+    ]);
+    assert.deepEqual(
+      query(path, "SELECT claims, node_id, last_claimed_at, last_released_at FROM licenses"),
+      [{ claims: 1, node_id: null, last_claimed_at: T0, last_released_at: T0 + 40 }],
+    );
+    assert.deepEqual(
+      query(path, "SELECT fingerprint, last_heartbeat_at, deactivated_at FROM nodes"),
+      [{ fingerprint: "node-a", last_heartbeat_at: T0 + 30, deactivated_at: T0 + 40 }],
+      "node-b, which got nothing, was not activated",
+    );
+  });
+});
+
+Deno.test("claim() answers conflict without heartbeats, and across pools", async () => {
+  await withLicenses({ prod: 1, dev: 1 }, (store) => {
+    const noHeartbeats = { ...HEARTBEATS, heartbeats: false };
+    assert.equal(
+      claim(store, "a", { pool: "prod", now: T0, policy: noHeartbeats }).kind,
+      "created",
+    );
+    assert.deepEqual(claim(store, "a", { pool: "prod", now: T0 + 1, policy: noHeartbeats }), {
+      kind: "conflict",
+    });
+    // Without heartbeats a lease never expires.
+    assert.deepEqual(claim(store, "b", { pool: "prod", now: T0 + 10_000, policy: noHeartbeats }), {
+      kind: "exhausted",
+    });
+    assert.deepEqual(claim(store, "a", { pool: "dev", now: T0 + 2, policy: HEARTBEATS }), {
+      kind: "conflict",
+    });
+    assert.deepEqual(release(store, "a", { pool: "dev", now: T0 + 3, policy: HEARTBEATS }), {
+      kind: "not_found",
+    });
+  });
+});
+
+Deno.test("claim() and release() refuse an unknown pool", async () => {
+  await withLicenses({ prod: 1 }, (store) => {
+    const options = { pool: "nope", now: T0, policy: HEARTBEATS };
+    assert.throws(
+      () => claim(store, "a", options),
+      (e: Error & { code?: string }) => e.code === "pool_not_found",
+    );
+    claim(store, "a", { ...options, pool: "prod" });
+    assert.throws(
+      () => release(store, "a", options),
+      (e: Error & { code?: string }) => e.code === "pool_not_found",
+    );
+    assert.deepEqual(
+      release(store, "unknown", options),
+      { kind: "not_found" },
+      "node first, then pool",
+    );
+  });
+});
+
+Deno.test("claim() takes an expired lease instead of answering exhausted, before any reaper runs", async () => {
+  await withLicenses({ "": 1 }, (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    assert.equal(claim(store, "a", { ...options, now: T0 }).kind, "created");
+    assert.equal(
+      claim(store, "b", { ...options, now: T0 + 59 }).kind,
+      "exhausted",
+      "not yet expired",
+    );
+    assert.equal(keyOf(claim(store, "b", { ...options, now: T0 + 60 })), "KEY-1");
+    assert.deepEqual(auditTrail(path).slice(3), [
+      ["license.lease_expired", "license", 1, null],
+      ["node.culled", "node", 1, null],
+      ["node.activated", "node", 2, null],
+      ["license.leased", "license", 1, null],
+      ["node.heartbeat_ping", "node", 2, null],
+    ]);
+    // The first node's lease is gone: it is not extended, and there is nothing left for it.
+    assert.deepEqual(claim(store, "a", { ...options, now: T0 + 61 }), { kind: "exhausted" });
+  });
+});
+
+Deno.test("claim() gives a node whose own lease expired a new lease, not an extension", async () => {
+  await withLicenses({ "": 2 }, (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    claim(store, "a", { ...options, now: T0 });
+    const again = claim(store, "a", { ...options, now: T0 + 60 });
+    assert.equal(again.kind, "created");
+    assert.deepEqual(auditTrail(path).slice(3).map(([event]) => event), [
+      "license.lease_expired",
+      "node.culled",
+      "node.activated",
+      "license.leased",
+      "node.heartbeat_ping",
+    ]);
+    assert.equal(query(path, "SELECT claims FROM licenses WHERE id = 1")[0].claims, 2);
+  });
+});
+
+Deno.test("release() of an expired lease records the expiry and answers not_found", async () => {
+  await withLicenses({ "": 1 }, (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    claim(store, "a", { ...options, now: T0 });
+    assert.deepEqual(release(store, "a", { ...options, now: T0 + 60 }), { kind: "not_found" });
+    assert.deepEqual(auditTrail(path).slice(3).map(([event]) => event), [
+      "license.lease_expired",
+      "node.culled",
+    ]);
+    assert.equal(query(path, "SELECT node_id FROM licenses")[0].node_id, null);
+  });
+});
+
+Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand any uniformly", async (t) => {
+  await t.step("fifo and lifo", async () => {
+    await withLicenses({ prod: 3 }, (store) => {
+      const fifo = { pool: "prod", now: T0, policy: HEARTBEATS };
+      const lifo = { ...fifo, policy: { ...HEARTBEATS, strategy: "lifo" as const } };
+      assert.equal(keyOf(claim(store, "a", fifo)), "KEY-1");
+      assert.equal(keyOf(claim(store, "b", lifo)), "KEY-3");
+      assert.equal(keyOf(claim(store, "c", lifo)), "KEY-2");
+      release(store, "a", fifo);
+      assert.equal(keyOf(claim(store, "d", lifo)), "KEY-1");
+    });
+  });
+  await t.step("rand picks each free license with equal probability", async () => {
+    await withLicenses({ "": 4, other: 2 }, (store) => {
+      const options = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
+      // Lease license 1 so three stay free in the default pool.
+      claim(store, "holder", { ...options, policy: HEARTBEATS, now: T0 });
+      // A chi-square test over the three free licenses.
+      const draws = 3000;
+      const observed = new Map<string, number>();
+      for (let i = 0; i < draws; i++) {
+        const key = keyOf(claim(store, `m${i}`, { ...options, now: T0 }))!;
+        observed.set(key, (observed.get(key) ?? 0) + 1);
+        release(store, `m${i}`, { ...options, now: T0 });
+      }
+      const expected = draws / 3;
+      const chiSquare = [...observed.values()].reduce(
+        (sum, o) => sum + (o - expected) ** 2 / expected,
+        0,
+      );
+      assert.deepEqual([...observed.keys()].sort(), ["KEY-2", "KEY-3", "KEY-4"]);
+      assert.ok(chiSquare < 20, `chi-square ${chiSquare} (2 degrees of freedom; p < 0.00005)`);
+    });
+  });
+});
+
+Deno.test("reap() releases expired leases in batches, oldest first, with their audit rows", async () => {
+  await withLicenses({ "": 3, prod: 1 }, (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    claim(store, "a", { ...options, now: T0 });
+    claim(store, "b", { ...options, now: T0 + 10 });
+    claim(store, "c", { ...options, now: T0 + 100 });
+    claim(store, "p", { ...options, pool: "prod", now: T0 + 5 });
+    const before = auditTrail(path).length;
+
+    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 2);
+    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 1);
+    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 0);
+    assert.deepEqual(
+      query(path, "SELECT n.fingerprint, l.guid FROM licenses l JOIN nodes n ON n.id = l.node_id"),
+      [{ fingerprint: "c", guid: "lic-3" }],
+    );
+    assert.deepEqual(auditTrail(path).slice(before), [
+      ["license.lease_expired", "license", 1, null],
+      ["node.culled", "node", 1, null],
+      ["license.lease_expired", "license", 4, 1],
+      ["node.culled", "node", 4, 1],
+      ["license.lease_expired", "license", 2, null],
+      ["node.culled", "node", 2, null],
+    ]);
+    assert.equal(
+      query(path, "SELECT count(*) AS n FROM nodes WHERE deactivated_at = ?", T0 + 75)[0].n,
+      3,
+    );
+  });
+});
+
+Deno.test("free_slots stays in step with licenses through every kind of write", async () => {
+  await withLicenses({ "": 20, prod: 20 }, (store, path) => {
+    let seed = 7;
+    const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    const policy = { ...HEARTBEATS, strategy: "rand" as const };
+    for (let i = 0; i < 2000; i++) {
+      const fingerprint = `n${Math.floor(random() * 30)}`;
+      const pool = random() < 0.5 ? null : "prod";
+      const now = T0 + i;
+      const roll = random();
+      if (roll < 0.5) claim(store, fingerprint, { pool, now, policy, random });
+      else if (roll < 0.9) release(store, fingerprint, { pool, now, policy });
+      else reap(store, { now, ttl: 60, limit: 5 });
+    }
+    const db = new DatabaseSync(path);
+    db.exec("DELETE FROM licenses WHERE id % 7 = 0");
+    db.exec("UPDATE licenses SET pool_id = NULL WHERE id % 5 = 0");
+    db.close();
+    const free = query(
+      path,
+      "SELECT IFNULL(pool_id, 0) AS pool, id FROM licenses WHERE node_id IS NULL ORDER BY 1, 2",
+    );
+    const slots = query(
+      path,
+      "SELECT pool_key AS pool, license_id AS id FROM free_slots ORDER BY 1, 2",
+    );
+    assert.deepEqual(slots, free);
+    for (
+      const { pool } of query<{ pool: number }>(
+        path,
+        "SELECT DISTINCT pool_key AS pool FROM free_slots",
+      )
+    ) {
+      const positions = query<{ pos: number }>(
+        path,
+        "SELECT pos FROM free_slots WHERE pool_key = ? ORDER BY pos",
+        pool,
+      ).map((row) => row.pos);
+      assert.deepEqual(
+        positions,
+        positions.map((_, i) => i + 1),
+        `dense positions in pool ${pool}`,
+      );
+    }
+  });
+});
+
+Deno.test("audit rows are part of the lease transaction: none when audit is off", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: T0, audit: false });
+  try {
+    store.transaction(() =>
+      store.insertLicense({
+        guid: "g",
+        file: new Uint8Array([1]),
+        key: "K",
+        poolId: null,
+        fileIssuedAt: null,
+        fileExpiresAt: null,
+        expiresAt: null,
+      }, T0)
+    );
+    assert.equal(claim(store, "a", { pool: null, now: T0, policy: HEARTBEATS }).kind, "created");
+    store.audit(EventType.nodeActivated, EntityType.node, 1, null, T0);
+  } finally {
+    store.close();
+  }
+  assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
+});

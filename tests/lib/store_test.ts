@@ -1,0 +1,233 @@
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { EntityType, EventType } from "../../lib/audit.ts";
+import { DatabaseError, DatabaseTooNewError } from "../../lib/errors.ts";
+import { MIGRATIONS, REFERENCE_SCHEMA_VERSION } from "../../lib/migrations.ts";
+import { openStore } from "../../lib/store.ts";
+import { query, tempDir } from "../helpers.ts";
+
+const NOW = 1_766_232_000; // 2025-12-20T12:00:00Z
+
+/** The reference Relay's final schema as its migrations leave it (tables rebuilt and renamed). */
+const REFERENCE_DDL = `
+  CREATE TABLE schema_migrations (version uint64, dirty bool);
+  CREATE UNIQUE INDEX version_unique ON schema_migrations (version);
+  CREATE TABLE event_types (id TINYINT PRIMARY KEY, name TEXT NOT NULL);
+  INSERT INTO event_types VALUES (0,'unknown'),(1,'license.added'),(2,'license.removed'),
+    (3,'license.leased'),(4,'license.lease_extended'),(5,'license.released'),
+    (6,'license.lease_expired'),(7,'node.activated'),(8,'node.heartbeat_ping'),
+    (9,'node.deactivated'),(10,'node.culled'),(11,'pool.added');
+  CREATE TABLE entity_types (id TINYINT PRIMARY KEY, name TEXT NOT NULL);
+  INSERT INTO entity_types VALUES (0,'unknown'),(1,'license'),(2,'node'),(3,'pool');
+  CREATE TABLE "nodes" (id INTEGER PRIMARY KEY AUTOINCREMENT, fingerprint TEXT UNIQUE NOT NULL,
+    last_heartbeat_at INTEGER, created_at INTEGER NOT NULL DEFAULT (unixepoch()), deactivated_at INTEGER);
+  CREATE INDEX idx_nodes_activated ON nodes (deactivated_at) WHERE deactivated_at IS NULL;
+  CREATE INDEX idx_nodes_last_heartbeat ON nodes (last_heartbeat_at);
+  CREATE TABLE pools (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE NOT NULL,
+    created_at INTEGER NOT NULL DEFAULT (unixepoch()));
+  CREATE TABLE "licenses" (id INTEGER PRIMARY KEY AUTOINCREMENT, guid TEXT UNIQUE NOT NULL,
+    file BLOB UNIQUE NOT NULL, key TEXT UNIQUE NOT NULL, claims INTEGER DEFAULT 0 NOT NULL,
+    last_claimed_at INTEGER, last_released_at INTEGER, node_id INTEGER UNIQUE, pool_id INTEGER,
+    created_at INTEGER NOT NULL DEFAULT (unixepoch()),
+    FOREIGN KEY (node_id) REFERENCES nodes(id) ON DELETE SET NULL,
+    FOREIGN KEY (pool_id) REFERENCES pools(id) ON DELETE SET NULL);
+  CREATE INDEX idx_licenses_pool_node ON "licenses"(pool_id, node_id);
+  CREATE TABLE "audit_logs" (id INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_type_id TINYINT NOT NULL REFERENCES event_types (id),
+    entity_type_id TINYINT NOT NULL REFERENCES entity_types (id),
+    entity_id INTEGER NOT NULL, created_at INTEGER NOT NULL DEFAULT (unixepoch()), pool_id INTEGER);
+`;
+
+/** A database as the reference Relay leaves it, with a leased license in a pool. */
+function writeReferenceDatabase(path: string, version = REFERENCE_SCHEMA_VERSION, dirty = 0) {
+  const db = new DatabaseSync(path);
+  db.exec(REFERENCE_DDL);
+  db.prepare("INSERT INTO schema_migrations VALUES (?, ?)").run(version, dirty);
+  db.exec(`
+    INSERT INTO pools (name, created_at) VALUES ('prod', 100);
+    INSERT INTO nodes (fingerprint, last_heartbeat_at, created_at) VALUES ('node-a', 200, 150);
+    INSERT INTO licenses (guid, file, key, claims, last_claimed_at, node_id, pool_id, created_at)
+      VALUES ('lic-1', X'0102', 'KEY-1', 3, 190, 1, 1, 120);
+    INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
+      VALUES (3, 1, 1, 1, 190);
+  `);
+  db.close();
+}
+
+Deno.test("openStore() creates the reference schema, records every migration and is idempotent", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  openStore(path, { now: NOW }).close();
+  openStore(path, { now: NOW + 10 }).close();
+
+  assert.deepEqual(
+    query(path, "SELECT version, applied_at FROM relay_migrations ORDER BY version"),
+    MIGRATIONS.map((m) => ({ version: m.version, applied_at: NOW })),
+  );
+  assert.deepEqual(query(path, "SELECT version, dirty FROM schema_migrations"), [
+    { version: REFERENCE_SCHEMA_VERSION, dirty: 0 },
+  ]);
+  const names = query<{ name: string }>(path, "SELECT name FROM event_types ORDER BY id")
+    .map((row) => row.name);
+  assert.deepEqual(names, [
+    "unknown",
+    "license.added",
+    "license.removed",
+    "license.leased",
+    "license.lease_extended",
+    "license.released",
+    "license.lease_expired",
+    "node.activated",
+    "node.heartbeat_ping",
+    "node.deactivated",
+    "node.culled",
+    "pool.added",
+  ]);
+  assert.deepEqual(
+    query<{ name: string }>(path, "SELECT name FROM entity_types ORDER BY id").map((r) => r.name),
+    ["unknown", "license", "node", "pool"],
+  );
+  assert.equal(query(path, "PRAGMA journal_mode")[0].journal_mode, "wal");
+});
+
+Deno.test("openStore() creates the database file and its WAL readable by the owner only", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: NOW });
+  try {
+    store.transaction(() => store.insertPool("prod", NOW));
+    for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+      assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600, file);
+    }
+  } finally {
+    store.close();
+  }
+});
+
+Deno.test("openStore() carries a reference Relay database forward without losing a row", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  writeReferenceDatabase(path);
+  const store = openStore(path, { now: NOW });
+  try {
+    const license = store.licenseByGuid("lic-1");
+    assert.deepEqual(
+      { ...license },
+      {
+        id: 1,
+        guid: "lic-1",
+        poolId: 1,
+        poolName: "prod",
+        claims: 3,
+        nodeId: 1,
+        nodeFingerprint: "node-a",
+        nodeLastHeartbeatAt: 200,
+        lastClaimedAt: 190,
+        lastReleasedAt: null,
+        createdAt: 120,
+        fileIssuedAt: null,
+        fileExpiresAt: null,
+        expiresAt: null,
+      },
+    );
+  } finally {
+    store.close();
+  }
+  assert.deepEqual(
+    query(path, "SELECT version FROM relay_migrations ORDER BY version").map((r) => r.version),
+    MIGRATIONS.map((m) => m.version),
+  );
+  assert.deepEqual(query(path, "SELECT version, dirty FROM schema_migrations"), [
+    { version: REFERENCE_SCHEMA_VERSION, dirty: 0 },
+  ]);
+  assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 1);
+});
+
+Deno.test("openStore() refuses databases it cannot carry forward", async (t) => {
+  await using dir = await tempDir();
+  const cases: [string, (path: string) => void, typeof DatabaseError][] = [
+    [
+      "a dirty reference database",
+      (p) => writeReferenceDatabase(p, REFERENCE_SCHEMA_VERSION, 1),
+      DatabaseError,
+    ],
+    ["an older reference database", (p) => writeReferenceDatabase(p, 1755551965), DatabaseError],
+    [
+      "a newer reference database",
+      (p) => writeReferenceDatabase(p, 1800000000),
+      DatabaseTooNewError,
+    ],
+    ["a database of a newer Relay", (p) => {
+      openStore(p, { now: NOW }).close();
+      const db = new DatabaseSync(p);
+      db.prepare("INSERT INTO relay_migrations VALUES (?, 'future', 0)").run(MIGRATIONS.length + 1);
+      db.close();
+    }, DatabaseTooNewError],
+    ["a database of another program", (p) => {
+      const db = new DatabaseSync(p);
+      db.exec("CREATE TABLE customers (id INTEGER)");
+      db.close();
+    }, DatabaseError],
+    [
+      "a file that is not a database",
+      (p) => Deno.writeFileSync(p, new TextEncoder().encode("x".repeat(4096))),
+      DatabaseError,
+    ],
+  ];
+  for (const [name, write, errorClass] of cases) {
+    await t.step(name, () => {
+      const path = `${dir.path}/${name.replaceAll(" ", "_")}.sqlite`;
+      write(path);
+      const before = Deno.readFileSync(path);
+      assert.throws(() => openStore(path, { now: NOW }), errorClass);
+      assert.deepEqual(Deno.readFileSync(path), before, "the file is left as it was");
+    });
+  }
+  await t.step("a folder that does not exist", () => {
+    assert.throws(
+      () => openStore(`${dir.path}/missing/relay.sqlite`, { now: NOW }),
+      (error: unknown) => error instanceof DatabaseError && error.code === "database_unusable",
+    );
+  });
+});
+
+Deno.test("Store.transaction() rolls back every statement, audit rows included, when the body throws", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: NOW });
+  try {
+    assert.throws(() =>
+      store.transaction(() => {
+        const pool = store.insertPool("prod", NOW);
+        store.audit(EventType.licenseAdded, EntityType.license, 1, pool.id, NOW);
+        throw new Error("boom");
+      }), /boom/);
+    assert.equal(store.poolByName("prod"), undefined);
+  } finally {
+    store.close();
+  }
+  assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
+});
+
+Deno.test("Store.audit() writes nothing when audit is off", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: NOW, audit: false });
+  try {
+    store.transaction(() => store.insertPool("prod", NOW));
+  } finally {
+    store.close();
+  }
+  assert.equal(query(path, "SELECT count(*) AS n FROM pools")[0].n, 1);
+  assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
+});
+
+Deno.test("openStore() applies extra pragmas", async () => {
+  await using dir = await tempDir();
+  const store = openStore(`${dir.path}/relay.sqlite`, {
+    now: NOW,
+    pragmas: { user_version: "7" },
+  });
+  store.close();
+  assert.equal(query(`${dir.path}/relay.sqlite`, "PRAGMA user_version")[0].user_version, 7);
+});

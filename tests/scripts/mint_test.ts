@@ -1,0 +1,129 @@
+import assert from "node:assert/strict";
+import { importPublicKey, parseCertificate, verifyLicenseFile } from "../../lib/license_file.ts";
+import { generateKeyPair, main, mintLicenseFile } from "../../scripts/mint.ts";
+
+const REAL_FILE = new URL(
+  "../../../shared/fixtures/keygen/dcea31a4-1664-4633-9f52-4a1b0b5ea2ef.lic",
+  import.meta.url,
+);
+const REAL_KEY = "9E32DD-D8CC22-771926-C2D834-C506DC-V3";
+
+/** Runs the mint CLI silently. */
+function mint(args: string[]): Promise<number> {
+  return main(args, () => {}, () => {});
+}
+
+/** Decrypts an `aes-256-gcm+*` certificate's dataset without the verifier. */
+async function decryptDataset(certificate: string, licenseKey: string) {
+  const [ciphertext, iv, tag] = parseCertificate(certificate).enc.split(".").map((part) =>
+    Uint8Array.fromBase64(part)
+  );
+  const secret = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(licenseKey));
+  const key = await crypto.subtle.importKey("raw", secret, "AES-GCM", false, ["decrypt"]);
+  const plain = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv },
+    key,
+    new Uint8Array([...ciphertext, ...tag]),
+  );
+  return JSON.parse(new TextDecoder().decode(plain));
+}
+
+/** The text's structure: line lengths, with the header and footer lines themselves. */
+function shape(certificate: string): (string | number)[] {
+  return certificate.split("\n").map((line) => line.startsWith("-----") ? line : line.length);
+}
+
+Deno.test("mintLicenseFile() frames certificates like Keygen's", async () => {
+  const real = await Deno.readTextFile(REAL_FILE);
+  const minted = await mintLicenseFile(await generateKeyPair("ed25519"));
+  const [realShape, mintedShape] = [shape(real.trimEnd() + "\n"), shape(minted.certificate)];
+  assert.deepEqual(mintedShape.slice(0, 2), realShape.slice(0, 2)); // header, then a 60-column line
+  assert.deepEqual(mintedShape.slice(-2), realShape.slice(-2)); // footer, then a final newline
+  assert.ok(mintedShape.slice(1, -3).every((length) => length === 60));
+  assert.deepEqual(Object.keys(parseCertificate(minted.certificate)), ["enc", "sig", "alg"]);
+  assert.match(minted.key, /^([0-9A-F]{6}-){5}V3$/);
+});
+
+Deno.test("mintLicenseFile() writes a dataset with the members of a real Keygen one", async () => {
+  const realDataset = await decryptDataset(await Deno.readTextFile(REAL_FILE), REAL_KEY);
+  const minted = await mintLicenseFile(await generateKeyPair("ed25519"), {
+    issued: new Date("2026-01-01T00:00:00Z"),
+  });
+  const dataset = await decryptDataset(minted.certificate, minted.key);
+  for (const path of [[], ["data"], ["data", "attributes"], ["data", "relationships"], ["meta"]]) {
+    const members = (value: Record<string, unknown>) =>
+      Object.keys(path.reduce((node, name) => node[name] as Record<string, unknown>, value));
+    assert.deepEqual(members(dataset), members(realDataset), path.join("."));
+  }
+  assert.deepEqual(dataset.meta, {
+    issued: "2026-01-01T00:00:00.000Z",
+    expiry: "2026-01-31T00:00:00.000Z",
+    ttl: 2592000,
+  });
+});
+
+Deno.test("mint CLI writes a public key, license files and keys that verify", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const code = await mint(["--out", out, "--count", "3", "--entitlement", "FEATURE_A"]);
+    assert.equal(code, 0);
+    const publicKey = await importPublicKey(await Deno.readTextFile(`${out}/public_key`));
+    const names = [...Deno.readDirSync(out)].map((entry) => entry.name).sort();
+    const ids = names.filter((name) => name.endsWith(".lic")).map((name) => name.slice(0, -4));
+    assert.equal(ids.length, 3);
+    assert.equal(names.length, 7);
+    for (const id of ids) {
+      const licenseKey = await Deno.readTextFile(`${out}/${id}.key`);
+      const file = await verifyLicenseFile(await Deno.readFile(`${out}/${id}.lic`), {
+        publicKey,
+        licenseKey,
+        now: new Date(),
+      });
+      assert.equal(file.id, id);
+      assert.deepEqual(file.entitlements, ["FEATURE_A"]);
+    }
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("mint CLI --expired --rsa writes files that are genuine but expired", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    assert.equal(
+      await mint(["--out", out, "--rsa", "--algorithm=base64+rsa-sha256", "--expired"]),
+      0,
+    );
+    const publicKey = await importPublicKey(await Deno.readTextFile(`${out}/public_key`));
+    assert.equal(publicKey.kind, "rsa");
+    const id = [...Deno.readDirSync(out)].find((entry) => entry.name.endsWith(".lic"))!.name
+      .slice(0, -4);
+    const options = { publicKey, licenseKey: await Deno.readTextFile(`${out}/${id}.key`) };
+    const certificate = await Deno.readTextFile(`${out}/${id}.lic`);
+    await assert.rejects(verifyLicenseFile(certificate, { ...options, now: new Date() }), {
+      code: "license_file_expired",
+    });
+    // Issued one ttl (30 days) and one day before the mint ran, so genuine a minute later.
+    const then = new Date(Date.now() - 31 * 86_400_000 + 60_000);
+    const file = await verifyLicenseFile(certificate, { ...options, now: then });
+    assert.equal(file.algorithm, "base64+rsa-sha256");
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("mint CLI refuses bad arguments with exit code 2", async () => {
+  for (
+    const args of [
+      [],
+      ["--out"],
+      ["--out", "x", "--count", "0"],
+      ["--out", "x", "--algorithm", "aes-256-cbc+ed25519"],
+      ["--out", "x", "--rsa", "--algorithm", "base64+ed25519"],
+      ["--out", "x", "--ttl", "none", "--expired"],
+      ["--out", "x", "--bogus"],
+    ]
+  ) {
+    assert.equal(await mint(args), 2, args.join(" "));
+  }
+});

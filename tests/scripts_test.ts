@@ -1,0 +1,59 @@
+import assert from "node:assert/strict";
+import denoJson from "../deno.json" with { type: "json" };
+import { compileArgs, TARGETS } from "../scripts/compile.ts";
+import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
+
+Deno.test("the relay task runs main.ts with exactly RELAY_PERMISSIONS, never -A", () => {
+  const words = denoJson.tasks.relay.split(/\s+/);
+  assert.deepEqual(words.filter((w) => w.startsWith("-")), [...RELAY_PERMISSIONS]);
+  assert.ok(!words.includes("-A") && !words.includes("--allow-all"));
+  assert.equal(words.at(-1), "main.ts");
+});
+
+Deno.test("compileArgs() builds every target with the relay permissions into dist/", () => {
+  assert.deepEqual(Object.keys(TARGETS), [
+    "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu",
+    "x86_64-apple-darwin",
+    "aarch64-apple-darwin",
+    "x86_64-pc-windows-msvc",
+  ]);
+  assert.deepEqual(compileArgs("x86_64-pc-windows-msvc"), [
+    "compile",
+    ...RELAY_PERMISSIONS,
+    "--target",
+    "x86_64-pc-windows-msvc",
+    "--output",
+    "dist/relay-windows-x64.exe",
+    "main.ts",
+  ]);
+  assert.throws(() => compileArgs("riscv64-linux"), /Unknown target/);
+});
+
+Deno.test("the compile task dry-runs all five targets", async () => {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-run", "scripts/compile.ts", "--dry-run"],
+    cwd: new URL("..", import.meta.url),
+    stdout: "piped",
+  }).output();
+  assert.equal(output.code, 0);
+  const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
+  assert.deepEqual(lines, Object.keys(TARGETS).map((t) => `deno ${compileArgs(t).join(" ")}`));
+});
+
+Deno.test("the systemd unit runs relay serve as a dedicated user with a state directory and restarts", async () => {
+  const unit = await Deno.readTextFile(new URL("../scripts/relay.service", import.meta.url));
+  const settings = new Map(
+    unit.split("\n").filter((line) => /^\w+=/.test(line)).map((line) => {
+      const index = line.indexOf("=");
+      return [line.slice(0, index), line.slice(index + 1)] as const;
+    }),
+  );
+  assert.equal(settings.get("ExecStart"), "/usr/local/bin/relay serve");
+  assert.equal(settings.get("User"), "relay");
+  assert.equal(settings.get("StateDirectory"), "relay");
+  assert.equal(settings.get("Environment"), "RELAY_DATABASE=/var/lib/relay/relay.sqlite");
+  assert.equal(settings.get("Restart"), "on-failure");
+  assert.equal(settings.get("KillSignal"), "SIGTERM");
+  assert.equal(settings.get("WantedBy"), "multi-user.target");
+});
