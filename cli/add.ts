@@ -10,7 +10,7 @@ import { importPublicKey, type PublicKey } from "../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../lib/licenses.ts";
 import { readSmallFile } from "./files.ts";
 import { startProgress } from "./output.ts";
-import { collectList, type CommandContext } from "./program.ts";
+import { collectList, type CommandContext, envValue } from "./program.ts";
 
 /** Files from this many on get a progress bar (on a terminal). */
 const PROGRESS_THRESHOLD = 10;
@@ -43,11 +43,11 @@ export function addCommand(context: CommandContext): Command {
     .option("--pool <name>", "pool to add the licenses to, created if missing [$RELAY_POOL]")
     .action(async (options: AddOptions) => {
       const { io } = context;
-      const publicKeyText = options.publicKey ?? io.env.RELAY_PUBLIC_KEY;
+      const publicKeyText = options.publicKey ?? envValue(io.env, "RELAY_PUBLIC_KEY");
       if (!publicKeyText) {
         throw new UsageError("required option '--public-key <key|path>' not specified");
       }
-      const pool = options.pool ?? (io.env.RELAY_POOL || undefined);
+      const pool = options.pool ?? envValue(io.env, "RELAY_POOL");
       if (pool !== undefined && pool.trim() === "") {
         throw new UsageError("Pool name must not be empty");
       }
@@ -83,6 +83,15 @@ export function addCommand(context: CommandContext): Command {
         progress?.stop();
       }
 
+      const logger = context.logger("stderr");
+      for (const { source, license } of verified) {
+        logger.info("license file verified", {
+          file: source,
+          id: license.id,
+          algorithm: license.algorithm,
+          file_expires_at: license.fileExpiry?.toISOString() ?? null,
+        });
+      }
       const store = context.openStore();
       try {
         const added = addLicenses(store, verified, { pool, now });

@@ -29,6 +29,14 @@ export function delCommand(context: CommandContext): Command {
           force: options.force === true,
           now: context.io.now(),
         });
+        const logger = context.logger("stderr");
+        for (const license of removed) {
+          logger.info("license deleted", {
+            id: license.guid,
+            pool: license.poolName,
+            leased_by: license.nodeFingerprint,
+          });
+        }
         context.io.stdout(
           removed.map((license) => `license deleted successfully: ${license.guid}\n`).join(""),
         );

@@ -13,7 +13,7 @@ import {
   renderBoxTable,
   renderPlainTable,
 } from "./output.ts";
-import { type CommandContext, wantsPlain } from "./program.ts";
+import { type CommandContext, envValue, wantsPlain } from "./program.ts";
 
 /** Builds the `ls` command. */
 export function lsCommand(context: CommandContext): Command {
@@ -27,7 +27,7 @@ export function lsCommand(context: CommandContext): Command {
       const store = context.openStore();
       let licenses;
       try {
-        licenses = listLicenses(store, { pool: options.pool ?? (io.env.RELAY_POOL || undefined) });
+        licenses = listLicenses(store, { pool: options.pool ?? envValue(io.env, "RELAY_POOL") });
       } finally {
         store.close();
       }

@@ -81,7 +81,7 @@ function createProgram(io: Io): Command {
     .option("--no-audit", "do not write audit log records [$RELAY_NO_AUDIT=1]")
     .option(
       "-v, --verbose",
-      "more detail on stderr; repeat for more (-vv for debug) [$DEBUG=1]",
+      "more detail in the logs (stdout for serve, stderr otherwise); -vv for debug [$DEBUG=1]",
       (_value: string, previous: number) => previous + 1,
       0,
     )
@@ -143,7 +143,7 @@ function globalConfig(
   env: Readonly<Record<string, string | undefined>>,
 ): GlobalConfig {
   return {
-    database: options.database ?? (env.RELAY_DATABASE || DEFAULT_DATABASE),
+    database: options.database ?? envValue(env, "RELAY_DATABASE") ?? DEFAULT_DATABASE,
     audit: options.audit && !parseEnvFlag(env.RELAY_NO_AUDIT),
     verbosity: Math.max(options.verbose, parseEnvFlag(env.DEBUG) ? 2 : 0),
     pragmas: Object.fromEntries((options.pragma ?? []).map(parsePragma)),
@@ -153,6 +153,18 @@ function globalConfig(
 function verbosityOf(program: Command): number {
   const verbose = program.opts().verbose;
   return typeof verbose === "number" ? verbose : 0;
+}
+
+/** The first of the named environment variables that is set and not empty. */
+export function envValue(
+  env: Readonly<Record<string, string | undefined>>,
+  ...names: string[]
+): string | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value !== "") return value;
+  }
+  return undefined;
 }
 
 /** Splits repeated and comma-separated flag values into one list. */

@@ -19,7 +19,7 @@ import { ListenError, UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { createHandler } from "../server/app.ts";
 import { startReaper } from "../server/reaper.ts";
-import type { CommandContext } from "./program.ts";
+import { type CommandContext, envValue } from "./program.ts";
 
 interface ServeOptions {
   port?: string;
@@ -66,6 +66,14 @@ export function serveCommand(context: CommandContext): Command {
       const nowMs = () => io.now().getTime();
       const store = context.openStore();
       try {
+        if (config.pool !== null && !store.poolByName(config.pool)) {
+          logger.warn(
+            "the pool to serve does not exist yet; claims answer 400 until licenses are added to it",
+            {
+              pool: config.pool,
+            },
+          );
+        }
         const handler = await createHandler({
           store,
           logger,
@@ -122,34 +130,39 @@ export function serveCommand(context: CommandContext): Command {
     });
 }
 
+/** Longest cull interval: timers beyond 2^31 ms overflow. */
+const MAX_CULL_INTERVAL_MS = 24 * 3_600_000;
+
 /** Flags over env vars over defaults, validated. */
 function serveConfig(
   options: ServeOptions,
   env: Readonly<Record<string, string | undefined>>,
 ): ServeConfig {
-  const ttlMs = parseDuration(options.ttl ?? env.RELAY_LEASE_TTL ?? "60s");
+  const ttlMs = parseDuration(options.ttl ?? envValue(env, "RELAY_LEASE_TTL") ?? "60s");
   if (ttlMs < MIN_TTL_SECONDS * 1000) {
     // The reference Relay's wording.
     throw new UsageError(`time-to-live value must be at least ${MIN_TTL_SECONDS}s`);
   }
-  const cullIntervalMs = parseDuration(options.cullInterval ?? env.RELAY_CULL_INTERVAL ?? "15s");
-  if (cullIntervalMs < 100) {
-    throw new UsageError("Cull interval must be at least 100ms");
+  const cullIntervalMs = parseDuration(
+    options.cullInterval ?? envValue(env, "RELAY_CULL_INTERVAL") ?? "15s",
+  );
+  if (cullIntervalMs < 100 || cullIntervalMs > MAX_CULL_INTERVAL_MS) {
+    throw new UsageError("Cull interval must be from 100ms to 24h");
   }
-  const strategy = options.strategy ?? env.RELAY_STRATEGY ?? "fifo";
+  const strategy = options.strategy ?? envValue(env, "RELAY_STRATEGY") ?? "fifo";
   if (!STRATEGIES.includes(strategy as Strategy)) {
     throw new UsageError(`Invalid strategy "${strategy}": use fifo, lifo or rand`);
   }
-  const pool = options.pool ?? (env.RELAY_POOL || null);
+  const pool = options.pool ?? envValue(env, "RELAY_POOL") ?? null;
   return {
-    port: parsePort(options.port ?? env.RELAY_PORT ?? env.PORT ?? String(DEFAULT_PORT)),
-    bind: options.bind ?? env.RELAY_ADDR ?? env.BIND_ADDR ?? "0.0.0.0",
+    port: parsePort(options.port ?? envValue(env, "RELAY_PORT", "PORT") ?? String(DEFAULT_PORT)),
+    bind: options.bind ?? envValue(env, "RELAY_ADDR", "BIND_ADDR") ?? "0.0.0.0",
     ttlSeconds: Math.floor(ttlMs / 1000),
     cullIntervalMs,
     strategy: strategy as Strategy,
     heartbeats: options.heartbeats && !parseEnvFlag(env.RELAY_NO_HEARTBEATS),
     pool: pool === "" ? null : pool,
-    signingSecret: options.signingSecret ?? (env.RELAY_SIGNING_SECRET || null),
+    signingSecret: options.signingSecret ?? envValue(env, "RELAY_SIGNING_SECRET") ?? null,
   };
 }
 

@@ -158,7 +158,9 @@ export class Store {
   close(): void {
     this.#statements.clear();
     try {
-      this.#db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+      // PASSIVE: never waits for another process; the last connection to close
+      // checkpoints fully and removes the WAL anyway.
+      this.#db.exec("PRAGMA wal_checkpoint(PASSIVE)");
     } finally {
       this.#db.close();
     }

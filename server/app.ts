@@ -47,6 +47,8 @@ interface Reply {
   status: number;
   body: Record<string, unknown> | null;
   headers?: Record<string, string>;
+  /** The pool the request acted on, for the request log. */
+  pool?: string | null;
 }
 
 const NODE_PREFIX = "/v1/nodes/";
@@ -74,7 +76,7 @@ export async function createHandler(
       path,
       status: reply.status,
       duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      pool: request.headers.get("Relay-Pool") || deps.config.pool || undefined,
+      pool: reply.pool ?? undefined,
     });
     return response;
   };
@@ -98,7 +100,7 @@ function route(request: Request, path: string, now: number, deps: HandlerDeps): 
 
   const fingerprint = decodeFingerprint(segment);
   if (fingerprint === undefined) return { status: 400, body: { error: "invalid fingerprint" } };
-  if (fingerprint.length > MAX_FINGERPRINT_LENGTH) {
+  if (characterCount(fingerprint) > MAX_FINGERPRINT_LENGTH) {
     return { status: 400, body: { error: "fingerprint too long" } };
   }
 
@@ -113,12 +115,12 @@ function route(request: Request, path: string, now: number, deps: HandlerDeps): 
 
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
-    return claimReply(claim(deps.store, fingerprint, options), deps.config.policy);
+    return { ...claimReply(claim(deps.store, fingerprint, options), deps.config.policy), pool };
   }
   const released = release(deps.store, fingerprint, options);
   return released.kind === "released"
-    ? { status: 204, body: null }
-    : { status: 404, body: { error: "claim not found" } };
+    ? { status: 204, body: null, pool }
+    : { status: 404, body: { error: "claim not found" }, pool };
 }
 
 function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
@@ -157,6 +159,14 @@ function errorReply(error: unknown, request: Request, path: string, logger: Logg
 
 function methodNotAllowed(allow: string): Reply {
   return { status: 405, body: { error: "method not allowed" }, headers: { Allow: allow } };
+}
+
+/** Characters (code points), not UTF-16 units; cheap for short strings. */
+function characterCount(text: string): number {
+  if (text.length <= MAX_FINGERPRINT_LENGTH) return text.length;
+  let count = 0;
+  for (const _ of text) count++;
+  return count;
 }
 
 /**

@@ -61,11 +61,12 @@ export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
 
 /**
  * Spawns `deno run <permissions> main.ts ...args` in `cwd`, with a clean
- * environment plus `env`, and collects its output.
+ * environment plus `env`, and collects its output. Killed after `timeoutMs`
+ * (default 60 s), so a command that hangs fails the test instead.
  */
 export async function runCli(
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
 ): Promise<CliResult> {
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
@@ -75,6 +76,7 @@ export async function runCli(
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
   }).output();
   const decoder = new TextDecoder();
   return {
@@ -167,39 +169,32 @@ export function auditTrail(path: string): [string, string, number, number | null
   ).map((row) => [row.event, row.entity, row.entity_id, row.pool_id]);
 }
 
-/** A `relay serve` process spawned for a test. */
+/** A spawned `relay` process that is serving. */
 export interface ServerProcess extends AsyncDisposable {
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-  port: number;
   process: Deno.ChildProcess;
   /** Every stdout line so far (JSON log lines). */
   lines: string[];
-  /** Sends a signal and waits for the exit; resolves with the exit status. */
-  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+  /** The parsed start-up line. */
+  startup: Record<string, unknown>;
+  /** `http://<host>:<port>` with the port of the start-up line. */
+  url: string;
+  port: number;
+  /** Sends a signal, waits for the exit, returns the status and all output. */
+  stop(
+    signal?: Deno.Signal,
+  ): Promise<{ status: Deno.CommandStatus; stdout: string; stderr: string }>;
 }
 
 /**
- * Spawns `relay serve --bind 127.0.0.1 --port 0 ...args` in `cwd` and waits
- * for its start-up line, which names the port it got.
+ * Spawns `relay ...args` as given in `cwd`, with a clean environment plus
+ * `env`, and waits for its "relay listening" line, which names the port.
  */
-export async function startServer(
+export async function spawnRelay(
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: { cwd: string; env?: Record<string, string>; host?: string },
 ): Promise<ServerProcess> {
   const process = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...RELAY_PERMISSIONS,
-      MAIN,
-      "serve",
-      "--bind",
-      "127.0.0.1",
-      "--port",
-      "0",
-      ...args,
-    ],
+    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
     cwd: options.cwd,
     env: { NO_COLOR: "1", ...options.env },
     clearEnv: true,
@@ -211,37 +206,38 @@ export async function startServer(
   const stderr = new Response(process.stderr).text();
   const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
-  let port: number | undefined;
+  let startup: Record<string, unknown> | undefined;
   const pump = (async () => {
     for (;;) {
       const { value, done } = await reader.read();
-      if (done) return;
+      if (done) {
+        if (buffer) lines.push(buffer);
+        return;
+      }
       buffer += value;
       let newline;
       while ((newline = buffer.indexOf("\n")) >= 0) {
         const line = buffer.slice(0, newline);
         buffer = buffer.slice(newline + 1);
         lines.push(line);
-        if (port === undefined && line.includes('"relay listening"')) port = JSON.parse(line).port;
+        if (startup === undefined && line.includes('"relay listening"')) startup = JSON.parse(line);
       }
     }
   })();
   const started = Date.now();
-  while (port === undefined) {
-    if (Date.now() - started > 20_000) {
-      process.kill("SIGKILL");
-      throw new Error(`relay serve did not start: ${await stderr}`);
-    }
-    const exited = await Promise.race([
-      process.status.then(() => true),
-      new Promise<false>((resolve) => setTimeout(() => resolve(false), 20)),
-    ]);
-    if (exited && port === undefined) {
+  let exited = false;
+  process.status.then(() => (exited = true));
+  while (startup === undefined) {
+    if (exited || Date.now() - started > 20_000) {
+      if (!exited) process.kill("SIGKILL");
+      await process.status;
       await pump;
-      throw new Error(`relay serve exited before listening: ${await stderr}${lines.join("\n")}`);
+      throw new Error(`relay did not start: ${await stderr}${lines.join("\n")}`);
     }
+    await new Promise((resolve) => setTimeout(resolve, 20));
   }
-  let stopped: Promise<Deno.CommandStatus> | undefined;
+  const port = Number(startup.port);
+  let stopped: ReturnType<ServerProcess["stop"]> | undefined;
   const stop = (signal: Deno.Signal = "SIGTERM") => {
     stopped ??= (async () => {
       try {
@@ -251,21 +247,45 @@ export async function startServer(
       }
       const status = await process.status;
       await pump;
-      await stderr;
-      return status;
+      return { status, stdout: lines.map((line) => line + "\n").join(""), stderr: await stderr };
     })();
     return stopped;
   };
   return {
-    url: `http://127.0.0.1:${port}`,
-    port,
     process,
     lines,
+    startup,
+    port,
+    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop("SIGKILL");
     },
   };
+}
+
+/** Spawns `relay serve --bind 127.0.0.1 --port 0 ...args` and waits until it listens. */
+export function startServer(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<ServerProcess> {
+  return spawnRelay(["serve", "--bind", "127.0.0.1", "--port", "0", ...args], options);
+}
+
+/** The default database file of a run in `dir`. */
+export function dbPath(dir: string): string {
+  return `${dir}/relay.sqlite`;
+}
+
+/** Whether a path exists. */
+export async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch (error) {
+    if (error instanceof Deno.errors.NotFound) return false;
+    throw error;
+  }
 }
 
 /** Adds minted licenses to the database in `dir` through the real CLI; returns them. */

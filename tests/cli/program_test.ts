@@ -236,3 +236,29 @@ Deno.test("relay reports an unusable database on one error line", async (t) => {
     });
   }
 });
+
+Deno.test("relay add -v and del -v log one line per license on stderr, never the key", async () => {
+  await using dir = await tempDir();
+  const { publicKey, files } = await mintFiles(dir.path, 2);
+  const quiet = await runCli(
+    ["add", "--file", files[0].path, "--key", files[0].key, "--public-key", publicKey],
+    { cwd: dir.path },
+  );
+  assert.equal(quiet.stderr, "");
+  const add = await runCli(
+    ["-v", "add", "--file", files[1].path, "--key", files[1].key, "--public-key", publicKey],
+    { cwd: dir.path },
+  );
+  assert.equal(add.code, 0);
+  const addLines = add.stderr.trim().split("\n").map((line) => JSON.parse(line));
+  assert.deepEqual(addLines.map((line) => [line.level, line.msg, line.id, line.file]), [
+    ["info", "license file verified", files[1].id, files[1].path],
+  ]);
+  assert.ok(!add.stderr.includes(files[1].key));
+  const del = await runCli(["del", "-v", "--license", files[1].id], { cwd: dir.path });
+  assert.equal(del.code, 0);
+  assert.deepEqual(
+    del.stderr.trim().split("\n").map((line) => JSON.parse(line).msg),
+    ["license deleted"],
+  );
+});

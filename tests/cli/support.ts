@@ -6,23 +6,8 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { type MintedFile, query } from "../helpers.ts";
-
-/** The default database file of a CLI run in `dir`. */
-export function dbPath(dir: string): string {
-  return `${dir}/relay.sqlite`;
-}
-
-/** Whether a path exists. */
-export async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.lstat(path);
-    return true;
-  } catch (error) {
-    if (error instanceof Deno.errors.NotFound) return false;
-    throw error;
-  }
-}
+import { exists, type MintedFile, query } from "../helpers.ts";
+export { dbPath, exists } from "../helpers.ts";
 
 /** Guids of the stored licenses in row-id order; [] when the database does not exist. */
 export async function storedGuids(db: string): Promise<string[]> {

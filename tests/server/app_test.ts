@@ -143,6 +143,19 @@ Deno.test("handler refuses bad routes, methods and fingerprints with JSON 4xx", 
       ["PUT", `/v1/nodes/${"x".repeat(257)}`, 400, `{"error":"fingerprint too long"}\n`],
       ["PUT", `/v1/nodes/${"x".repeat(256)}`, 410, `{"error":"no licenses available"}\n`],
       ["PUT", "/v1/nodes/a%2Fb", 410, `{"error":"no licenses available"}\n`],
+      // Characters, not UTF-16 units: 256 emoji are fine, 257 are not.
+      [
+        "PUT",
+        `/v1/nodes/${encodeURIComponent("😀".repeat(256))}`,
+        410,
+        `{"error":"no licenses available"}\n`,
+      ],
+      [
+        "PUT",
+        `/v1/nodes/${encodeURIComponent("😀".repeat(257))}`,
+        400,
+        `{"error":"fingerprint too long"}\n`,
+      ],
     ];
     for (const [method, path, status, body] of cases) {
       const response = await call(method, path);

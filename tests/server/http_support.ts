@@ -1,0 +1,147 @@
+/**
+ * Helpers shared by the server tests: HTTP calls that read the whole reply,
+ * signature checks and free ports.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { verifySignature } from "../../server/signing.ts";
+import { runCli } from "../helpers.ts";
+export { dbPath, exists, spawnRelay } from "../helpers.ts";
+export type { ServerProcess as RelayProcess } from "../helpers.ts";
+
+/** The test's clock, in unix seconds. */
+export function unixNow(): number {
+  return Math.floor(Date.now() / 1000);
+}
+
+/** A response read to the end. */
+export interface Reply {
+  status: number;
+  headers: Headers;
+  body: string;
+}
+
+/** Sends one request and reads the whole body. */
+export async function call(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  const res = await fetch(`${base}${path}`, { method, headers });
+  const body = await res.text();
+  return { status: res.status, headers: res.headers, body };
+}
+
+/** `PUT /v1/nodes/{fp}` (fp used as is: encode it yourself if needed). */
+export function claim(base: string, fp: string, pool?: string): Promise<Reply> {
+  return call(base, "PUT", `/v1/nodes/${fp}`, pool === undefined ? {} : { "Relay-Pool": pool });
+}
+
+/** `DELETE /v1/nodes/{fp}`. */
+export function release(base: string, fp: string, pool?: string): Promise<Reply> {
+  return call(base, "DELETE", `/v1/nodes/${fp}`, pool === undefined ? {} : { "Relay-Pool": pool });
+}
+
+/** The exact JSON error body the API sends. */
+export function errorBody(message: string): string {
+  return JSON.stringify({ error: message }) + "\n";
+}
+
+/** `Relay-Clock` as a number, checked to be within ±5 s of the test's clock. */
+export function relayClock(reply: Reply): number {
+  const text = reply.headers.get("Relay-Clock");
+  assert.ok(text !== null, "Relay-Clock header present");
+  assert.match(text, /^\d+$/);
+  const clock = Number(text);
+  assert.ok(Math.abs(clock - unixNow()) <= 5, `Relay-Clock ${clock} near ${unixNow()}`);
+  return clock;
+}
+
+/** Asserts a JSON reply: status, exact body bytes, Content-Type. */
+export function assertJson(reply: Reply, status: number, body: string): void {
+  assert.deepEqual({ status: reply.status, body: reply.body }, { status, body });
+  assert.equal(reply.headers.get("Content-Type"), "application/json");
+  relayClock(reply);
+}
+
+/** Asserts an empty reply: status, no body, no Content-Type. */
+export function assertEmpty(reply: Reply, status: number): void {
+  assert.deepEqual({ status: reply.status, body: reply.body }, { status, body: "" });
+  assert.equal(reply.headers.get("Content-Type"), null);
+  relayClock(reply);
+}
+
+/** The exact body of a 201. */
+export function createdBody(
+  licenseFile: string | Uint8Array,
+  key: string,
+  clock: number,
+  ttl: number,
+): string {
+  const bytes = typeof licenseFile === "string"
+    ? new TextEncoder().encode(licenseFile)
+    : licenseFile;
+  return `{"license_file":"${bytes.toBase64()}","license_key":"${key}",` +
+    `"expires_at":${clock + ttl},"expires_in":${ttl}}\n`;
+}
+
+/** The exact body of a 202. */
+export function extendedBody(clock: number, ttl: number): string {
+  return `{"expires_at":${clock + ttl},"expires_in":${ttl}}\n`;
+}
+
+/** HMAC-SHA256(secret, message) as lowercase hex, computed here with WebCrypto. */
+export async function hmacHex(secret: string, message: string): Promise<string> {
+  const utf8 = new TextEncoder();
+  const key = await crypto.subtle.importKey(
+    "raw",
+    utf8.encode(secret),
+    { name: "HMAC", hash: "SHA-256" },
+    false,
+    ["sign"],
+  );
+  return new Uint8Array(await crypto.subtle.sign("HMAC", key, utf8.encode(message))).toHex();
+}
+
+/**
+ * Asserts that a reply is signed with `secret`: `t` equals `Relay-Clock`, the
+ * MAC matches an independent HMAC, `verifySignature` accepts it, and rejects
+ * it under a wrong secret or with another body.
+ */
+export async function assertSigned(reply: Reply, secret: string): Promise<void> {
+  const header = reply.headers.get("Relay-Signature");
+  assert.ok(header !== null, `Relay-Signature on a ${reply.status}`);
+  const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+  assert.ok(match, `Relay-Signature format: ${header}`);
+  const clock = relayClock(reply);
+  assert.equal(Number(match[1]), clock, "t equals Relay-Clock");
+  assert.equal(match[2], await hmacHex(secret, `${clock}.${reply.body}`));
+  const now = unixNow();
+  assert.equal(await verifySignature(header, reply.body, { secret, now }), true);
+  assert.equal(await verifySignature(header, reply.body, { secret: `${secret}x`, now }), false);
+  assert.equal(await verifySignature(header, `${reply.body} `, { secret, now }), false);
+}
+
+/** A port that was free a moment ago (listened on with port 0, then closed). */
+export function freePort(hostname = "127.0.0.1"): number {
+  const listener = Deno.listen({ hostname, port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Parsed JSON log lines with `msg` equal to `msg`. */
+export function logLines(lines: readonly string[], msg: string): Record<string, unknown>[] {
+  return lines.map((line) => JSON.parse(line)).filter((entry) => entry.msg === msg);
+}
+
+/** Runs `relay ...args` to completion (see `runCli`). */
+export const runRelay = runCli;
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

@@ -1,0 +1,434 @@
+/**
+ * `relay serve` as an operator runs it: flags and environment variables, the
+ * start-up line, request logs, start-up errors and graceful shutdown.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
+import { addMinted, query, tempDir } from "../helpers.ts";
+import {
+  assertEmpty,
+  assertJson,
+  call,
+  claim,
+  createdBody,
+  dbPath,
+  errorBody,
+  exists,
+  extendedBody,
+  freePort,
+  logLines,
+  relayClock,
+  release,
+  runRelay,
+  sleep,
+  spawnRelay,
+} from "./http_support.ts";
+
+const LOCAL = ["--bind", "127.0.0.1", "--port", "0"];
+
+/** Asserts the database closed cleanly: no WAL left with content, integrity ok. */
+async function assertClosedCleanly(db: string): Promise<void> {
+  const wal = `${db}-wal`;
+  if (await exists(wal)) assert.equal((await Deno.stat(wal)).size, 0, "WAL is empty");
+  assert.deepEqual(query(db, "PRAGMA integrity_check"), [{ integrity_check: "ok" }]);
+}
+
+Deno.test("the start-up line", async (t) => {
+  await using dir = await tempDir();
+
+  await t.step("defaults, as JSON because stdout is not a terminal", async () => {
+    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
+    const { time, ...rest } = server.startup;
+    assert.ok(Math.abs(Date.parse(String(time)) - Date.now()) < 10_000, `time ${time}`);
+    assert.deepEqual(rest, {
+      level: "notice",
+      msg: "relay listening",
+      address: `http://127.0.0.1:${server.port}`,
+      port: server.port,
+      database: "./relay.sqlite",
+      pool: "all",
+      strategy: "fifo",
+      ttl: "60s",
+      heartbeats: true,
+      signing: false,
+      audit: true,
+    });
+    assert.ok(server.port > 0);
+    assert.equal(server.lines[0], JSON.stringify(server.startup), "the first stdout line");
+    assertEmpty(await call(server.url, "GET", "/v1/health"), 200);
+    const { status, stdout, stderr } = await server.stop();
+    assert.equal(status.code, 0);
+    assert.equal(stderr, "");
+    assert.deepEqual(
+      stdout.trimEnd().split("\n").map((line) => JSON.parse(line).msg),
+      ["relay listening", "relay stopping: finishing requests in flight", "relay stopped"],
+    );
+    assert.ok(await exists(dbPath(dir.path)), "the default database is created");
+  });
+
+  await t.step("flags", async () => {
+    await using server = await spawnRelay([
+      "serve",
+      ...LOCAL,
+      "--pool",
+      "prod",
+      "--strategy",
+      "lifo",
+      "--ttl",
+      "2m",
+      "--no-heartbeats",
+      "--signing-secret",
+      "s3cret",
+    ], { cwd: dir.path });
+    assert.equal(server.startup.pool, "prod");
+    assert.equal(server.startup.strategy, "lifo");
+    assert.equal(server.startup.ttl, "120s");
+    assert.equal(server.startup.heartbeats, false);
+    assert.equal(server.startup.signing, true);
+    assert.ok(!server.lines[0].includes("s3cret"), "the secret is not logged");
+  });
+
+  await t.step("environment variables", async () => {
+    await using server = await spawnRelay(["serve", ...LOCAL], {
+      cwd: dir.path,
+      env: {
+        RELAY_POOL: "dev",
+        RELAY_STRATEGY: "rand",
+        RELAY_LEASE_TTL: "90s",
+        RELAY_NO_HEARTBEATS: "1",
+        RELAY_SIGNING_SECRET: "s3cret",
+        RELAY_NO_AUDIT: "true",
+      },
+    });
+    assert.equal(server.startup.pool, "dev");
+    assert.equal(server.startup.strategy, "rand");
+    assert.equal(server.startup.ttl, "90s");
+    assert.equal(server.startup.heartbeats, false);
+    assert.equal(server.startup.signing, true);
+    assert.equal(server.startup.audit, false);
+  });
+
+  await t.step("flags win over environment variables", async () => {
+    await using server = await spawnRelay(
+      ["serve", ...LOCAL, "--strategy", "fifo", "--ttl", "45s", "--pool", "prod"],
+      { cwd: dir.path, env: { RELAY_STRATEGY: "lifo", RELAY_LEASE_TTL: "90s", RELAY_POOL: "dev" } },
+    );
+    assert.equal(server.startup.strategy, "fifo");
+    assert.equal(server.startup.ttl, "45s");
+    assert.equal(server.startup.pool, "prod");
+  });
+});
+
+Deno.test("--port, -p, RELAY_PORT, PORT", async (t) => {
+  await using dir = await tempDir();
+  const cases: [string, (port: number) => string[], (port: number) => Record<string, string>][] = [
+    ["--port", (port) => ["--port", String(port)], () => ({})],
+    ["-p", (port) => ["-p", String(port)], () => ({})],
+    ["RELAY_PORT", () => [], (port) => ({ RELAY_PORT: String(port) })],
+    ["PORT", () => [], (port) => ({ PORT: String(port) })],
+    [
+      "RELAY_PORT over PORT",
+      () => [],
+      (port) => ({ RELAY_PORT: String(port), PORT: String(freePort()) }),
+    ],
+    [
+      "--port over RELAY_PORT and PORT",
+      (port) => ["--port", String(port)],
+      () => ({ RELAY_PORT: String(freePort()), PORT: String(freePort()) }),
+    ],
+  ];
+  for (const [name, args, env] of cases) {
+    await t.step(name, async () => {
+      const port = freePort();
+      await using server = await spawnRelay(["serve", "--bind", "127.0.0.1", ...args(port)], {
+        cwd: dir.path,
+        env: env(port),
+      });
+      assert.equal(server.port, port);
+      assert.equal(server.startup.address, `http://127.0.0.1:${port}`);
+      assertEmpty(await call(`http://127.0.0.1:${port}`, "GET", "/v1/health"), 200);
+    });
+  }
+});
+
+Deno.test("--bind, -b, RELAY_ADDR, BIND_ADDR", async (t) => {
+  await using dir = await tempDir();
+  const cases: [string, string[], Record<string, string>, string][] = [
+    ["--bind", ["--bind", "127.0.0.2"], {}, "127.0.0.2"],
+    ["-b", ["-b", "127.0.0.3"], {}, "127.0.0.3"],
+    ["RELAY_ADDR", [], { RELAY_ADDR: "127.0.0.4" }, "127.0.0.4"],
+    ["BIND_ADDR", [], { BIND_ADDR: "127.0.0.5" }, "127.0.0.5"],
+    [
+      "RELAY_ADDR over BIND_ADDR",
+      [],
+      { RELAY_ADDR: "127.0.0.6", BIND_ADDR: "127.0.0.7" },
+      "127.0.0.6",
+    ],
+    ["--bind over RELAY_ADDR", ["--bind", "127.0.0.8"], { RELAY_ADDR: "127.0.0.9" }, "127.0.0.8"],
+  ];
+  for (const [name, args, env, host] of cases) {
+    await t.step(name, async () => {
+      await using server = await spawnRelay(["serve", "--port", "0", ...args], {
+        cwd: dir.path,
+        env,
+        host,
+      });
+      assert.equal(server.startup.address, `http://${host}:${server.port}`);
+      assertEmpty(await call(server.url, "GET", "/v1/health"), 200);
+      // Bound to that address only: 127.0.0.1 is not served.
+      await assert.rejects(fetch(`http://127.0.0.1:${server.port}/v1/health`));
+    });
+  }
+
+  await t.step("default 0.0.0.0", async () => {
+    await using server = await spawnRelay(["serve", "--port", "0"], { cwd: dir.path });
+    assert.equal(server.startup.address, `http://0.0.0.0:${server.port}`);
+    assertEmpty(await call(server.url, "GET", "/v1/health"), 200);
+  });
+});
+
+Deno.test("--database and RELAY_DATABASE", async (t) => {
+  await using dir = await tempDir();
+  await Deno.mkdir(`${dir.path}/data`);
+  const [file] = await addMinted(dir.path, 1, { database: "data/x.sqlite" });
+  const db = `${dir.path}/data/x.sqlite`;
+  let claims = 0;
+
+  for (
+    const [name, args, env] of [
+      ["--database", ["--database", "data/x.sqlite"], {}],
+      ["RELAY_DATABASE", [], { RELAY_DATABASE: "data/x.sqlite" }],
+      ["--database over RELAY_DATABASE", ["--database", "data/x.sqlite"], {
+        RELAY_DATABASE: "other.sqlite",
+      }],
+    ] as const
+  ) {
+    await t.step(name, async () => {
+      await using server = await spawnRelay(["serve", ...LOCAL, ...args], {
+        cwd: dir.path,
+        env,
+      });
+      assert.equal(server.startup.database, "data/x.sqlite");
+      const reply = await claim(server.url, "n1");
+      assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
+      assertEmpty(await release(server.url, "n1"), 204);
+      const { status } = await server.stop();
+      assert.equal(status.code, 0);
+      assert.equal(await exists(dbPath(dir.path)), false, "no ./relay.sqlite");
+      assert.equal(await exists(`${dir.path}/other.sqlite`), false);
+      claims++;
+      assert.deepEqual(query(db, "SELECT claims FROM licenses"), [{ claims }]);
+    });
+  }
+
+  await t.step("a database in a folder that does not exist: exit 1", async () => {
+    const result = await runRelay(["serve", ...LOCAL, "--database", "missing/x.sqlite"], {
+      cwd: dir.path,
+    });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /^error: .*folder does not exist\n$/);
+    assert.equal(result.stdout, "");
+  });
+});
+
+Deno.test("invalid settings exit 2 before opening the database", async (t) => {
+  await using dir = await tempDir();
+  const cases: [string, string[], Record<string, string>, RegExp][] = [
+    ["--ttl 29s", ["--ttl", "29s"], {}, /^error: time-to-live value must be at least 30s\n$/],
+    ["--ttl abc", ["--ttl", "abc"], {}, /^error: .*abc/],
+    ["RELAY_LEASE_TTL=10s", [], { RELAY_LEASE_TTL: "10s" }, /^error: time-to-live value/],
+    ["--port 70000", ["--port", "70000"], {}, /^error: .*70000/],
+    ["--port abc", ["--port", "abc"], {}, /^error: .*abc/],
+    ["RELAY_PORT=-1", [], { RELAY_PORT: "-1" }, /^error: /],
+    ["--strategy bogus", ["--strategy", "bogus"], {}, /^error: .*bogus/],
+    ["RELAY_STRATEGY=bogus", [], { RELAY_STRATEGY: "bogus" }, /^error: .*bogus/],
+    ["--cull-interval 10ms", ["--cull-interval", "10ms"], {}, /^error: /],
+    // Beyond 24h a timer would overflow 32 bits and fire every millisecond.
+    ["--cull-interval 1000h", ["--cull-interval", "1000h"], {}, /^error: Cull interval .*24h/],
+    ["RELAY_CULL_INTERVAL=25h", [], { RELAY_CULL_INTERVAL: "25h" }, /^error: Cull interval/],
+    ["an unknown flag", ["--nope"], {}, /^error: /],
+  ];
+  for (const [name, args, env, stderr] of cases) {
+    await t.step(name, async () => {
+      const result = await runRelay(["serve", "--bind", "127.0.0.1", ...args], {
+        cwd: dir.path,
+        env,
+      });
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, stderr);
+      assert.ok(!result.stdout.includes("relay listening"));
+      assert.equal(await exists(dbPath(dir.path)), false, "no database created");
+    });
+  }
+});
+
+Deno.test("a port already in use: exit 1 with one error line", async () => {
+  await using dir = await tempDir();
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr;
+  const result = await runRelay(["serve", "--bind", "127.0.0.1", "--port", String(port)], {
+    cwd: dir.path,
+  });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^error: [^\n]*already in use[^\n]*\n$/);
+  assert.ok(result.stderr.includes(String(port)), "names the port");
+  assert.ok(!result.stdout.includes("relay listening"));
+});
+
+Deno.test("request logs and secrets", async (t) => {
+  await using dir = await tempDir();
+  const [file] = await addMinted(dir.path, 1);
+  const [pooled] = await addMinted(dir.path, 1, { pool: "prod" });
+  const secret = "s3cret-Signing-Value";
+
+  /** Claim, heartbeat, release, a few errors: the requests every step makes. */
+  async function traffic(url: string): Promise<void> {
+    assertEmpty(await call(url, "GET", "/v1/health"), 200);
+    assert.equal((await claim(url, "n1")).status, 201);
+    assert.equal((await claim(url, "n1")).status, 202);
+    assert.equal((await claim(url, "n2", "prod")).status, 201);
+    assert.equal((await claim(url, "n3")).status, 410);
+    assert.equal((await call(url, "POST", "/v1/nodes/n1")).status, 405);
+    assert.equal((await claim(url, "n4", "nope")).status, 400);
+    assertEmpty(await release(url, "n1"), 204);
+    assertEmpty(await release(url, "n2", "prod"), 204);
+    assert.equal((await release(url, "n1")).status, 404);
+  }
+  const expected = [
+    ["GET", "/v1/health", 200],
+    ["PUT", "/v1/nodes/n1", 201],
+    ["PUT", "/v1/nodes/n1", 202],
+    ["PUT", "/v1/nodes/n2", 201],
+    ["PUT", "/v1/nodes/n3", 410],
+    ["POST", "/v1/nodes/n1", 405],
+    ["PUT", "/v1/nodes/n4", 400],
+    ["DELETE", "/v1/nodes/n1", 204],
+    ["DELETE", "/v1/nodes/n2", 204],
+    ["DELETE", "/v1/nodes/n1", 404],
+  ];
+
+  await t.step("without -v: no request lines", async () => {
+    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
+    await traffic(server.url);
+    const { status, stdout, stderr } = await server.stop();
+    assert.equal(status.code, 0);
+    assert.equal(stderr, "");
+    assert.deepEqual(logLines(stdout.trimEnd().split("\n"), "request"), []);
+    assert.equal(stdout.trimEnd().split("\n").length, 3, stdout);
+  });
+
+  for (const args of [["-v", "serve"], ["serve", "-v"]]) {
+    await t.step(`relay ${args.join(" ")}: one JSON line per request`, async () => {
+      await using server = await spawnRelay([...args, ...LOCAL], { cwd: dir.path });
+      await traffic(server.url);
+      const { status, stdout, stderr } = await server.stop();
+      assert.equal(status.code, 0);
+      assert.equal(stderr, "");
+      const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+      const requests = lines.filter((line) => line.msg === "request");
+      assert.deepEqual(
+        requests.map((line) => [line.method, line.path, line.status]),
+        expected,
+      );
+      for (const line of requests) {
+        assert.equal(line.level, "info");
+        assert.equal(typeof line.duration_ms, "number");
+        assert.ok(line.duration_ms >= 0 && line.duration_ms < 5000);
+      }
+      assert.equal(lines.length, requests.length + 3);
+    });
+  }
+
+  for (
+    const [name, args, env] of [
+      ["-vv", ["-vv", "serve", "--signing-secret", secret], {}],
+      ["DEBUG=1 and RELAY_SIGNING_SECRET", ["serve"], {
+        DEBUG: "1",
+        RELAY_SIGNING_SECRET: secret,
+      }],
+    ] as const
+  ) {
+    await t.step(`${name}: no license key or secret in the output`, async () => {
+      await using server = await spawnRelay([...args, ...LOCAL], { cwd: dir.path, env });
+      assert.equal(server.startup.signing, true);
+      await traffic(server.url);
+      const { status, stdout, stderr } = await server.stop();
+      assert.equal(status.code, 0);
+      assert.equal(logLines(stdout.trimEnd().split("\n"), "request").length, expected.length);
+      for (const text of [stdout, stderr]) {
+        for (const needle of [secret, file.key, pooled.key]) {
+          assert.ok(!text.includes(needle), `${needle} not in output`);
+        }
+        assert.ok(!text.includes(file.certificate.split("\n")[1]), "no license file content");
+      }
+    });
+  }
+});
+
+Deno.test("graceful shutdown", async (t) => {
+  await using dir = await tempDir();
+  const db = dbPath(dir.path);
+  const [file] = await addMinted(dir.path, 1);
+
+  await t.step("SIGTERM: a request in flight is answered, then exit 0", async () => {
+    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
+    // Hold the write lock so that the claim is stuck inside the server.
+    const blocker = new DatabaseSync(db);
+    let pending: ReturnType<typeof claim> | undefined;
+    try {
+      blocker.exec("BEGIN IMMEDIATE");
+      pending = claim(server.url, "n1");
+      await sleep(400);
+      const stopping = server.stop("SIGTERM");
+      await sleep(400);
+      assert.equal(
+        await Promise.race([stopping.then(() => "exited"), sleep(0).then(() => "running")]),
+        "running",
+        "the server waits for the request in flight",
+      );
+      blocker.exec("ROLLBACK");
+    } finally {
+      blocker.close();
+    }
+    const reply = await pending!;
+    assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
+    const { status, stdout, stderr } = await server.stop();
+    assert.equal(status.code, 0);
+    assert.equal(stderr, "");
+    const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line).msg);
+    assert.deepEqual(messages.slice(-2), [
+      "relay stopping: finishing requests in flight",
+      "relay stopped",
+    ]);
+    await assertClosedCleanly(db);
+    const nodes = query<{ id: number }>(db, "SELECT id FROM nodes WHERE fingerprint = 'n1'");
+    assert.deepEqual(query(db, "SELECT node_id FROM licenses"), [{ node_id: nodes[0].id }]);
+  });
+
+  await t.step("SIGINT: exit 0, leases survive a restart", async () => {
+    {
+      await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
+      const reply = await claim(server.url, "n1");
+      assertJson(reply, 202, extendedBody(relayClock(reply), 60));
+      // An idle keep-alive connection does not hold the shutdown up.
+      const started = Date.now();
+      const { status, stdout, stderr } = await server.stop("SIGINT");
+      assert.ok(Date.now() - started < 3000, "stopped promptly");
+      assert.equal(status.code, 0);
+      assert.equal(stderr, "");
+      assert.equal(JSON.parse(stdout.trimEnd().split("\n").at(-1)!).msg, "relay stopped");
+    }
+    await assertClosedCleanly(db);
+    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
+    const reply = await claim(server.url, "n1");
+    assertJson(reply, 202, extendedBody(relayClock(reply), 60));
+    assertJson(await claim(server.url, "n2"), 410, errorBody("no licenses available"));
+    assertEmpty(await release(server.url, "n1"), 204);
+    const { status } = await server.stop("SIGTERM");
+    assert.equal(status.code, 0);
+    await assertClosedCleanly(db);
+  });
+});
