@@ -19,6 +19,7 @@ import { ListenError, UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { createHandler } from "../server/app.ts";
 import { startReaper } from "../server/reaper.ts";
+import { readSmallFile } from "./files.ts";
 import { type CommandContext, envValue } from "./program.ts";
 
 interface ServeOptions {
@@ -30,6 +31,10 @@ interface ServeOptions {
   heartbeats: boolean;
   pool?: string;
   signingSecret?: string;
+  signingSecretFile?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  auditRetention?: string;
 }
 
 /** Builds the `serve` command. */
@@ -59,9 +64,19 @@ export function serveCommand(context: CommandContext): Command {
     )
     .option("--pool <name>", "serve only this pool [$RELAY_POOL]")
     .option("--signing-secret <secret>", "sign responses with HMAC-SHA256 [$RELAY_SIGNING_SECRET]")
+    .option(
+      "--signing-secret-file <path>",
+      "read the signing secret from a file, keeping it out of the process list [$RELAY_SIGNING_SECRET_FILE]",
+    )
+    .option("--tls-cert <path>", "serve HTTPS with this PEM certificate chain [$RELAY_TLS_CERT]")
+    .option("--tls-key <path>", "the PEM private key of --tls-cert [$RELAY_TLS_KEY]")
+    .option(
+      "--audit-retention <duration>",
+      "delete audit records older than this, e.g. 30d (default: keep all) [$RELAY_AUDIT_RETENTION]",
+    )
     .action(async (options: ServeOptions) => {
       const { io } = context;
-      const config = serveConfig(options, io.env);
+      const config = await serveConfig(options, io.env);
       const logger = context.logger("stdout");
       const nowMs = () => io.now().getTime();
       const store = context.openStore();
@@ -88,10 +103,11 @@ export function serveCommand(context: CommandContext): Command {
             },
           },
         });
-        const reaper = config.heartbeats
+        const reaper = config.heartbeats || config.auditRetentionSeconds !== null
           ? startReaper({
             store,
-            ttl: config.ttlSeconds,
+            ttl: config.heartbeats ? config.ttlSeconds : null,
+            auditRetention: config.auditRetentionSeconds,
             intervalMs: config.cullIntervalMs,
             now: nowMs,
             logger,
@@ -102,9 +118,12 @@ export function serveCommand(context: CommandContext): Command {
           server = Deno.serve({
             hostname: config.bind,
             port: config.port,
+            ...config.tls,
             onListen: ({ hostname, port }) =>
               logger.notice("relay listening", {
-                address: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${port}`,
+                address: `${config.tls ? "https" : "http"}://${
+                  hostname.includes(":") ? `[${hostname}]` : hostname
+                }:${port}`,
                 port,
                 database: context.config().database,
                 pool: config.pool ?? "all",
@@ -113,6 +132,9 @@ export function serveCommand(context: CommandContext): Command {
                 heartbeats: config.heartbeats,
                 signing: config.signingSecret !== null,
                 audit: context.config().audit,
+                audit_retention: config.auditRetentionSeconds === null
+                  ? "forever"
+                  : `${config.auditRetentionSeconds}s`,
               }),
           }, handler);
         } catch (error) {
@@ -133,11 +155,11 @@ export function serveCommand(context: CommandContext): Command {
 /** Longest cull interval: timers beyond 2^31 ms overflow. */
 const MAX_CULL_INTERVAL_MS = 24 * 3_600_000;
 
-/** Flags over env vars over defaults, validated. */
-function serveConfig(
+/** Flags over env vars over defaults, validated; reads the secret and TLS files. */
+async function serveConfig(
   options: ServeOptions,
   env: Readonly<Record<string, string | undefined>>,
-): ServeConfig {
+): Promise<ServeConfig> {
   const ttlMs = parseDuration(options.ttl ?? envValue(env, "RELAY_LEASE_TTL") ?? "60s");
   if (ttlMs < MIN_TTL_SECONDS * 1000) {
     // The reference Relay's wording.
@@ -154,6 +176,11 @@ function serveConfig(
     throw new UsageError(`Invalid strategy "${strategy}": use fifo, lifo or rand`);
   }
   const pool = options.pool ?? envValue(env, "RELAY_POOL") ?? null;
+  const retention = options.auditRetention ?? envValue(env, "RELAY_AUDIT_RETENTION");
+  const auditRetentionMs = retention === undefined ? null : parseDuration(retention);
+  if (auditRetentionMs !== null && auditRetentionMs < 60_000) {
+    throw new UsageError("Audit retention must be at least 1m");
+  }
   return {
     port: parsePort(options.port ?? envValue(env, "RELAY_PORT", "PORT") ?? String(DEFAULT_PORT)),
     bind: options.bind ?? envValue(env, "RELAY_ADDR", "BIND_ADDR") ?? "0.0.0.0",
@@ -162,7 +189,47 @@ function serveConfig(
     strategy: strategy as Strategy,
     heartbeats: options.heartbeats && !parseEnvFlag(env.RELAY_NO_HEARTBEATS),
     pool: pool === "" ? null : pool,
-    signingSecret: options.signingSecret ?? envValue(env, "RELAY_SIGNING_SECRET") ?? null,
+    signingSecret: await signingSecret(options, env),
+    tls: await tlsFiles(options, env),
+    auditRetentionSeconds: auditRetentionMs === null ? null : Math.floor(auditRetentionMs / 1000),
+  };
+}
+
+/** The signing secret from the flag, the file, or their env vars; at most one of them. */
+async function signingSecret(
+  options: ServeOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<string | null> {
+  const inline = options.signingSecret ?? envValue(env, "RELAY_SIGNING_SECRET");
+  const file = options.signingSecretFile ?? envValue(env, "RELAY_SIGNING_SECRET_FILE");
+  if (inline !== undefined && file !== undefined) {
+    throw new UsageError("Give the signing secret or a file holding it, not both");
+  }
+  if (file === undefined) return inline ?? null;
+  // A file usually ends with a newline that is not part of the secret.
+  const secret = new TextDecoder().decode(
+    await readSmallFile(file, "signing secret file", 64 * 1024),
+  )
+    .replace(/\r?\n$/, "");
+  if (secret === "") throw new UsageError(`Signing secret file "${file}" holds no secret`);
+  return secret;
+}
+
+/** The TLS certificate and key, both or neither. */
+async function tlsFiles(
+  options: ServeOptions,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<{ cert: string; key: string } | null> {
+  const certPath = options.tlsCert ?? envValue(env, "RELAY_TLS_CERT");
+  const keyPath = options.tlsKey ?? envValue(env, "RELAY_TLS_KEY");
+  if (certPath === undefined && keyPath === undefined) return null;
+  if (certPath === undefined || keyPath === undefined) {
+    throw new UsageError("HTTPS needs both --tls-cert and --tls-key");
+  }
+  const decoder = new TextDecoder();
+  return {
+    cert: decoder.decode(await readSmallFile(certPath, "TLS certificate", 1024 * 1024)),
+    key: decoder.decode(await readSmallFile(keyPath, "TLS key", 1024 * 1024)),
   };
 }
 
@@ -181,8 +248,17 @@ function listenError(error: unknown, config: ServeConfig): Error {
   if (error instanceof Deno.errors.PermissionDenied) {
     return new ListenError(`Cannot listen on ${where}: permission denied`, { cause: error });
   }
+  const reason = error instanceof Error ? error.message : String(error);
+  if (config.tls && /cert|key|pem|tls/i.test(reason)) {
+    return new ListenError(
+      `Cannot serve HTTPS: the TLS certificate or key is not usable (${reason})`,
+      {
+        cause: error,
+      },
+    );
+  }
   return new ListenError(
-    `Cannot listen on ${where}: ${error instanceof Error ? error.message : String(error)}`,
+    `Cannot listen on ${where}: ${reason}`,
     { cause: error },
   );
 }

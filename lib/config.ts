@@ -37,6 +37,10 @@ export interface ServeConfig {
   pool: string | null;
   /** Secret for `Relay-Signature`, or null for unsigned responses. */
   signingSecret: string | null;
+  /** PEM certificate chain and private key for HTTPS, or null for plain HTTP. */
+  tls: { cert: string; key: string } | null;
+  /** How long audit records are kept, in seconds; null keeps them forever. */
+  auditRetentionSeconds: number | null;
 }
 
 /** The port of the reference Relay, and ours. */
@@ -48,12 +52,18 @@ export const MIN_TTL_SECONDS = 30;
 /** The database file used when neither `--database` nor `RELAY_DATABASE` is given. */
 export const DEFAULT_DATABASE = "./relay.sqlite";
 
-const DURATION_PART = /(\d+(?:\.\d+)?)(ms|h|m|s)/y;
-const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_PART = /(\d+(?:\.\d+)?)(ms|d|h|m|s)/y;
+const UNIT_MS: Record<string, number> = {
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+  d: 86_400_000,
+};
 
 /**
  * Parses a duration like `30s`, `1m`, `1h30m` or `1.5h` (Go's notation, as the
- * reference Relay accepts) into milliseconds.
+ * reference Relay accepts), or with days (`30d`), into milliseconds.
  *
  * @throws {UsageError} the text is not a duration.
  */

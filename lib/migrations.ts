@@ -179,4 +179,10 @@ export const MIGRATIONS: readonly Migration[] = [
       BEGIN ${removeSlot("OLD")} ${addSlot("NEW")} END;
     `,
   },
+  {
+    version: 4,
+    name: "audit log by time",
+    // Lets --audit-retention prune old records without a scan.
+    sql: `CREATE INDEX idx_audit_logs_created_at ON audit_logs (created_at);`,
+  },
 ];

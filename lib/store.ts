@@ -113,13 +113,15 @@ const LICENSE_INFO_SELECT = `
 export class Store {
   readonly #db: DatabaseSync;
   readonly #audit: boolean;
+  readonly #path: string;
   readonly #statements = new Map<string, StatementSync>();
   #inTransaction = false;
 
   /** Use {@link openStore}: it applies pragmas and migrations first. */
-  constructor(db: DatabaseSync, options: { audit: boolean }) {
+  constructor(db: DatabaseSync, options: { audit: boolean; path: string }) {
     this.#db = db;
     this.#audit = options.audit;
+    this.#path = options.path;
   }
 
   /** Whether audit rows are written. */
@@ -134,18 +136,23 @@ export class Store {
    */
   transaction<T>(fn: () => T): T {
     if (this.#inTransaction) throw new Error("Transactions do not nest");
-    this.#db.exec("BEGIN IMMEDIATE");
     this.#inTransaction = true;
     try {
-      const result = fn();
-      if (result instanceof Promise) {
-        throw new Error("A transaction body must be synchronous");
+      this.#db.exec("BEGIN IMMEDIATE");
+      try {
+        const result = fn();
+        if (result instanceof Promise) {
+          throw new Error("A transaction body must be synchronous");
+        }
+        this.#db.exec("COMMIT");
+        return result;
+      } catch (error) {
+        // SQLite may have rolled back already (e.g. on a full disk).
+        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        throw error;
       }
-      this.#db.exec("COMMIT");
-      return result;
     } catch (error) {
-      this.#db.exec("ROLLBACK");
-      throw error;
+      throw asDatabaseError(error, this.#path);
     } finally {
       this.#inTransaction = false;
     }
@@ -159,11 +166,14 @@ export class Store {
     this.#statements.clear();
     try {
       // PASSIVE: never waits for another process; the last connection to close
-      // checkpoints fully and removes the WAL anyway.
+      // checkpoints fully and removes the WAL anyway. Best effort: on a full
+      // disk the data stays safe in the WAL, and the error that matters has
+      // been reported already.
       this.#db.exec("PRAGMA wal_checkpoint(PASSIVE)");
-    } finally {
-      this.#db.close();
+    } catch {
+      // Nothing to add.
     }
+    this.#db.close();
   }
 
   /**
@@ -370,6 +380,16 @@ export class Store {
     );
   }
 
+  /** Deletes up to `limit` audit records created before `cutoff`; returns how many. */
+  deleteAuditBefore(cutoff: number, limit: number): number {
+    return Number(
+      this.#statement(
+        `DELETE FROM audit_logs WHERE id IN
+           (SELECT id FROM audit_logs WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
+      ).run(cutoff, limit).changes,
+    );
+  }
+
   #statement(sql: string): StatementSync {
     let statement = this.#statements.get(sql);
     if (!statement) {
@@ -432,7 +452,7 @@ export function openStore(path: string, options: StoreOptions): Store {
       cause: error,
     });
   }
-  return new Store(db, { audit: options.audit ?? true });
+  return new Store(db, { audit: options.audit ?? true, path });
 }
 
 /** Creates `path` with mode 0600 unless it exists. */
@@ -558,6 +578,19 @@ function checkReferenceSchema(db: DatabaseSync, path: string): true {
     );
   }
   return true;
+}
+
+/**
+ * SQLite's own failures (disk full, locked too long, corrupt, read-only) as a
+ * {@link DatabaseError} that names the file; other errors pass through.
+ */
+function asDatabaseError(error: unknown, path: string): unknown {
+  if (
+    error instanceof Error && (error as Error & { code?: string }).code === "ERR_SQLITE_ERROR"
+  ) {
+    return new DatabaseError(`Database "${path}" failed: ${error.message}`, { cause: error });
+  }
+  return error;
 }
 
 function reason(error: unknown): string {

@@ -1,24 +1,28 @@
 /**
- * The periodic reaper: every cull interval, releases expired leases in
+ * The periodic reaper: every cull interval it releases expired leases and,
+ * with an audit retention, deletes audit records older than it. Both work in
  * bounded batches (one transaction each), yielding to pending requests
- * between batches so that no client waits behind a large reap. Started and
- * stopped by `relay serve`; correctness never depends on its timing.
+ * between batches so no client waits behind a large reap. Started and stopped
+ * by `relay serve`; correctness never depends on its timing.
  *
  * @module
  */
 
+import { pruneAuditLog } from "../lib/audit.ts";
 import { reap } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/store.ts";
 
-/** Leases reaped per transaction. */
+/** Rows handled per transaction. */
 export const REAP_BATCH = 1000;
 
 /** Options of {@link startReaper}. */
 export interface ReaperOptions {
   store: Store;
-  /** Lease time to live, in seconds. */
-  ttl: number;
+  /** Lease time to live in seconds; null: leases never expire, nothing to reap. */
+  ttl: number | null;
+  /** Audit records older than this many seconds are deleted; null keeps them. */
+  auditRetention?: number | null;
   /** Time between runs, in milliseconds. */
   intervalMs: number;
   /** The clock, in milliseconds since the epoch. */
@@ -26,33 +30,51 @@ export interface ReaperOptions {
   logger: Logger;
 }
 
+/** What one run did. */
+export interface ReapReport {
+  /** Nodes whose lease expired and was released. */
+  reaped: number;
+  /** Audit records deleted by the retention. */
+  pruned: number;
+}
+
 /** A running reaper. */
 export interface Reaper {
-  /** Reaps everything expired now; resolves with the number of nodes reaped. */
-  runOnce(): Promise<number>;
+  /** Does one full run now. */
+  runOnce(): Promise<ReapReport>;
   /** Stops the timer and waits for a run in progress. */
   stop(): Promise<void>;
 }
 
-/** Starts reaping every `intervalMs`. */
+/** Starts a run every `intervalMs`. */
 export function startReaper(options: ReaperOptions): Reaper {
-  let running: Promise<number> | undefined;
+  let running: Promise<unknown> | undefined;
 
-  async function runOnce(): Promise<number> {
+  /** Repeats `batch` while it fills, yielding in between; returns the total. */
+  async function drain(batch: () => number): Promise<number> {
     let total = 0;
     for (;;) {
-      const reaped = reap(options.store, {
-        now: Math.floor(options.now() / 1000),
-        ttl: options.ttl,
-        limit: REAP_BATCH,
-      });
-      total += reaped;
-      if (reaped < REAP_BATCH) break;
-      // Let queued requests in between batches.
+      const done = batch();
+      total += done;
+      if (done < REAP_BATCH) return total;
       await new Promise((resolve) => setTimeout(resolve, 0));
     }
-    if (total > 0) options.logger.info("reaped expired leases", { count: total });
-    return total;
+  }
+
+  async function runOnce(): Promise<ReapReport> {
+    const { store, ttl, auditRetention } = options;
+    const seconds = () => Math.floor(options.now() / 1000);
+    const reaped = ttl === null
+      ? 0
+      : await drain(() => reap(store, { now: seconds(), ttl, limit: REAP_BATCH }));
+    const pruned = auditRetention == null
+      ? 0
+      : await drain(() =>
+        pruneAuditLog(store, { now: seconds(), retention: auditRetention, limit: REAP_BATCH })
+      );
+    if (reaped > 0) options.logger.info("reaped expired leases", { count: reaped });
+    if (pruned > 0) options.logger.info("pruned audit records", { count: pruned });
+    return { reaped, pruned };
   }
 
   function tick(): void {
@@ -62,7 +84,6 @@ export function startReaper(options: ReaperOptions): Reaper {
         options.logger.error("reaper failed", {
           error: error instanceof Error ? error.message : String(error),
         });
-        return 0;
       })
       .finally(() => (running = undefined));
   }

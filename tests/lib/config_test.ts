@@ -12,12 +12,14 @@ Deno.test("parseDuration() reads Go-style durations into milliseconds", () => {
     ["250ms", 250],
     ["2m15s", 135_000],
     [" 45s ", 45_000],
+    ["30d", 2_592_000_000],
+    ["1d12h", 129_600_000],
   ];
   for (const [text, ms] of cases) assert.equal(parseDuration(text), ms, text);
 });
 
 Deno.test("parseDuration() refuses what is not a duration", () => {
-  for (const text of ["", "30", "s", "1d", "-5s", "1h 30m", "abc", "30sec"]) {
+  for (const text of ["", "30", "s", "1w", "-5s", "1h 30m", "abc", "30sec"]) {
     assert.throws(() => parseDuration(text), UsageError, text);
   }
 });

@@ -209,8 +209,8 @@ Deno.test("the reaper reaps expired leases on its own with an injected clock", a
       clock.seconds += 59;
       await (await call("PUT", "/v1/nodes/c")).body?.cancel();
       clock.seconds += 1;
-      assert.equal(await reaper.runOnce(), 2);
-      assert.equal(await reaper.runOnce(), 0);
+      assert.deepEqual(await reaper.runOnce(), { reaped: 2, pruned: 0 });
+      assert.deepEqual(await reaper.runOnce(), { reaped: 0, pruned: 0 });
     } finally {
       await reaper.stop();
     }

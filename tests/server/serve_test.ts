@@ -55,6 +55,7 @@ Deno.test("the start-up line", async (t) => {
       heartbeats: true,
       signing: false,
       audit: true,
+      audit_retention: "forever",
     });
     assert.ok(server.port > 0);
     assert.equal(server.lines[0], JSON.stringify(server.startup), "the first stdout line");
