@@ -5,7 +5,12 @@
  */
 
 import { Command } from "commander";
-import { InvalidPublicKeyError, UnreadableFileError, UsageError } from "../lib/errors.ts";
+import {
+  InvalidPublicKeyError,
+  UnreadableFileError,
+  UsageError,
+  withContext,
+} from "../lib/errors.ts";
 import { importPublicKey, type PublicKey } from "../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../lib/licenses.ts";
 import { readSmallFile } from "./files.ts";
@@ -117,15 +122,11 @@ async function resolvePublicKey(text: string): Promise<PublicKey> {
   try {
     contents = await readSmallFile(trimmed, "public key file", 64 * 1024);
   } catch (error) {
-    if (error instanceof UnreadableFileError) {
-      throw new InvalidPublicKeyError(
-        `Invalid public key: it is not 64 hex characters (Ed25519) or a PEM key (RSA), and ${
-          error.message.charAt(0).toLowerCase()
-        }${error.message.slice(1)}`,
-        { cause: error },
-      );
-    }
-    throw error;
+    if (!(error instanceof UnreadableFileError)) throw error;
+    throw withContext(
+      new InvalidPublicKeyError(error.message, { cause: error }),
+      "Invalid public key (neither 64 hex characters nor an RSA PEM key)",
+    );
   }
   return await importPublicKey(new TextDecoder().decode(contents));
 }
