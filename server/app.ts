@@ -63,17 +63,19 @@ export async function createHandler(
     const started = performance.now();
     const nowMs = deps.now();
     const now = Math.floor(nowMs / 1000);
-    const path = new URL(request.url).pathname;
+    const path = requestPath(request);
     let reply: Reply;
     try {
-      reply = route(request, path, now, deps);
+      reply = path === undefined
+        ? { status: 400, body: { error: "invalid host header" } }
+        : route(request, path, now, deps);
     } catch (error) {
-      reply = errorReply(error, request, path, deps.logger);
+      reply = errorReply(error, request, path ?? "?", deps.logger);
     }
     const response = await respond(reply, now, signer);
     deps.logger.info("request", {
       method: request.method,
-      path,
+      path: path ?? "?",
       status: reply.status,
       duration_ms: Math.round((performance.now() - started) * 100) / 100,
       pool: reply.pool ?? undefined,
@@ -104,7 +106,7 @@ function route(request: Request, path: string, now: number, deps: HandlerDeps): 
     return { status: 400, body: { error: "fingerprint too long" } };
   }
 
-  const header = request.headers.get("Relay-Pool");
+  const header = poolHeader(request.headers.get("Relay-Pool"));
   let pool = deps.config.pool;
   if (header) {
     if (pool !== null && pool !== header) {
@@ -159,6 +161,52 @@ function errorReply(error: unknown, request: Request, path: string, logger: Logg
 
 function methodNotAllowed(allow: string): Reply {
   return { status: 405, body: { error: "method not allowed" }, headers: { Allow: allow } };
+}
+
+/**
+ * The percent-encoded path of the request line, without query or fragment.
+ * Deno builds `request.url` from the Host header, which a client controls, so
+ * the path is cut after the exact Host value before it is parsed (a Host like
+ * `relay/v1/nodes/x?` must not change the route). Undefined when the Host
+ * header holds characters no host can have.
+ */
+function requestPath(request: Request): string | undefined {
+  const url = request.url;
+  const host = request.headers.get("host");
+  if (
+    host !== null && !/^[A-Za-z0-9._~\-]*(:\d{0,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{0,5})?$/.test(host)
+  ) {
+    return undefined;
+  }
+  const authority = url.indexOf("://") + 3;
+  const start = host && url.startsWith(host, authority)
+    ? authority + host.length
+    : url.indexOf("/", authority);
+  if (start < authority) return "/";
+  // Resolve the path alone against a fixed origin: dot segments and
+  // backslashes are normalised as before, the Host plays no part.
+  return new URL(url.slice(start), "http://relay.invalid").pathname;
+}
+
+/**
+ * A pool name that no pool has: names come from the command line, which
+ * cannot carry NUL. Bytes that are not UTF-8 name this pool, so they get
+ * exactly the answers an unknown pool gets.
+ */
+const NO_SUCH_POOL = "\u0000";
+
+/**
+ * The `Relay-Pool` value as UTF-8 text: HTTP hands header bytes over one byte per
+ * character. Null when absent; {@link NO_SUCH_POOL} when not UTF-8.
+ */
+function poolHeader(value: string | null): string | null {
+  if (value === null || !/[\u0080-\uffff]/.test(value)) return value;
+  const bytes = Uint8Array.from(value, (char) => char.charCodeAt(0));
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return NO_SUCH_POOL;
+  }
 }
 
 /** Characters (code points), not UTF-16 units; cheap for short strings. */

@@ -9,7 +9,6 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
 import { addMinted, dbPath, mintFiles, query, runCli, tempDir } from "../helpers.ts";
 
 const isRoot = Deno.uid() === 0;
@@ -134,13 +133,11 @@ Deno.test("a read-only database file: one error line, exit 1, the data left as i
   assert.equal(serve.code, 1);
   assertOneErrorLine(serve.stderr, /database/i);
 
-  const db = new DatabaseSync(`file:${database}?immutable=1`, { readOnly: true });
-  try {
-    assert.equal(db.prepare("SELECT count(*) AS n FROM licenses").get()!.n, 2);
-    assert.equal(db.prepare("PRAGMA integrity_check").get()!.integrity_check, "ok");
-  } finally {
-    db.close();
-  }
+  // A read-only folder cannot hold SQLite's lock files: check a copy.
+  const copy = `${dir.path}/copy.sqlite`;
+  await Deno.copyFile(database, copy);
+  assert.equal(query(copy, "SELECT count(*) AS n FROM licenses")[0].n, 2);
+  assert.equal(integrity(copy), "ok");
 });
 
 Deno.test("a full disk: relay add fails whole with one error line and the database stays sound", async () => {
