@@ -15,14 +15,15 @@
 import assert from "node:assert/strict";
 import { addMinted, dbPath, query, startServer, tempDir } from "../helpers.ts";
 
-const ROUNDS = 20;
+/** Rounds of load and SIGKILL; `RELAY_SOAK_ROUNDS` raises it for a soak run. */
+const ROUNDS = Number(Deno.env.get("RELAY_SOAK_ROUNDS") ?? 20);
 const LICENSES = 200;
 const FINGERPRINTS = 300;
 /** Concurrent clients per round. */
 const WORKERS = 40;
 /** Requests per client per round, at most (a round lasts ≤ 300 ms anyway). */
 const MAX_REQUESTS_PER_WORKER = 2_000;
-const SEED = 0xc0ffee;
+const SEED = Number(Deno.env.get("RELAY_SOAK_SEED") ?? 0xc0ffee);
 /**
  * Long enough that no lease expires during the test (which takes well under a
  * minute), so "still holds" never has to allow for expiry.
