@@ -303,3 +303,15 @@ export async function addMinted(
   if (result.code !== 0) throw new Error(`relay add failed: ${result.stderr}`);
   return files;
 }
+
+/** A deterministic PRNG (mulberry32) in [0, 1), so a failing run can be replayed. */
+export function prng(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}

@@ -34,7 +34,7 @@ import {
 import { addLicenses, type LicenseInput, verifyLicenses } from "../../lib/licenses.ts";
 import { openStore } from "../../lib/store.ts";
 import { generateKeyPair, type KeyPair, mintLicenseFile } from "../../scripts/mint.ts";
-import { KEYGEN, query, tempDir } from "../helpers.ts";
+import { KEYGEN, prng, query, tempDir } from "../helpers.ts";
 
 const DEFAULT_SEED = 0x5eed_1ce5;
 const SEED = Number(Deno.env.get("RELAY_FUZZ_SEED") ?? DEFAULT_SEED) >>> 0;
@@ -65,22 +65,10 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 // PRNG
 
-/** mulberry32: a small, fast, seedable 32-bit PRNG. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 class Rng {
   readonly #next: () => number;
   constructor(seed: number) {
-    this.#next = mulberry32(seed);
+    this.#next = prng(seed);
   }
   /** An integer in [0, n). */
   int(n: number): number {

@@ -16,6 +16,7 @@ import {
   dbPath,
   type MintedFile,
   mintFiles,
+  prng,
   query,
   runCli,
   type ServerProcess,
@@ -27,18 +28,6 @@ import {
 const LICENSES = 100;
 /** Clients of a burst. */
 const CLIENTS = 500;
-
-/** A deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** What a client got back: status and parsed JSON body (null when empty). */
 interface Answer {

@@ -13,7 +13,7 @@
  */
 
 import assert from "node:assert/strict";
-import { addMinted, dbPath, query, startServer, tempDir } from "../helpers.ts";
+import { addMinted, dbPath, prng, query, startServer, tempDir } from "../helpers.ts";
 
 /** Rounds of load and SIGKILL; `RELAY_SOAK_ROUNDS` raises it for a soak run. */
 const ROUNDS = Number(Deno.env.get("RELAY_SOAK_ROUNDS") ?? 20);
@@ -29,18 +29,6 @@ const SEED = Number(Deno.env.get("RELAY_SOAK_SEED") ?? 0xc0ffee);
  * minute), so "still holds" never has to allow for expiry.
  */
 const TTL = "5m";
-
-/** A deterministic PRNG (mulberry32), so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * What the clients know about a fingerprint from acknowledged responses:

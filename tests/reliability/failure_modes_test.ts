@@ -19,10 +19,17 @@ async function run(command: string, ...args: string[]): Promise<boolean> {
   return success;
 }
 
-/** A tmpfs of `size` mounted on a new folder inside `dir` (root only), unmounted on dispose. */
-async function tmpfs(dir: string, size: string): Promise<AsyncDisposable & { path: string }> {
+/**
+ * A new folder inside `dir`: as root, a tmpfs of `size` mounted there and
+ * unmounted on dispose; otherwise a plain folder.
+ */
+async function scratchFolder(
+  dir: string,
+  size: string,
+): Promise<AsyncDisposable & { path: string }> {
   const path = `${dir}/mnt`;
   await Deno.mkdir(path);
+  if (!isRoot) return { path, [Symbol.asyncDispose]: async () => {} };
   assert.ok(await run("mount", "-t", "tmpfs", "-o", `size=${size},mode=0755`, "tmpfs", path));
   return { path, [Symbol.asyncDispose]: async () => void await run("umount", "-l", path) };
 }
@@ -51,10 +58,7 @@ function integrity(path: string): string {
 Deno.test("an unwritable database folder: one error line, exit 1", async () => {
   await using dir = await tempDir();
   const { publicKey, files } = await mintFiles(dir.path, 1);
-  await using mount = isRoot
-    ? await tmpfs(dir.path, "1m")
-    : { path: `${dir.path}/ro`, [Symbol.asyncDispose]: async () => {} };
-  if (!isRoot) await Deno.mkdir(mount.path);
+  await using mount = await scratchFolder(dir.path, "1m");
   await makeReadOnly(mount.path);
   const database = `${mount.path}/relay.sqlite`;
   const add = await runCli(
@@ -91,10 +95,7 @@ Deno.test("an unwritable database folder: one error line, exit 1", async () => {
 
 Deno.test("a read-only database file: one error line, exit 1, the data left as it was", async () => {
   await using dir = await tempDir();
-  await using mount = isRoot
-    ? await tmpfs(dir.path, "4m")
-    : { path: `${dir.path}/ro`, [Symbol.asyncDispose]: async () => {} };
-  if (!isRoot) await Deno.mkdir(mount.path);
+  await using mount = await scratchFolder(dir.path, "4m");
   const database = `${mount.path}/relay.sqlite`;
   await addMinted(dir.path, 2, { database });
   const { publicKey, files } = await mintFiles(dir.path, 1);
@@ -143,10 +144,7 @@ Deno.test("a read-only database file: one error line, exit 1, the data left as i
 Deno.test("a full disk: relay add fails whole with one error line and the database stays sound", async () => {
   await using dir = await tempDir();
   // 400 files of about 3 KB, written to the WAL and then the database, do not fit in 1 MB.
-  await using mount = isRoot
-    ? await tmpfs(dir.path, "1m")
-    : { path: `${dir.path}/small`, [Symbol.asyncDispose]: async () => {} };
-  if (!isRoot) await Deno.mkdir(mount.path);
+  await using mount = await scratchFolder(dir.path, "1m");
   const database = `${mount.path}/relay.sqlite`;
   const limit = isRoot ? [] : ["--pragma", "max_page_count=100"];
   await addMinted(dir.path, 2, { database });
