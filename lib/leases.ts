@@ -89,7 +89,7 @@ export function claim(store: Store, fingerprint: string, options: LeaseOptions):
 
     let licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
     while (licenseId === undefined && policy.heartbeats) {
-      if (reapBatch(store, now - policy.ttl, CLAIM_REAP_BATCH, now) === 0) break;
+      if (store.reapExpired(now - policy.ttl, CLAIM_REAP_BATCH, now) === 0) break;
       licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
     }
     if (licenseId === undefined) return { kind: "exhausted" };
@@ -149,21 +149,8 @@ export function release(store: Store, fingerprint: string, options: LeaseOptions
  */
 export function reap(store: Store, options: { now: number; ttl: number; limit: number }): number {
   return store.transaction(() =>
-    reapBatch(store, options.now - options.ttl, options.limit, options.now)
+    store.reapExpired(options.now - options.ttl, options.limit, options.now)
   );
-}
-
-function reapBatch(store: Store, cutoff: number, limit: number, now: number): number {
-  const expired = store.expiredNodes(cutoff, limit);
-  for (const { nodeId, licenseId, poolId } of expired) {
-    if (licenseId !== null) {
-      store.releaseLicense(licenseId, now);
-      store.audit(EventType.licenseLeaseExpired, EntityType.license, licenseId, poolId, now);
-    }
-    store.deactivateNode(nodeId, now);
-    store.audit(EventType.nodeCulled, EntityType.node, nodeId, poolId, now);
-  }
-  return expired.length;
 }
 
 /** Ends an expired lease exactly as the reaper would. */

@@ -88,13 +88,6 @@ export interface LicenseGrant {
   key: string;
 }
 
-/** An active node whose lease has expired, with the license it holds. */
-export interface ExpiredNode {
-  nodeId: number;
-  licenseId: number | null;
-  poolId: number | null;
-}
-
 const LICENSE_INFO_SELECT = `
   SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
          l.claims AS claims, l.node_id AS nodeId, n.fingerprint AS nodeFingerprint,
@@ -366,18 +359,53 @@ export class Store {
   }
 
   /**
-   * Active nodes whose last heartbeat is at or before `cutoff`, oldest first,
-   * at most `limit`, with the license each leases (if any).
+   * Reaps up to `limit` active nodes whose last heartbeat is at or before
+   * `cutoff`, oldest first: releases the license each leases
+   * (`license.lease_expired`) and deactivates it (`node.culled`), at `now`.
+   * Set-based, a few statements per batch; call it inside a transaction.
+   * Returns how many nodes were reaped.
    */
-  expiredNodes(cutoff: number, limit: number): ExpiredNode[] {
-    return this.#all<ExpiredNode>(
-      `SELECT n.id AS nodeId, l.id AS licenseId, l.pool_id AS poolId
-       FROM nodes n LEFT JOIN licenses l ON l.node_id = n.id
-       WHERE n.deactivated_at IS NULL AND n.last_heartbeat_at <= ?
-       ORDER BY n.last_heartbeat_at LIMIT ?`,
-      cutoff,
-      limit,
+  reapExpired(cutoff: number, limit: number, now: number): number {
+    this.#db.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
+      seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER)`);
+    this.#run("DELETE FROM temp.reap_batch");
+    // The index is named: without statistics SQLite picks idx_nodes_activated
+    // and sorts every active node for each batch.
+    const reaped = Number(
+      this.#statement(
+        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
+         SELECT n.id, l.id, l.pool_id
+         FROM nodes n INDEXED BY idx_nodes_active_heartbeat
+         LEFT JOIN licenses l ON l.node_id = n.id
+         WHERE n.deactivated_at IS NULL AND n.last_heartbeat_at <= ?
+         ORDER BY n.last_heartbeat_at LIMIT ?`,
+      ).run(cutoff, limit).changes,
     );
+    if (reaped === 0) return 0;
+    this.#run(
+      `UPDATE licenses SET node_id = NULL, last_released_at = ?
+       WHERE id IN (SELECT license_id FROM temp.reap_batch)`,
+      now,
+    );
+    this.#run(
+      "UPDATE nodes SET deactivated_at = ? WHERE id IN (SELECT node_id FROM temp.reap_batch)",
+      now,
+    );
+    if (this.#audit) {
+      // Per node in reap order: license.lease_expired (if it leased one), node.culled.
+      this.#run(
+        `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
+         SELECT e.event, e.entity, CASE e.entity WHEN ${EntityType.license}
+           THEN b.license_id ELSE b.node_id END, b.pool_id, ?
+         FROM temp.reap_batch b
+         JOIN (SELECT ${EventType.licenseLeaseExpired} AS event, ${EntityType.license} AS entity
+               UNION ALL SELECT ${EventType.nodeCulled}, ${EntityType.node}) e
+         WHERE e.entity = ${EntityType.node} OR b.license_id IS NOT NULL
+         ORDER BY b.seq, e.entity`,
+        now,
+      );
+    }
+    return reaped;
   }
 
   /** Deletes up to `limit` audit records created before `cutoff`; returns how many. */

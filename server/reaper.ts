@@ -13,8 +13,8 @@ import { reap } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/store.ts";
 
-/** Rows handled per transaction. */
-export const REAP_BATCH = 1000;
+/** Rows handled per transaction: small enough that no request waits long behind one. */
+export const REAP_BATCH = 250;
 
 /** Options of {@link startReaper}. */
 export interface ReaperOptions {
