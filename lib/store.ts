@@ -109,6 +109,7 @@ export class Store {
   readonly #path: string;
   readonly #statements = new Map<string, StatementSync>();
   #inTransaction = false;
+  #inGroup = false;
 
   /** Use {@link openStore}: it applies pragmas and migrations first. */
   constructor(db: DatabaseSync, options: { audit: boolean; path: string }) {
@@ -123,31 +124,62 @@ export class Store {
   }
 
   /**
-   * Runs `fn` inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back if it throws.
-   * `fn` must be synchronous: an `await` inside would let other work see an
-   * open transaction. Transactions do not nest.
+   * Runs `fn` atomically: inside `BEGIN IMMEDIATE` … `COMMIT`, rolling back if
+   * it throws; inside a {@link group}, as a savepoint of the group's
+   * transaction, so a failure undoes only `fn`. `fn` must be synchronous: an
+   * `await` inside would let other work see an open transaction.
+   * Transactions do not nest.
    */
   transaction<T>(fn: () => T): T {
     if (this.#inTransaction) throw new Error("Transactions do not nest");
+    if (this.#inGroup && !this.#db.isTransaction) {
+      // SQLite rolled the group back (e.g. a full disk): nothing may commit alone.
+      throw new DatabaseError(`Database "${this.#path}" failed: the transaction was rolled back`);
+    }
+    const [begin, commit, rollback] = this.#inGroup
+      ? ["SAVEPOINT tx", "RELEASE tx", "ROLLBACK TO tx; RELEASE tx"]
+      : ["BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"];
     this.#inTransaction = true;
     try {
-      this.#db.exec("BEGIN IMMEDIATE");
+      return this.#atomically(fn, begin, commit, rollback);
+    } finally {
+      this.#inTransaction = false;
+    }
+  }
+
+  /**
+   * Group commit: runs `fn`, which makes several {@link transaction} calls,
+   * inside one `BEGIN IMMEDIATE` … `COMMIT`, so they share one fsync. Each
+   * inner transaction stays atomic on its own (a savepoint); none is durable
+   * before this returns, so callers acknowledge nothing until then.
+   */
+  group<T>(fn: () => T): T {
+    if (this.#inGroup || this.#inTransaction) throw new Error("Groups do not nest");
+    this.#inGroup = true;
+    try {
+      return this.#atomically(fn, "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK");
+    } finally {
+      this.#inGroup = false;
+    }
+  }
+
+  #atomically<T>(fn: () => T, begin: string, commit: string, rollback: string): T {
+    try {
+      this.#db.exec(begin);
       try {
         const result = fn();
         if (result instanceof Promise) {
           throw new Error("A transaction body must be synchronous");
         }
-        this.#db.exec("COMMIT");
+        this.#db.exec(commit);
         return result;
       } catch (error) {
         // SQLite may have rolled back already (e.g. on a full disk).
-        if (this.#db.isTransaction) this.#db.exec("ROLLBACK");
+        if (this.#db.isTransaction) this.#db.exec(rollback);
         throw error;
       }
     } catch (error) {
       throw asDatabaseError(error, this.#path);
-    } finally {
-      this.#inTransaction = false;
     }
   }
 
@@ -469,10 +501,11 @@ export function openStore(path: string, options: StoreOptions): Store {
     db.exec("PRAGMA foreign_keys = ON");
     // FULL: a lease acknowledged to a client survives a power loss, not only a crash.
     db.exec("PRAGMA synchronous = FULL");
+    migrate(db, path, MIGRATIONS, options.now);
+    // After the migrations, so that they run under Relay's own settings.
     for (const [key, value] of Object.entries(options.pragmas ?? {})) {
       db.exec(`PRAGMA ${key} = ${value}`);
     }
-    migrate(db, path, MIGRATIONS, options.now);
   } catch (error) {
     db.close();
     if (error instanceof DatabaseError || error instanceof DatabaseTooNewError) throw error;

@@ -17,6 +17,7 @@ import { RelayError } from "../lib/errors.ts";
 import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/store.ts";
+import { type Committer, createCommitter } from "./group_commit.ts";
 import { createSigner, type Signer } from "./signing.ts";
 
 /** The longest fingerprint accepted, in characters. */
@@ -58,6 +59,7 @@ export async function createHandler(
   deps: HandlerDeps,
 ): Promise<(request: Request) => Promise<Response>> {
   const signer = deps.config.signingSecret ? await createSigner(deps.config.signingSecret) : null;
+  const commit = createCommitter(deps.store);
 
   return async function handle(request: Request): Promise<Response> {
     const started = performance.now();
@@ -68,7 +70,7 @@ export async function createHandler(
     try {
       reply = path === undefined
         ? { status: 400, body: { error: "invalid host header" } }
-        : route(request, path, now, deps);
+        : await route(request, path, now, deps, commit);
     } catch (error) {
       reply = errorReply(error, request, path ?? "?", deps.logger);
     }
@@ -84,7 +86,13 @@ export async function createHandler(
   };
 }
 
-function route(request: Request, path: string, now: number, deps: HandlerDeps): Reply {
+async function route(
+  request: Request,
+  path: string,
+  now: number,
+  deps: HandlerDeps,
+  commit: Committer,
+): Promise<Reply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return methodNotAllowed("GET, HEAD");
@@ -117,9 +125,10 @@ function route(request: Request, path: string, now: number, deps: HandlerDeps): 
 
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
-    return { ...claimReply(claim(deps.store, fingerprint, options), deps.config.policy), pool };
+    const claimed = await commit(() => claim(deps.store, fingerprint, options));
+    return { ...claimReply(claimed, deps.config.policy), pool };
   }
-  const released = release(deps.store, fingerprint, options);
+  const released = await commit(() => release(deps.store, fingerprint, options));
   return released.kind === "released"
     ? { status: 204, body: null, pool }
     : { status: 404, body: { error: "claim not found" }, pool };
