@@ -501,6 +501,8 @@ export function openStore(path: string, options: StoreOptions): Store {
     db.exec("PRAGMA foreign_keys = ON");
     // FULL: a lease acknowledged to a client survives a power loss, not only a crash.
     db.exec("PRAGMA synchronous = FULL");
+    // Savepoints of a group commit journal in memory instead of temp files.
+    db.exec("PRAGMA temp_store = MEMORY");
     migrate(db, path, MIGRATIONS, options.now);
     // After the migrations, so that they run under Relay's own settings.
     for (const [key, value] of Object.entries(options.pragmas ?? {})) {

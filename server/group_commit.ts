@@ -28,7 +28,7 @@ export const MAX_GROUP = 256;
 
 /** A {@link Committer} on `store`. */
 export function createCommitter(store: Store): Committer {
-  let queue: Pending[] = [];
+  const queue: Pending[] = [];
   let scheduled = false;
 
   function flush(): void {

@@ -1075,7 +1075,10 @@ Deno.test("bad input never gets a 5xx, a crash or a hang, and the server stays h
           "3\r\nabc\r\n0\r\n\r\n",
         ),
         [201],
-        false,
+        // Every framing case half-closes the socket after sending, and Deno's
+        // HTTP server cancels a response still pending when it reads that
+        // EOF: on a busy machine a dropped answer (never a 5xx) is possible.
+        true,
       ],
       [
         "Transfer-Encoding gzip only",
@@ -1158,7 +1161,8 @@ Deno.test("bad input never gets a 5xx, a crash or a hang, and the server stays h
         closeWrite: true,
       },
     );
-    checkRaw(group, "body longer than Content-Length: first request", smuggle, [201]);
+    // Half-closed too: a dropped answer is possible (see "valid chunked body").
+    checkRaw(group, "body longer than Content-Length: first request", smuggle, [201], true);
     const second = smuggle.responses[1]?.status ?? null;
     group.check(
       "body longer than Content-Length: the rest is a bad request or dropped",

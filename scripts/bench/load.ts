@@ -1,0 +1,396 @@
+/**
+ * Load generators of `scripts/bench.ts`: wrk driven by a generated Lua script,
+ * or, without wrk, the Deno client of `client.ts` in separate processes. Both
+ * run a {@link LoadPlan} with one sequential loop per keep-alive connection
+ * and time each request themselves, so their results mean the same thing.
+ *
+ * wrk's own latency statistics are not used: wrk 4.1 "corrects" them for
+ * coordinated omission with synthetic samples, and reports requests per second
+ * over its whole `-d` even when every thread stopped early. The Lua script
+ * times each request with `clock_gettime` instead, and the rate is answers
+ * over the span from the first request sent to the last answer received.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import type { ConnectionResult, LoadPlan, RawLoadResult } from "./plan.ts";
+import { spawn, withTimeout } from "./procs.ts";
+
+/** Which program generates the load. */
+export type Generator = "wrk" | "deno";
+
+/** One run, summarised. */
+export interface LoadResult {
+  mode: LoadPlan["mode"];
+  connections: number;
+  /** Answers received. */
+  requests: number;
+  /** From the first request sent to the last answer received. */
+  seconds: number;
+  /** Answers per second. */
+  rate: number;
+  /** Answers by HTTP status. */
+  statuses: Record<string, number>;
+  /** Answers that are not 2xx. */
+  non2xx: number;
+  /** Socket errors. */
+  errors: Record<string, number>;
+  /** Latency percentiles and maximum, in milliseconds. */
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  /** Answers received per connection. */
+  perConnection: number[];
+  /** Latency histogram: bucket µs → count (to merge runs). */
+  hist: Record<string, number>;
+}
+
+const CLIENT = fileURLToPath(new URL("./client.ts", import.meta.url));
+
+/** Runs `plan` against `127.0.0.1:port` with `generator`. */
+export async function runLoad(
+  generator: Generator,
+  port: number,
+  plan: LoadPlan,
+  options: { workDir: string; clientProcesses?: number; env?: Record<string, string> },
+): Promise<LoadResult> {
+  const raw = generator === "wrk"
+    ? await runWrk(port, plan, options.workDir)
+    : await runDenoClients(port, plan, options.clientProcesses ?? 2, options.env);
+  return summarise(plan, raw);
+}
+
+/** Merges several runs of the same kind (e.g. claim rounds) into one result. */
+export function mergeResults(results: LoadResult[]): LoadResult {
+  const first = results[0];
+  const hist: Record<string, number> = {};
+  const statuses: Record<string, number> = {};
+  const errors: Record<string, number> = {};
+  let requests = 0;
+  let seconds = 0;
+  let max = 0;
+  const perConnection = new Array(first.connections).fill(0);
+  for (const result of results) {
+    requests += result.requests;
+    seconds += result.seconds;
+    max = Math.max(max, result.max);
+    addInto(hist, result.hist);
+    addInto(statuses, result.statuses);
+    addInto(errors, result.errors);
+    result.perConnection.forEach((n, i) => (perConnection[i] += n));
+  }
+  return {
+    mode: first.mode,
+    connections: first.connections,
+    requests,
+    seconds,
+    rate: seconds > 0 ? requests / seconds : 0,
+    statuses,
+    non2xx: countNon2xx(statuses),
+    errors,
+    ...percentiles(hist),
+    max,
+    perConnection,
+    hist,
+  };
+}
+
+function addInto(target: Record<string, number>, source: Record<string, number>): void {
+  for (const [key, value] of Object.entries(source)) target[key] = (target[key] ?? 0) + value;
+}
+
+function countNon2xx(statuses: Record<string, number>): number {
+  return Object.entries(statuses)
+    .filter(([status]) => !status.startsWith("2"))
+    .reduce((sum, [, n]) => sum + n, 0);
+}
+
+/** p50, p90, p99 of a bucket histogram, in milliseconds. */
+export function percentiles(
+  hist: Record<string, number>,
+): { p50: number; p90: number; p99: number } {
+  const buckets = Object.entries(hist).map(([us, n]) => [Number(us), n]).sort((a, b) =>
+    a[0] - b[0]
+  );
+  const total = buckets.reduce((sum, [, n]) => sum + n, 0);
+  const at = (p: number) => {
+    if (total === 0) return NaN;
+    const rank = Math.max(1, Math.ceil((p / 100) * total));
+    let seen = 0;
+    for (const [us, n] of buckets) {
+      seen += n;
+      if (seen >= rank) return us / 1000;
+    }
+    return buckets[buckets.length - 1][0] / 1000;
+  };
+  return { p50: at(50), p90: at(90), p99: at(99) };
+}
+
+function summarise(plan: LoadPlan, raw: RawLoadResult): LoadResult {
+  const hist: Record<string, number> = {};
+  const statuses: Record<string, number> = {};
+  let requests = 0;
+  let first = Infinity;
+  let last = -Infinity;
+  let max = 0;
+  const perConnection = new Array(plan.connections).fill(0);
+  for (const connection of raw.connections) {
+    perConnection[connection.id] = connection.received;
+    if (connection.received === 0) continue;
+    requests += connection.received;
+    first = Math.min(first, connection.first);
+    last = Math.max(last, connection.last);
+    max = Math.max(max, connection.max);
+    addInto(hist, connection.hist);
+    addInto(statuses, connection.statuses);
+  }
+  const seconds = requests > 0 ? (last - first) / 1e6 : 0;
+  const errors = Object.fromEntries(Object.entries(raw.errors).filter(([, n]) => n > 0));
+  return {
+    mode: plan.mode,
+    connections: plan.connections,
+    requests,
+    seconds,
+    rate: seconds > 0 ? requests / seconds : 0,
+    statuses,
+    non2xx: countNon2xx(statuses),
+    errors,
+    ...percentiles(hist),
+    max: max / 1000,
+    perConnection,
+    hist,
+  };
+}
+
+function parseJsonLine<T>(lines: string[], what: string): T {
+  const line = lines.find((l) => l.startsWith("RELAY_BENCH_JSON "));
+  if (!line) throw new Error(`${what} printed no result`);
+  return JSON.parse(line.slice("RELAY_BENCH_JSON ".length)) as T;
+}
+
+async function runWrk(port: number, plan: LoadPlan, workDir: string): Promise<RawLoadResult> {
+  const script = `${workDir}/load-${plan.mode}.lua`;
+  await Deno.writeTextFile(script, luaScript(plan));
+  const wrk = spawn("wrk", [
+    "-t",
+    String(plan.connections),
+    "-c",
+    String(plan.connections),
+    "-d",
+    `${plan.seconds}s`,
+    "--timeout",
+    "10s",
+    "-s",
+    script,
+    `http://127.0.0.1:${port}/`,
+  ]);
+  // wrk sleeps for all of -d even when every thread has stopped; once each
+  // connection reports it is done, SIGINT ends the sleep.
+  let finished = 0;
+  wrk.onStderr = (line) => {
+    if (line.startsWith("relay-bench: connection done") && ++finished === plan.connections) {
+      wrk.kill("SIGINT");
+    }
+  };
+  const timer = setTimeout(() => wrk.kill("SIGKILL"), (plan.seconds + 30) * 1000);
+  try {
+    const status = await wrk.done;
+    if (!status.success) {
+      throw new Error(`wrk failed (${status.code}): ${wrk.stderr.join("\n")}`);
+    }
+  } finally {
+    clearTimeout(timer);
+  }
+  const errorLines = wrk.stderr.filter((l) => !l.startsWith("relay-bench:"));
+  if (errorLines.length > 0) throw new Error(`wrk: ${errorLines.join("\n")}`);
+  return parseJsonLine<RawLoadResult>(wrk.stdout, "wrk");
+}
+
+async function runDenoClients(
+  port: number,
+  plan: LoadPlan,
+  processes: number,
+  env?: Record<string, string>,
+): Promise<RawLoadResult> {
+  const groups: number[][] = Array.from(
+    { length: Math.min(processes, plan.connections) },
+    () => [],
+  );
+  for (let c = 0; c < plan.connections; c++) groups[c % groups.length].push(c);
+  const workers = groups.map((ids) =>
+    spawn(
+      Deno.execPath(),
+      ["run", "--quiet", "--allow-net=127.0.0.1", CLIENT, JSON.stringify({ port, plan, ids })],
+      { env },
+    )
+  );
+  const results = await withTimeout(
+    Promise.all(workers.map(async (worker) => {
+      const status = await worker.done;
+      if (!status.success) {
+        throw new Error(`load client failed (${status.code}): ${worker.stderr.join("\n")}`);
+      }
+      return parseJsonLine<RawLoadResult>(worker.stdout, "load client");
+    })),
+    (plan.seconds + 30) * 1000,
+    "load clients",
+  ).catch((error) => {
+    for (const worker of workers) worker.kill();
+    throw error;
+  });
+  const connections: ConnectionResult[] = results.flatMap((r) => r.connections);
+  const errors: Record<string, number> = {};
+  for (const result of results) addInto(errors, result.errors);
+  return { connections, errors };
+}
+
+/** A Lua literal of a JSON-like value. */
+function lua(value: unknown): string {
+  if (value === undefined || value === null) return "nil";
+  if (typeof value === "string") return JSON.stringify(value);
+  if (typeof value === "number" || typeof value === "boolean") return String(value);
+  if (Array.isArray(value)) return `{${value.map(lua).join(",")}}`;
+  return `{${
+    Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .map(([k, v]) => `${k}=${lua(v)}`)
+      .join(",")
+  }}`;
+}
+
+/**
+ * The wrk script of a plan: the same requests as `requestOf()` in `plan.ts`,
+ * one connection per thread, per-request timing, and a `done()` that prints
+ * every connection's counts and histogram as one JSON line.
+ */
+export function luaScript(plan: LoadPlan): string {
+  return `-- Generated by scripts/bench/load.ts; mirrors requestOf() in plan.ts.
+local ffi = require("ffi")
+pcall(ffi.cdef, [[
+typedef struct { long tv_sec; long tv_nsec; } relay_bench_timespec;
+int clock_gettime(int clk_id, relay_bench_timespec *tp);
+]])
+local ts = ffi.new("relay_bench_timespec")
+local function now_us()
+  ffi.C.clock_gettime(1, ts)
+  return tonumber(ts.tv_sec) * 1000000 + tonumber(ts.tv_nsec) / 1000
+end
+
+local PLAN = ${lua(plan)}
+
+-- setup() and done() run in wrk's main Lua state.
+local threads = {}
+local next_id = 0
+function setup(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+  threads[#threads + 1] = thread
+end
+
+-- Each thread (one connection) has its own state.
+id = 0
+received = 0
+first_us = 0
+last_us = 0
+max_us = 0
+statuses = {}
+hist = {}
+local sent_us = 0
+local names = {}
+local limit = -1
+local stopped = false
+
+local function bucket(us)
+  if us < 1000 then return math.floor(us) end
+  if us < 10000 then return math.floor(us / 10) * 10 end
+  if us < 100000 then return math.floor(us / 100) * 100 end
+  return math.floor(us / 1000) * 1000
+end
+
+function init(args)
+  local set = PLAN.set
+  if set then
+    if set.kind == "range" then
+      local i = id
+      while i < set.total do
+        names[#names + 1] = set.prefix .. i
+        i = i + PLAN.connections
+      end
+    else
+      for j = 0, (set.counts[id + 1] or 0) - 1 do
+        names[#names + 1] = set.prefix .. id .. "-" .. j
+      end
+    end
+  end
+  if PLAN.mode == "claim" and PLAN.quota then limit = PLAN.quota[id + 1] or 0 end
+  if PLAN.mode == "release" then limit = #names end
+end
+
+-- Request k of this connection; k only advances with an answer, so wrk's
+-- extra request() call that verifies the script sends nothing twice.
+function request()
+  local k = received
+  sent_us = now_us()
+  if k == 0 then first_us = sent_us end
+  if limit == 0 then return wrk.format("GET", "/v1/health") end
+  local mode = PLAN.mode
+  if mode == "claim" then
+    return wrk.format("PUT", "/v1/nodes/" .. PLAN.prefix .. id .. "-" .. k)
+  elseif mode == "warm" then
+    return wrk.format("DELETE", "/v1/nodes/" .. PLAN.prefix .. id .. "-" .. k)
+  elseif mode == "heartbeat" then
+    return wrk.format("PUT", "/v1/nodes/" .. names[(k % #names) + 1])
+  elseif mode == "release" then
+    return wrk.format("DELETE", "/v1/nodes/" .. names[k + 1])
+  else
+    local method = "PUT"
+    if k % 5 == 4 then method = "DELETE" end
+    return wrk.format(method, "/v1/nodes/" .. PLAN.prefix .. id .. "-" .. math.floor(k / 5))
+  end
+end
+
+local function finish()
+  stopped = true
+  wrk.thread:stop()
+  io.stderr:write("relay-bench: connection done\\n")
+  io.stderr:flush()
+end
+
+function response(status, headers, body)
+  if stopped then return end
+  local t = now_us()
+  if limit == 0 then
+    finish()
+    return
+  end
+  received = received + 1
+  last_us = t
+  local latency = t - sent_us
+  local s = tostring(status)
+  statuses[s] = (statuses[s] or 0) + 1
+  local b = bucket(latency)
+  hist[b] = (hist[b] or 0) + 1
+  if latency > max_us then max_us = latency end
+  if limit > 0 and received >= limit then finish() end
+end
+
+function done(summary, latency, requests)
+  local parts = {}
+  for _, t in ipairs(threads) do
+    local sp, hp = {}, {}
+    for k, v in pairs(t:get("statuses")) do sp[#sp + 1] = string.format('"%s":%d', k, v) end
+    for k, v in pairs(t:get("hist")) do hp[#hp + 1] = string.format('"%d":%d', k, v) end
+    parts[#parts + 1] = string.format(
+      '{"id":%d,"received":%d,"first":%.0f,"last":%.0f,"max":%.0f,"statuses":{%s},"hist":{%s}}',
+      t:get("id"), t:get("received"), t:get("first_us"), t:get("last_us"), t:get("max_us"),
+      table.concat(sp, ","), table.concat(hp, ","))
+  end
+  local e = summary.errors
+  io.write(string.format(
+    'RELAY_BENCH_JSON {"connections":[%s],"errors":{"connect":%d,"read":%d,"write":%d,"timeout":%d}}\\n',
+    table.concat(parts, ","), e.connect, e.read, e.write, e.timeout))
+end
+`;
+}

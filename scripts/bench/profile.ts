@@ -1,0 +1,213 @@
+/**
+ * Where a loaded `relay serve` spends its time: runs the server under
+ * `deno run --cpu-prof` on a benchmark database, drives one load pattern of
+ * `scripts/bench.ts` at it, stops it gracefully and summarises the V8 CPU
+ * profile by category (SQLite calls, Relay's own code, Deno's HTTP layer,
+ * GC, idle) and by function.
+ *
+ * ```sh
+ * deno run --allow-read --allow-write --allow-env --allow-run --allow-net=127.0.0.1 \
+ *   scripts/bench/profile.ts --mode claim|heartbeat|release|cycle [--licenses 100000] \
+ *   [--strategy fifo|lifo|rand] [--no-audit] [--seconds 6] [--connections 64] \
+ *   [--pragma key=value]... [--top 20] [--load wrk|deno]
+ * ```
+ *
+ * node:sqlite is synchronous, so time inside SQLite (including each commit's
+ * fsync) is charged to the native `exec` (BEGIN, COMMIT, SAVEPOINT) and
+ * `get`/`run`/`all` (statements) functions.
+ *
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { RELAY_PERMISSIONS } from "../permissions.ts";
+import { type Generator, runLoad } from "./load.ts";
+import type { LoadPlan } from "./plan.ts";
+import { killAll, spawn } from "./procs.ts";
+import { buildLicenseDb, checkpoint, leaseDirectly } from "./setup.ts";
+import type { Strategy } from "../../lib/leases.ts";
+
+const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+
+interface Args {
+  mode: "claim" | "heartbeat" | "release" | "cycle";
+  licenses: number;
+  strategy: Strategy;
+  audit: boolean;
+  seconds: number;
+  connections: number;
+  pragmas: string[];
+  top: number;
+  load: Generator;
+}
+
+function parse(args: string[]): Args {
+  const out: Args = {
+    mode: "heartbeat",
+    licenses: 100_000,
+    strategy: "fifo",
+    audit: true,
+    seconds: 6,
+    connections: 64,
+    pragmas: [],
+    top: 20,
+    load: "wrk",
+  };
+  for (let i = 0; i < args.length; i++) {
+    const flag = args[i];
+    const value = () => args[++i];
+    if (flag === "--mode") out.mode = value() as Args["mode"];
+    else if (flag === "--licenses") out.licenses = Number(value());
+    else if (flag === "--strategy") out.strategy = value() as Strategy;
+    else if (flag === "--no-audit") out.audit = false;
+    else if (flag === "--seconds") out.seconds = Number(value());
+    else if (flag === "--connections") out.connections = Number(value());
+    else if (flag === "--pragma") out.pragmas.push(value());
+    else if (flag === "--top") out.top = Number(value());
+    else if (flag === "--load") out.load = value() as Generator;
+    else throw new Error(`unknown argument ${flag}`);
+  }
+  if (!["claim", "heartbeat", "release", "cycle"].includes(out.mode)) throw new Error("bad --mode");
+  return out;
+}
+
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
+}
+
+interface CpuProfile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
+
+function category(node: ProfileNode): string {
+  const { functionName, url } = node.callFrame;
+  if (url === "") {
+    if (functionName === "exec") return "SQLite exec: BEGIN, COMMIT (with fsync), SAVEPOINT";
+    if (["get", "run", "all", "iterate"].includes(functionName)) return "SQLite statements";
+    if (functionName.startsWith("(")) return functionName;
+    return "other native (ops, builtins)";
+  }
+  if (/\/(lib|server|cli)\/[^/]+\.ts$/.test(url) || url.endsWith("/main.ts")) return "Relay code";
+  if (url.startsWith("ext:") || url.startsWith("node:")) {
+    return "Deno runtime (HTTP, fetch API, timers)";
+  }
+  return "other JavaScript";
+}
+
+/** Prints self time by category and by function, and inclusive time of the hottest functions. */
+export function summarise(profile: CpuProfile, top: number): void {
+  const byId = new Map(profile.nodes.map((node) => [node.id, node]));
+  const parent = new Map<number, number>();
+  for (const node of profile.nodes) {
+    for (const child of node.children ?? []) parent.set(child, node.id);
+  }
+  const self = new Map<number, number>();
+  profile.samples.forEach((id, i) =>
+    self.set(id, (self.get(id) ?? 0) + (profile.timeDeltas[i] ?? 0))
+  );
+  const total = [...self.values()].reduce((a, b) => a + b, 0);
+  const name = (node: ProfileNode) =>
+    `${node.callFrame.functionName || "(anonymous)"} ${
+      node.callFrame.url.replace(/^file:\/\/.*?\/(lib|server|cli|scripts)\//, "$1/")
+    }${node.callFrame.url ? `:${node.callFrame.lineNumber + 1}` : ""}`;
+  const categories = new Map<string, number>();
+  const selfByName = new Map<string, number>();
+  const inclusive = new Map<string, number>();
+  for (const [id, time] of self) {
+    const node = byId.get(id)!;
+    categories.set(category(node), (categories.get(category(node)) ?? 0) + time);
+    selfByName.set(name(node), (selfByName.get(name(node)) ?? 0) + time);
+    const seen = new Set<string>();
+    for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) {
+      const key = name(byId.get(at)!);
+      if (seen.has(key)) continue;
+      seen.add(key);
+      inclusive.set(key, (inclusive.get(key) ?? 0) + time);
+    }
+  }
+  const pct = (time: number) => `${((100 * time) / total).toFixed(1).padStart(5)} %`;
+  const busy = total - (categories.get("(idle)") ?? 0);
+  console.log(`\n${(total / 1e6).toFixed(2)} s sampled, ${pct(busy).trim()} busy. By category:`);
+  for (const [key, time] of [...categories].sort((a, b) => b[1] - a[1])) {
+    console.log(`  ${pct(time)}  ${key}`);
+  }
+  console.log(`\nSelf time, top ${top}:`);
+  for (const [key, time] of [...selfByName].sort((a, b) => b[1] - a[1]).slice(0, top)) {
+    console.log(`  ${pct(time)}  ${key}`);
+  }
+  console.log(`\nInclusive time of Relay's functions, top ${top}:`);
+  for (
+    const [key, time] of [...inclusive]
+      .filter(([key]) => /\s(lib|server)\//.test(key))
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, top)
+  ) {
+    console.log(`  ${pct(time)}  ${key}`);
+  }
+}
+
+async function main(): Promise<void> {
+  const args = parse(Deno.args);
+  const dir = await Deno.makeTempDir({ prefix: "relay_profile_" });
+  try {
+    const path = `${dir}/relay.sqlite`;
+    const now = Math.floor(Date.now() / 1000);
+    buildLicenseDb(path, args.licenses, now);
+    if (args.mode === "heartbeat" || args.mode === "release") {
+      leaseDirectly(path, { count: args.licenses, prefix: "n", heartbeatAt: now, now });
+    }
+    checkpoint(path);
+    const relayArgs = ["run", "--quiet", "--cpu-prof", `--cpu-prof-dir=${dir}`];
+    relayArgs.push(...RELAY_PERMISSIONS, MAIN);
+    if (!args.audit) relayArgs.push("--no-audit");
+    for (const pragma of args.pragmas) relayArgs.push("--pragma", pragma);
+    relayArgs.push("--database", path, "serve", "--bind", "127.0.0.1", "--port", "0");
+    relayArgs.push("--strategy", args.strategy, "--ttl", "24h");
+    const server = spawn(Deno.execPath(), relayArgs);
+    const port = await new Promise<number>((resolve, reject) => {
+      server.onStdout = (line) => {
+        if (line.includes("relay listening")) resolve(Number(JSON.parse(line).port));
+      };
+      server.done.then(() => reject(new Error(`relay exited: ${server.stderr.join("\n")}`)));
+    });
+    const C = args.connections;
+    const split = (total: number) =>
+      Array.from({ length: C }, (_, i) => Math.floor(total / C) + (i < total % C ? 1 : 0));
+    const plan: LoadPlan = args.mode === "claim"
+      ? {
+        mode: "claim",
+        connections: C,
+        seconds: args.seconds,
+        prefix: "p-",
+        quota: split(args.licenses),
+      }
+      : args.mode === "cycle"
+      ? { mode: "cycle", connections: C, seconds: args.seconds, prefix: "y-" }
+      : {
+        mode: args.mode,
+        connections: C,
+        seconds: args.seconds,
+        set: { kind: "range", prefix: "n", total: args.licenses },
+      };
+    const result = await runLoad(args.load, port, plan, { workDir: dir });
+    console.log(
+      `${args.mode}, ${args.licenses.toLocaleString("en-US")} licenses, ${args.strategy}, audit ${
+        args.audit ? "on" : "off"
+      }${args.pragmas.length ? `, ${args.pragmas.join(" ")}` : ""}: ${result.rate.toFixed(0)}/s, ` +
+        `p50 ${result.p50} ms, p99 ${result.p99} ms, statuses ${JSON.stringify(result.statuses)}`,
+    );
+    await server.stop(30_000);
+    const file = [...Deno.readDirSync(dir)].find((entry) => entry.name.endsWith(".cpuprofile"));
+    if (!file) throw new Error("relay wrote no CPU profile");
+    summarise(JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)), args.top);
+  } finally {
+    await killAll();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+if (import.meta.main) await main();
