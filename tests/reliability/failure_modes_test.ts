@@ -51,44 +51,47 @@ function assertOneErrorLine(stderr: string, pattern: RegExp): void {
   assert.ok(!stderr.includes("    at "), "no stack trace");
 }
 
+/** `relay add` of one freshly minted file into `database`. */
+async function addOne(dir: string, database: string) {
+  const { publicKey, files } = await mintFiles(dir, 1);
+  const [file] = files;
+  return await runCli(
+    [
+      "add",
+      "--database",
+      database,
+      "--file",
+      file.path,
+      "--key",
+      file.key,
+      "--public-key",
+      publicKey,
+    ],
+    { cwd: dir },
+  );
+}
+
+/** `relay serve` on `database`, which is expected to fail before listening. */
+function serveOn(dir: string, database: string) {
+  return runCli(["serve", "--database", database, "--bind", "127.0.0.1", "--port", "0"], {
+    cwd: dir,
+  });
+}
+
 function integrity(path: string): string {
   return String(query(path, "PRAGMA integrity_check")[0].integrity_check);
 }
 
 Deno.test("an unwritable database folder: one error line, exit 1", async () => {
   await using dir = await tempDir();
-  const { publicKey, files } = await mintFiles(dir.path, 1);
   await using mount = await scratchFolder(dir.path, "1m");
   await makeReadOnly(mount.path);
   const database = `${mount.path}/relay.sqlite`;
-  const add = await runCli(
-    [
-      "add",
-      "--database",
-      database,
-      "--file",
-      files[0].path,
-      "--key",
-      files[0].key,
-      "--public-key",
-      publicKey,
-    ],
-    { cwd: dir.path },
-  );
+  const add = await addOne(dir.path, database);
   assert.equal(add.code, 1);
   assertOneErrorLine(add.stderr, /Cannot create database "[^"]+relay\.sqlite"/);
   assert.equal(add.stdout, "");
-  const serve = await runCli([
-    "serve",
-    "--database",
-    database,
-    "--bind",
-    "127.0.0.1",
-    "--port",
-    "0",
-  ], {
-    cwd: dir.path,
-  });
+  const serve = await serveOn(dir.path, database);
   assert.equal(serve.code, 1);
   assertOneErrorLine(serve.stderr, /Cannot create database/);
 });
@@ -98,39 +101,15 @@ Deno.test("a read-only database file: one error line, exit 1, the data left as i
   await using mount = await scratchFolder(dir.path, "4m");
   const database = `${mount.path}/relay.sqlite`;
   await addMinted(dir.path, 2, { database });
-  const { publicKey, files } = await mintFiles(dir.path, 1);
   await makeReadOnly(mount.path);
 
-  const add = await runCli(
-    [
-      "add",
-      "--database",
-      database,
-      "--file",
-      files[0].path,
-      "--key",
-      files[0].key,
-      "--public-key",
-      publicKey,
-    ],
-    { cwd: dir.path },
-  );
+  const add = await addOne(dir.path, database);
   assert.equal(add.code, 1);
   assertOneErrorLine(
     add.stderr,
     /database "[^"]+relay\.sqlite"[^\n]*(readonly|read-only|unable to open)/i,
   );
-  const serve = await runCli([
-    "serve",
-    "--database",
-    database,
-    "--bind",
-    "127.0.0.1",
-    "--port",
-    "0",
-  ], {
-    cwd: dir.path,
-  });
+  const serve = await serveOn(dir.path, database);
   assert.equal(serve.code, 1);
   assertOneErrorLine(serve.stderr, /database/i);
 
