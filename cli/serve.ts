@@ -18,6 +18,7 @@ import {
 import { ListenError, UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { createHandler } from "../server/app.ts";
+import { type Checkpointer, startCheckpointer } from "../server/checkpointer.ts";
 import { startReaper } from "../server/reaper.ts";
 import { readSmallFile } from "./files.ts";
 import { type CommandContext, envValue } from "./program.ts";
@@ -80,6 +81,11 @@ export function serveCommand(context: CommandContext): Command {
       const logger = context.logger("stdout");
       const nowMs = () => io.now().getTime();
       const store = context.openStore();
+      const database = context.config().database;
+      let checkpointer: Checkpointer | null = null;
+      if (database !== ":memory:") {
+        checkpointer = startCheckpointer({ store, path: database, logger });
+      }
       try {
         if (config.pool !== null && !store.poolByName(config.pool)) {
           logger.warn(
@@ -125,7 +131,7 @@ export function serveCommand(context: CommandContext): Command {
                   hostname.includes(":") ? `[${hostname}]` : hostname
                 }:${port}`,
                 port,
-                database: context.config().database,
+                database,
                 pool: config.pool ?? "all",
                 strategy: config.strategy,
                 ttl: `${config.ttlSeconds}s`,
@@ -146,6 +152,7 @@ export function serveCommand(context: CommandContext): Command {
         await server.shutdown();
         await reaper?.stop();
       } finally {
+        await checkpointer?.stop();
         store.close();
       }
       logger.notice("relay stopped");

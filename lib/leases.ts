@@ -146,10 +146,16 @@ export function release(store: Store, fingerprint: string, options: LeaseOptions
  * transaction: each license is released (`license.lease_expired`) and its
  * node deactivated (`node.culled`). Returns how many nodes were reaped; call
  * again while it returns `limit`.
+ *
+ * The commit is not fsynced on its own: no client waits for it, and if a
+ * power loss drops it, the same leases are still expired and reaped again.
+ * The next acknowledged change (a claim of a reaped license included) fsyncs
+ * it with its own commit.
  */
 export function reap(store: Store, options: { now: number; ttl: number; limit: number }): number {
-  return store.transaction(() =>
-    store.reapExpired(options.now - options.ttl, options.limit, options.now)
+  return store.transaction(
+    () => store.reapExpired(options.now - options.ttl, options.limit, options.now),
+    { durable: false },
   );
 }
 

@@ -31,6 +31,9 @@ export interface StoreOptions {
   now: number;
 }
 
+/** SQLite's default `wal_autocheckpoint`, in pages. */
+export const DEFAULT_AUTOCHECKPOINT = 1000;
+
 /** A row of `pools`. */
 export interface Pool {
   id: number;
@@ -110,12 +113,35 @@ export class Store {
   readonly #statements = new Map<string, StatementSync>();
   #inTransaction = false;
   #inGroup = false;
+  #afterCommit: (() => void) | null = null;
 
   /** Use {@link openStore}: it applies pragmas and migrations first. */
   constructor(db: DatabaseSync, options: { audit: boolean; path: string }) {
     this.#db = db;
     this.#audit = options.audit;
     this.#path = options.path;
+  }
+
+  /**
+   * Calls `listener` after each commit of a transaction or group (not of a
+   * savepoint inside a group); `null` removes it. `relay serve` uses it to
+   * ask its background checkpointer to copy the new pages.
+   */
+  onCommit(listener: (() => void) | null): void {
+    this.#afterCommit = listener;
+  }
+
+  /**
+   * Sets after how many WAL pages a commit on this connection checkpoints
+   * (SQLite's default: {@link DEFAULT_AUTOCHECKPOINT}).
+   */
+  setAutoCheckpoint(pages: number): void {
+    this.#db.exec(`PRAGMA wal_autocheckpoint = ${Math.trunc(pages)}`);
+  }
+
+  /** The connection's `wal_autocheckpoint`, in pages. */
+  get autoCheckpoint(): number {
+    return Number(this.#statement("PRAGMA wal_autocheckpoint").get()?.wal_autocheckpoint);
   }
 
   /** Whether audit rows are written. */
@@ -129,8 +155,17 @@ export class Store {
    * transaction, so a failure undoes only `fn`. `fn` must be synchronous: an
    * `await` inside would let other work see an open transaction.
    * Transactions do not nest.
+   *
+   * `durable: false` commits without an fsync, for changes that no client is
+   * told about and that are safe to redo (the reaper's). The next durable
+   * commit fsyncs them too (the WAL is one file, appended in order), so a
+   * power loss can drop them only with everything after them; a crash of the
+   * process loses nothing. Inside a group it changes nothing.
    */
-  transaction<T>(fn: () => T): T {
+  transaction<T>(fn: () => T, options: { durable?: boolean } = {}): T {
+    if (options.durable === false && !this.#inGroup) {
+      return this.#withoutFsync(() => this.transaction(fn));
+    }
     if (this.#inTransaction) throw new Error("Transactions do not nest");
     if (this.#inGroup && !this.#db.isTransaction) {
       // SQLite rolled the group back (e.g. a full disk): nothing may commit alone.
@@ -144,6 +179,23 @@ export class Store {
       return this.#atomically(fn, begin, commit, rollback);
     } finally {
       this.#inTransaction = false;
+    }
+  }
+
+  /** The connection's `PRAGMA synchronous` level: 2 (FULL) unless a pragma set another. */
+  get synchronous(): number {
+    return Number(this.#statement("PRAGMA synchronous").get()?.synchronous);
+  }
+
+  /** Runs `fn` with `synchronous = NORMAL`, then restores the configured level. */
+  #withoutFsync<T>(fn: () => T): T {
+    const level = this.synchronous;
+    if (level <= 1) return fn();
+    this.#db.exec("PRAGMA synchronous = NORMAL");
+    try {
+      return fn();
+    } finally {
+      this.#db.exec(`PRAGMA synchronous = ${level}`);
     }
   }
 
@@ -172,6 +224,7 @@ export class Store {
           throw new Error("A transaction body must be synchronous");
         }
         this.#db.exec(commit);
+        if (begin === "BEGIN IMMEDIATE") this.#afterCommit?.();
         return result;
       } catch (error) {
         // SQLite may have rolled back already (e.g. on a full disk).
@@ -516,6 +569,58 @@ export function openStore(path: string, options: StoreOptions): Store {
     });
   }
   return new Store(db, { audit: options.audit ?? true, path });
+}
+
+/** What one {@link WalCheckpointer.checkpoint} did, in WAL frames (pages). */
+export interface CheckpointResult {
+  /** Frames in the WAL. */
+  walFrames: number;
+  /** Frames of it now copied into the database file. */
+  checkpointed: number;
+}
+
+/**
+ * A second connection to a WAL-mode database that only checkpoints: it copies
+ * committed pages from the WAL into the database file and fsyncs it, work that
+ * SQLite otherwise does inside a commit on the writer's thread. A PASSIVE
+ * checkpoint never takes the write lock, so it runs beside the writer (in
+ * `relay serve`, on a worker thread; see `server/checkpointer.ts`).
+ */
+export class WalCheckpointer {
+  readonly #db: DatabaseSync;
+  readonly #statement: StatementSync;
+  readonly #path: string;
+
+  /** Opens a connection to the existing database at `path`. */
+  constructor(path: string) {
+    this.#path = path;
+    try {
+      this.#db = new DatabaseSync(path);
+      this.#db.exec("PRAGMA busy_timeout = 5000");
+      // Sync the database file as the writer's own checkpoints would.
+      this.#db.exec("PRAGMA synchronous = FULL");
+      this.#statement = this.#db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
+    } catch (error) {
+      throw new DatabaseError(`Cannot open database "${path}": ${reason(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  /** Copies as many committed WAL frames as no reader still needs. */
+  checkpoint(): CheckpointResult {
+    try {
+      const row = this.#statement.get() as { log: number; checkpointed: number };
+      return { walFrames: row.log, checkpointed: row.checkpointed };
+    } catch (error) {
+      throw asDatabaseError(error, this.#path);
+    }
+  }
+
+  /** Closes the connection. */
+  close(): void {
+    this.#db.close();
+  }
 }
 
 /** Creates `path` with mode 0600 unless it exists. */

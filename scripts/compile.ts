@@ -26,6 +26,12 @@ export const TARGETS: Readonly<Record<string, string>> = {
   "x86_64-pc-windows-msvc": "relay-windows-x64.exe",
 };
 
+/**
+ * Modules that run as workers: `deno compile` only embeds what `main.ts`
+ * imports, so each must be named with `--include`.
+ */
+export const WORKER_MODULES: readonly string[] = ["server/checkpoint_worker.ts"];
+
 /** The `deno` arguments that build `target` into `outDir`. */
 export function compileArgs(target: string, outDir = "dist"): string[] {
   const name = TARGETS[target];
@@ -39,6 +45,7 @@ export function compileArgs(target: string, outDir = "dist"): string[] {
     target,
     "--output",
     `${outDir}/${name}`,
+    ...WORKER_MODULES.flatMap((module) => ["--include", module]),
     "main.ts",
   ];
 }

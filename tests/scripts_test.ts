@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
-import { compileArgs, TARGETS } from "../scripts/compile.ts";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { compileArgs, TARGETS, WORKER_MODULES } from "../scripts/compile.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
 
 Deno.test("the relay task runs main.ts with exactly RELAY_PERMISSIONS, never -A", () => {
@@ -25,9 +26,31 @@ Deno.test("compileArgs() builds every target with the relay permissions into dis
     "x86_64-pc-windows-msvc",
     "--output",
     "dist/relay-windows-x64.exe",
+    "--include",
+    "server/checkpoint_worker.ts",
     "main.ts",
   ]);
   assert.throws(() => compileArgs("riscv64-linux"), /Unknown target/);
+});
+
+Deno.test("every worker module of the product is named for deno compile to embed", async () => {
+  // deno compile embeds what main.ts imports; a worker is loaded by URL instead.
+  const root = fromFileUrl(new URL("..", import.meta.url));
+  const found: string[] = [];
+  for (const folder of ["cli", "lib", "server"]) {
+    for await (const entry of Deno.readDir(`${root}${folder}`)) {
+      if (!entry.name.endsWith(".ts")) continue;
+      const file = `${root}${folder}/${entry.name}`;
+      const source = await Deno.readTextFile(file);
+      for (
+        const match of source.matchAll(/new Worker\(\s*new URL\("([^"]+)", import\.meta\.url\)/g)
+      ) {
+        found.push(fromFileUrl(new URL(match[1], `file://${file}`)).slice(root.length));
+      }
+    }
+  }
+  assert.deepEqual(found.sort(), [...WORKER_MODULES].sort());
+  assert.deepEqual(found, ["server/checkpoint_worker.ts"]);
 });
 
 Deno.test("the compile task dry-runs all five targets", async () => {

@@ -8,7 +8,7 @@
  * deno run --allow-read --allow-write --allow-run scripts/bench/breakdown.ts \
  *   --op heartbeat|claim|release|reap [--licenses 100000] [--count 5000] \
  *   [--strategy fifo|lifo|rand] [--no-audit] [--batch 1000] [--pragma key=value]...
- *   [--sql 'STATEMENTS'] [--file-bytes 2700] [--group 64] [--wal]
+ *   [--sql 'STATEMENTS'] [--file-bytes 2700] [--group 64] [--wal] [--checkpointer]
  * ```
  *
  * `--sql` runs SQL on the prepared database first, for what-if experiments
@@ -17,7 +17,8 @@
  * about 3.7 KB of file, by default) to see what the file size costs.
  * `--group N` runs claims, heartbeats or releases N to a transaction, each in
  * a savepoint, as the server's group commit does; `--wal` turns off
- * checkpoints and reports the WAL pages each operation wrote.
+ * checkpoints and reports the WAL pages each operation wrote;
+ * `--checkpointer` runs the server's background checkpointer beside it.
  *
  * `--op reap` makes `--count` leases expired and reaps them in batches of
  * `--batch` (the server's reaper uses 1,000), printing each batch's time: the
@@ -28,7 +29,9 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { claim, type LeasePolicy, reap, release, type Strategy } from "../../lib/leases.ts";
+import { createLogger } from "../../lib/logger.ts";
 import { openStore, Store } from "../../lib/store.ts";
+import { startCheckpointer } from "../../server/checkpointer.ts";
 import { buildLicenseDb, checkpoint, leaseDirectly, setHeartbeats } from "./setup.ts";
 
 interface Args {
@@ -43,6 +46,7 @@ interface Args {
   fileBytes: number;
   group: number;
   wal: boolean;
+  checkpointer: boolean;
 }
 
 function parse(args: string[]): Args {
@@ -58,6 +62,7 @@ function parse(args: string[]): Args {
     fileBytes: 2_700,
     group: 1,
     wal: false,
+    checkpointer: false,
   };
   for (let i = 0; i < args.length; i++) {
     const flag = args[i];
@@ -71,6 +76,7 @@ function parse(args: string[]): Args {
     else if (flag === "--sql") out.sql.push(value());
     else if (flag === "--file-bytes") out.fileBytes = Number(value());
     else if (flag === "--group") out.group = Number(value());
+    else if (flag === "--checkpointer") out.checkpointer = true;
     else if (flag === "--wal") {
       out.wal = true;
       out.pragmas.wal_autocheckpoint = "0";
@@ -126,6 +132,18 @@ async function main(): Promise<void> {
     const times = new Map<string, { ms: number; calls: number }>();
     instrument(times);
     const store = openStore(path, { now, audit: args.audit, pragmas: args.pragmas });
+    const checkpointer = args.checkpointer
+      ? startCheckpointer({
+        store,
+        path,
+        logger: createLogger({
+          verbosity: 1,
+          json: false,
+          now: () => new Date(),
+          write: (line) => console.error(line.trimEnd()),
+        }),
+      })
+      : null;
     const policy: LeasePolicy = { ttl: 86_400, heartbeats: true, strategy: args.strategy };
     const options = { pool: null, now, policy };
     const kinds: Record<string, number> = {};
@@ -167,7 +185,8 @@ async function main(): Promise<void> {
     }
     const total = performance.now() - start;
     // With --wal nothing was checkpointed: the WAL holds every page each commit wrote.
-    const walBytes = args.wal ? Deno.statSync(`${path}-wal`).size : 0;
+    const walBytes = Deno.statSync(`${path}-wal`).size;
+    await checkpointer?.stop();
     store.close();
 
     const per = (ms: number) => `${((ms * 1000) / operations).toFixed(1).padStart(8)} µs`;
@@ -197,6 +216,7 @@ async function main(): Promise<void> {
         `  WAL pages written per operation: ${(walBytes / 4120 / operations).toFixed(2)}`,
       );
     }
+    if (!args.wal) console.log(`  WAL file at the end: ${(walBytes / 2 ** 20).toFixed(1)} MiB`);
     if (batches.length > 0) {
       const sorted = [...batches].sort((a, b) => a - b);
       console.log(

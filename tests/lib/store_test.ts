@@ -231,3 +231,31 @@ Deno.test("openStore() applies extra pragmas", async () => {
   store.close();
   assert.equal(query(`${dir.path}/relay.sqlite`, "PRAGMA user_version")[0].user_version, 7);
 });
+
+Deno.test("Store.transaction() with durable: false skips the fsync of its commit only", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: NOW, pragmas: { synchronous: "EXTRA" } });
+  try {
+    assert.equal(store.synchronous, 3);
+    const inside = store.transaction(() => {
+      store.insertPool("prod", NOW);
+      return store.synchronous;
+    }, { durable: false });
+    assert.equal(inside, 1, "NORMAL: written to the WAL, not fsynced");
+    assert.equal(store.synchronous, 3, "the configured level is back for the next commit");
+    assert.throws(() =>
+      store.transaction(() => {
+        store.insertPool("dev", NOW);
+        throw new Error("boom");
+      }, { durable: false }), /boom/);
+    assert.equal(store.synchronous, 3, "restored after a rollback too");
+    // Inside a group the group's commit decides: the level is left alone.
+    store.group(() =>
+      store.transaction(() => assert.equal(store.synchronous, 3), { durable: false })
+    );
+  } finally {
+    store.close();
+  }
+  assert.deepEqual(query(path, "SELECT name FROM pools"), [{ name: "prod" }]);
+});

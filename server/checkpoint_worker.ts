@@ -1,0 +1,77 @@
+/**
+ * The checkpointer's worker thread (started by `server/checkpointer.ts`):
+ * holds a {@link WalCheckpointer} connection and runs a checkpoint for each
+ * request, at most one every `minIntervalMs`, so the server's JavaScript
+ * thread never copies WAL pages or fsyncs the database file itself.
+ *
+ * Messages in: {@link CheckpointerRequest}; out: {@link CheckpointerReport}.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { WalCheckpointer } from "../lib/store.ts";
+import type { CheckpointerReport, CheckpointerRequest } from "./checkpointer.ts";
+
+let connection: WalCheckpointer | null = null;
+let minIntervalMs = 0;
+let lastRun = -Infinity;
+/** The newest request received; a run covers every request before it started. */
+let latest = 0;
+let timer: ReturnType<typeof setTimeout> | undefined;
+
+function report(message: CheckpointerReport): void {
+  self.postMessage(message);
+}
+
+function run(): void {
+  timer = undefined;
+  if (!connection) return;
+  lastRun = performance.now();
+  const seq = latest;
+  try {
+    report({ type: "done", seq, ...connection.checkpoint() });
+  } catch (error) {
+    report({
+      type: "failed",
+      seq,
+      message: error instanceof Error ? error.message : String(error),
+    });
+  }
+}
+
+self.onmessage = (event: MessageEvent<CheckpointerRequest>) => {
+  const request = event.data;
+  switch (request.type) {
+    case "open":
+      minIntervalMs = request.minIntervalMs;
+      try {
+        connection = new WalCheckpointer(request.path);
+        report({ type: "ready" });
+      } catch (error) {
+        report({
+          type: "failed",
+          seq: 0,
+          message: error instanceof Error ? error.message : String(error),
+        });
+        report({ type: "closed" });
+        self.close();
+      }
+      break;
+    case "checkpoint":
+      latest = request.seq;
+      // Requests that arrive while one is waiting are served by that one.
+      if (timer === undefined) {
+        timer = setTimeout(run, Math.max(0, lastRun + minIntervalMs - performance.now()));
+      }
+      break;
+    case "close":
+      clearTimeout(timer);
+      connection?.close();
+      connection = null;
+      report({ type: "closed" });
+      self.close();
+      break;
+  }
+};
