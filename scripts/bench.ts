@@ -102,6 +102,9 @@ interface Options {
   clientProcesses: number;
   /** Re-render the report from a results file instead of measuring. */
   fromJson: string | null;
+  /** Leasing runs only for these pool sizes / strategies (null: the profile's). */
+  ns: number[] | null;
+  strategies: Strategy[] | null;
 }
 
 interface Profile {
@@ -168,6 +171,8 @@ Options:
   --out FILE               where to write the report (default BENCHMARKS.md)
   --tmp-dir DIR            where the temporary databases go (default the system's)
   --only SECTION,...       run only these: ${SECTIONS.join(", ")}
+  --ns N,...               leasing runs for these pool sizes only (e.g. 100000)
+  --strategies S,...       leasing runs for these strategies only (e.g. fifo,rand)
   --from-json FILE         measure nothing: write the report again from a results file
                            (bench-out/results-full.json), e.g. after editing its notes
   -h, --help               print this help`;
@@ -182,6 +187,8 @@ function parseOptions(args: string[]): Options | "help" {
     only: null,
     clientProcesses: 2,
     fromJson: null,
+    ns: null,
+    strategies: null,
   };
   for (let i = 0; i < args.length; i++) {
     const [flag, inline] = args[i].startsWith("--") && args[i].includes("=")
@@ -225,6 +232,17 @@ function parseOptions(args: string[]): Options | "help" {
       case "--from-json":
         options.fromJson = value();
         break;
+      case "--ns":
+        options.ns = value().split(",").map(positive);
+        break;
+      case "--strategies": {
+        const names = value().split(",").map((s) => s.trim());
+        for (const name of names) {
+          if (!["fifo", "lifo", "rand"].includes(name)) throw new Error(`unknown strategy ${name}`);
+        }
+        options.strategies = names as Strategy[];
+        break;
+      }
       case "--only": {
         const names = value().split(",").map((s) => s.trim()).filter(Boolean);
         for (const name of names) {
@@ -1229,7 +1247,12 @@ async function main(): Promise<number> {
     console.log(`report written to ${await writeReport(results, options.out)}`);
     return 0;
   }
-  const profile = options.quick ? QUICK : FULL;
+  const base = options.quick ? QUICK : FULL;
+  const profile: Profile = {
+    ...base,
+    ns: options.ns ?? base.ns,
+    strategies: options.strategies ?? base.strategies,
+  };
   const wanted = (section: Section) => options.only === null || options.only.has(section);
   const generator = await chooseGenerator(options.load);
   const dir = await Deno.makeTempDir({ prefix: "relay_bench_", dir: options.tmpDir });

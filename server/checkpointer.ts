@@ -20,6 +20,9 @@
 import type { Logger } from "../lib/logger.ts";
 import { type CheckpointResult, DEFAULT_AUTOCHECKPOINT, type Store } from "../lib/store.ts";
 
+/** Default shortest time between two checkpoints, in ms. */
+export const MIN_INTERVAL_MS = 50;
+
 /** The server connection's own checkpoint threshold while the worker runs, in pages. */
 export const BACKSTOP_AUTOCHECKPOINT = 10_000;
 
@@ -42,7 +45,7 @@ export interface CheckpointerOptions {
   store: Store;
   /** The store's database file (WAL mode). */
   path: string;
-  /** Shortest time between two checkpoints, in ms (default 0). */
+  /** Shortest time between two checkpoints, in ms (default {@link MIN_INTERVAL_MS}). */
   minIntervalMs?: number;
   logger: Logger;
 }
@@ -133,7 +136,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     {
       type: "open",
       path: options.path,
-      minIntervalMs: options.minIntervalMs ?? 0,
+      minIntervalMs: options.minIntervalMs ?? MIN_INTERVAL_MS,
     } satisfies CheckpointerRequest,
   );
 
