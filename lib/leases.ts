@@ -188,5 +188,5 @@ function pickFreeLicense(
   if (strategy === "lifo") return store.firstFreeLicense(poolId, "last");
   const free = store.freeLicenseCount(poolId);
   if (free === 0) return undefined;
-  return store.freeLicenseAt(poolId, 1 + Math.min(free - 1, Math.floor(random() * free)));
+  return store.freeLicenseAt(poolId, Math.min(free - 1, Math.floor(random() * free)));
 }

@@ -49,6 +49,26 @@ function removeSlot(row: "NEW" | "OLD"): string {
     AND pos = (SELECT max(pos) FROM free_slots WHERE pool_key = ${pool});`;
 }
 
+/**
+ * Bits of a license id that each level of `free_counts` groups: a level-1
+ * bucket holds 64 consecutive ids, a level-2 bucket 64 level-1 buckets, a
+ * level-3 bucket 64 level-2 buckets. Part of a released step: never change it.
+ */
+export const FREE_COUNT_SHIFTS: readonly number[] = [6, 12, 18];
+
+/**
+ * Step 5's trigger statement that adds `delta` to the free counts of `row`'s
+ * license at every level. Part of a released step: never change it.
+ */
+function countFree(row: "NEW" | "OLD", delta: 1 | -1): string {
+  const pool = `IFNULL(${row}.pool_id, 0)`;
+  const values = FREE_COUNT_SHIFTS.map((shift, i) =>
+    `(${pool}, ${i + 1}, ${row}.id >> ${shift}, ${delta})`
+  );
+  return `INSERT INTO free_counts (pool_key, level, bucket, free) VALUES ${values.join(", ")}
+    ON CONFLICT (pool_key, level, bucket) DO UPDATE SET free = free + excluded.free;`;
+}
+
 /** Every schema step, oldest first. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -184,5 +204,60 @@ export const MIGRATIONS: readonly Migration[] = [
     name: "audit log by time",
     // Lets --audit-retention prune old records without a scan.
     sql: `CREATE INDEX idx_audit_logs_created_at ON audit_logs (created_at);`,
+  },
+  {
+    version: 5,
+    name: "free counts instead of free slots",
+    // free_slots made every lease and release, whatever the strategy, write
+    // three random pages (the slot, its license's index entry, and the moved
+    // slot's). free_counts counts the free licenses of each pool per block of
+    // 64 ids (level 1), of 4,096 (level 2) and of 262,144 (level 3): a
+    // change writes three counters in a table of a few pages, and `rand`
+    // finds the k-th free license by walking the levels, then at most 63
+    // entries of idx_licenses_pool_node.
+    sql: `
+      DROP TRIGGER free_slots_add_inserted;
+      DROP TRIGGER free_slots_add_released;
+      DROP TRIGGER free_slots_remove_leased;
+      DROP TRIGGER free_slots_remove_deleted;
+      DROP TRIGGER free_slots_move_pool;
+      DROP TABLE free_slots;
+
+      CREATE TABLE free_counts (
+        pool_key INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        bucket INTEGER NOT NULL,
+        free INTEGER NOT NULL,
+        PRIMARY KEY (pool_key, level, bucket)
+      ) WITHOUT ROWID;
+      ${
+      FREE_COUNT_SHIFTS.map((shift, i) =>
+        `INSERT INTO free_counts (pool_key, level, bucket, free)
+          SELECT IFNULL(pool_id, 0), ${i + 1}, id >> ${shift}, count(*)
+          FROM licenses WHERE node_id IS NULL GROUP BY 1, 3;`
+      ).join("\n")
+    }
+
+      CREATE TRIGGER free_counts_inserted AFTER INSERT ON licenses
+      WHEN NEW.node_id IS NULL
+      BEGIN ${countFree("NEW", 1)} END;
+
+      CREATE TRIGGER free_counts_released AFTER UPDATE OF node_id ON licenses
+      WHEN OLD.node_id IS NOT NULL AND NEW.node_id IS NULL
+      BEGIN ${countFree("NEW", 1)} END;
+
+      CREATE TRIGGER free_counts_leased AFTER UPDATE OF node_id ON licenses
+      WHEN OLD.node_id IS NULL AND NEW.node_id IS NOT NULL
+      BEGIN ${countFree("OLD", -1)} END;
+
+      CREATE TRIGGER free_counts_deleted AFTER DELETE ON licenses
+      WHEN OLD.node_id IS NULL
+      BEGIN ${countFree("OLD", -1)} END;
+
+      CREATE TRIGGER free_counts_moved AFTER UPDATE OF pool_id ON licenses
+      WHEN OLD.node_id IS NULL AND NEW.node_id IS NULL
+        AND IFNULL(OLD.pool_id, 0) <> IFNULL(NEW.pool_id, 0)
+      BEGIN ${countFree("OLD", -1)} ${countFree("NEW", 1)} END;
+    `,
   },
 ];

@@ -17,7 +17,12 @@
 import { DatabaseSync, type SQLInputValue, type StatementSync } from "node:sqlite";
 import { EntityType, EventType } from "./audit.ts";
 import { DatabaseError, DatabaseTooNewError } from "./errors.ts";
-import { type Migration, MIGRATIONS, REFERENCE_SCHEMA_VERSION } from "./migrations.ts";
+import {
+  FREE_COUNT_SHIFTS,
+  type Migration,
+  MIGRATIONS,
+  REFERENCE_SCHEMA_VERSION,
+} from "./migrations.ts";
 
 /** Options of {@link openStore}. */
 export interface StoreOptions {
@@ -405,17 +410,49 @@ export class Store {
   /** How many licenses of a pool are free (null: no pool). */
   freeLicenseCount(poolId: number | null): number {
     return this.#get<{ n: number }>(
-      "SELECT IFNULL(max(pos), 0) AS n FROM free_slots WHERE pool_key = IFNULL(?, 0)",
+      "SELECT IFNULL(sum(free), 0) AS n FROM free_counts WHERE pool_key = IFNULL(?, 0) AND level = ?",
       poolId,
+      FREE_COUNT_SHIFTS.length,
     )!.n;
   }
 
-  /** The free license at `position` (1 … {@link freeLicenseCount}) of a pool. */
-  freeLicenseAt(poolId: number | null, position: number): number | undefined {
+  /**
+   * The free license of a pool (null: no pool) at `index` (0 …
+   * {@link freeLicenseCount} − 1) in id order: from the top level of
+   * `free_counts` down, the bucket where the running count passes `index`,
+   * then the remaining offset among at most 64 ids.
+   */
+  freeLicenseAt(poolId: number | null, index: number): number | undefined {
+    let rest = index;
+    let low = 0;
+    let high = Number.MAX_SAFE_INTEGER;
+    for (let level = FREE_COUNT_SHIFTS.length; level >= 1; level--) {
+      const found = this.#get<{ bucket: number; before: number }>(
+        `SELECT bucket, before FROM (
+           SELECT bucket, free, sum(free) OVER (ORDER BY bucket) - free AS before
+           FROM free_counts WHERE pool_key = IFNULL(?, 0) AND level = ? AND bucket BETWEEN ? AND ?
+         ) WHERE before <= ? AND before + free > ?`,
+        poolId,
+        level,
+        low,
+        high,
+        rest,
+        rest,
+      );
+      if (!found) return undefined;
+      rest -= found.before;
+      // The bucket's ids, or its buckets one level down: 64 of them either way.
+      const width = 2 ** (FREE_COUNT_SHIFTS[level - 1] - (FREE_COUNT_SHIFTS[level - 2] ?? 0));
+      low = found.bucket * width;
+      high = low + width - 1;
+    }
     return this.#get<{ id: number }>(
-      "SELECT license_id AS id FROM free_slots WHERE pool_key = IFNULL(?, 0) AND pos = ?",
+      `SELECT id FROM licenses WHERE pool_id IS ? AND node_id IS NULL AND id BETWEEN ? AND ?
+       ORDER BY id LIMIT 1 OFFSET ?`,
       poolId,
-      position,
+      low,
+      high,
+      rest,
     )?.id;
   }
 

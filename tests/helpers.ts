@@ -6,6 +6,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
+import { FREE_COUNT_SHIFTS } from "../lib/migrations.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type Io, run } from "../cli/program.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
@@ -156,6 +157,31 @@ export function query<T = Record<string, unknown>>(
     db.close();
   }
 }
+
+/**
+ * SQL listing every `free_counts` counter that differs from a count of the
+ * free licenses themselves (pool, level, bucket, actual, counted): no rows
+ * when the triggers kept it right.
+ */
+export const FREE_COUNT_MISMATCHES = `
+  WITH actual AS (
+    ${
+  FREE_COUNT_SHIFTS.map((shift, i) =>
+    `SELECT IFNULL(pool_id, 0) AS pool_key, ${i + 1} AS level, id >> ${shift} AS bucket,
+       count(*) AS free FROM licenses WHERE node_id IS NULL GROUP BY 1, 3`
+  ).join("\n    UNION ALL ")
+}
+  ),
+  buckets AS (
+    SELECT pool_key, level, bucket FROM actual
+    UNION SELECT pool_key, level, bucket FROM free_counts
+  )
+  SELECT b.pool_key AS pool, b.level, b.bucket, IFNULL(a.free, 0) AS actual,
+    IFNULL(c.free, 0) AS counted
+  FROM buckets b
+  LEFT JOIN actual a USING (pool_key, level, bucket)
+  LEFT JOIN free_counts c USING (pool_key, level, bucket)
+  WHERE IFNULL(a.free, 0) <> IFNULL(c.free, 0)`;
 
 /** Audit rows as `[event_type name, entity_type name, entity_id, pool_id]`, oldest first. */
 export function auditTrail(path: string): [string, string, number, number | null][] {

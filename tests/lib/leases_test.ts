@@ -3,7 +3,7 @@ import { DatabaseSync } from "node:sqlite";
 import { EntityType, EventType } from "../../lib/audit.ts";
 import { claim, type LeasePolicy, reap, release } from "../../lib/leases.ts";
 import { openStore, type Store } from "../../lib/store.ts";
-import { auditTrail, query, tempDir } from "../helpers.ts";
+import { auditTrail, FREE_COUNT_MISMATCHES, prng, query, tempDir } from "../helpers.ts";
 
 const T0 = 1_800_000_000;
 const HEARTBEATS: LeasePolicy = { ttl: 60, heartbeats: true, strategy: "fifo" };
@@ -248,7 +248,7 @@ Deno.test("reap() releases expired leases in batches, oldest first, with their a
   });
 });
 
-Deno.test("free_slots stays in step with licenses through every kind of write", async () => {
+Deno.test("free_counts stays in step with licenses through every kind of write", async () => {
   await withLicenses({ "": 20, prod: 20 }, (store, path) => {
     let seed = 7;
     const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
@@ -262,37 +262,56 @@ Deno.test("free_slots stays in step with licenses through every kind of write", 
       else if (roll < 0.9) release(store, fingerprint, { pool, now, policy });
       else reap(store, { now, ttl: 60, limit: 5 });
     }
+    assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
+    // Writes that Relay never makes, as another program (or Keygen Relay) might.
     const db = new DatabaseSync(path);
     db.exec("DELETE FROM licenses WHERE id % 7 = 0");
     db.exec("UPDATE licenses SET pool_id = NULL WHERE id % 5 = 0");
+    db.exec("DELETE FROM nodes WHERE id % 3 = 0"); // ON DELETE SET NULL frees their licenses
+    db.exec(`INSERT INTO licenses (id, guid, file, key, pool_id)
+      VALUES (300000, 'far', x'00', 'FAR', NULL), (5000000, 'farther', x'01', 'FARTHER', 1)`);
     db.close();
-    const free = query(
-      path,
-      "SELECT IFNULL(pool_id, 0) AS pool, id FROM licenses WHERE node_id IS NULL ORDER BY 1, 2",
-    );
-    const slots = query(
-      path,
-      "SELECT pool_key AS pool, license_id AS id FROM free_slots ORDER BY 1, 2",
-    );
-    assert.deepEqual(slots, free);
-    for (
-      const { pool } of query<{ pool: number }>(
-        path,
-        "SELECT DISTINCT pool_key AS pool FROM free_slots",
-      )
-    ) {
-      const positions = query<{ pos: number }>(
-        path,
-        "SELECT pos FROM free_slots WHERE pool_key = ? ORDER BY pos",
-        pool,
-      ).map((row) => row.pos);
-      assert.deepEqual(
-        positions,
-        positions.map((_, i) => i + 1),
-        `dense positions in pool ${pool}`,
-      );
-    }
+    assert.ok(query(path, "SELECT count(*) AS n FROM free_counts")[0].n as number > 6);
+    assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
   });
+});
+
+Deno.test("Store.freeLicenseAt() finds the k-th free license of a pool across every level", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openStore(path, { now: T0 });
+  try {
+    const prod = store.transaction(() => store.insertPool("prod", T0)).id;
+    // Ids spread over many buckets of each level (64, 4,096 and 262,144 ids).
+    const db = new DatabaseSync(path);
+    const insert = db.prepare(
+      "INSERT INTO licenses (id, guid, file, key, pool_id) VALUES (?, ?, ?, ?, ?)",
+    );
+    const random = prng(11);
+    const ids = new Set<number>();
+    while (ids.size < 300) ids.add(1 + Math.floor(random() ** 3 * 3_000_000));
+    for (const id of ids) {
+      insert.run(id, `g${id}`, new Uint8Array([id % 256, id >> 8]), `K${id}`, id % 3 ? null : prod);
+    }
+    db.exec("INSERT INTO nodes (fingerprint) VALUES ('holder')");
+    db.exec(
+      "UPDATE licenses SET node_id = 1 WHERE id = (SELECT min(id) FROM licenses WHERE id % 5 = 1)",
+    );
+    db.close();
+    for (const poolId of [null, prod]) {
+      const free = query<{ id: number }>(
+        path,
+        "SELECT id FROM licenses WHERE pool_id IS ? AND node_id IS NULL ORDER BY id",
+        poolId,
+      ).map((row) => row.id);
+      assert.ok(free.length > 50);
+      assert.equal(store.freeLicenseCount(poolId), free.length);
+      assert.deepEqual(free.map((_, k) => store.freeLicenseAt(poolId, k)), free);
+      assert.equal(store.freeLicenseAt(poolId, free.length), undefined);
+    }
+  } finally {
+    store.close();
+  }
 });
 
 Deno.test("audit rows are part of the lease transaction: none when audit is off", async () => {

@@ -4,7 +4,7 @@ import { EntityType, EventType } from "../../lib/audit.ts";
 import { DatabaseError, DatabaseTooNewError } from "../../lib/errors.ts";
 import { MIGRATIONS, REFERENCE_SCHEMA_VERSION } from "../../lib/migrations.ts";
 import { openStore } from "../../lib/store.ts";
-import { query, tempDir } from "../helpers.ts";
+import { FREE_COUNT_MISMATCHES, query, tempDir } from "../helpers.ts";
 
 const NOW = 1_766_232_000; // 2025-12-20T12:00:00Z
 
@@ -141,6 +141,56 @@ Deno.test("openStore() carries a reference Relay database forward without losing
     { version: REFERENCE_SCHEMA_VERSION, dirty: 0 },
   ]);
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 1);
+  assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
+});
+
+Deno.test("openStore() replaces free_slots with free_counts in a database of Relay 0.1 (4 steps)", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const db = new DatabaseSync(path);
+  db.exec("PRAGMA foreign_keys = ON");
+  for (const migration of MIGRATIONS.slice(0, 4)) db.exec(migration.sql);
+  db.exec(`CREATE TABLE relay_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,
+    applied_at INTEGER NOT NULL)`);
+  for (const { version, name } of MIGRATIONS.slice(0, 4)) {
+    db.prepare("INSERT INTO relay_migrations VALUES (?, ?, 0)").run(version, name);
+  }
+  db.exec(`
+    INSERT INTO pools (name) VALUES ('prod');
+    INSERT INTO nodes (fingerprint, last_heartbeat_at) VALUES ('a', 1), ('b', 1);
+    INSERT INTO licenses (guid, file, key, pool_id) VALUES
+      ('l1', x'01', 'K1', NULL), ('l2', x'02', 'K2', 1), ('l3', x'03', 'K3', 1), ('l4', x'04', 'K4', 1);
+    UPDATE licenses SET node_id = 1 WHERE id = 2;
+    UPDATE licenses SET node_id = 2 WHERE id = 4;
+  `);
+  assert.equal(db.prepare("SELECT count(*) AS n FROM free_slots").get()!.n, 2);
+  db.close();
+
+  openStore(path, { now: NOW }).close();
+  const objects = query<{ type: string; name: string }>(
+    path,
+    "SELECT type, name FROM sqlite_master WHERE name LIKE '%free%' ORDER BY type, name",
+  );
+  assert.deepEqual(objects.map((o) => `${o.type} ${o.name}`), [
+    "table free_counts",
+    "trigger free_counts_deleted",
+    "trigger free_counts_inserted",
+    "trigger free_counts_leased",
+    "trigger free_counts_moved",
+    "trigger free_counts_released",
+  ]);
+  assert.deepEqual(
+    query(path, "SELECT pool_key, level, bucket, free FROM free_counts ORDER BY 1, 2"),
+    [
+      { pool_key: 0, level: 1, bucket: 0, free: 1 },
+      { pool_key: 0, level: 2, bucket: 0, free: 1 },
+      { pool_key: 0, level: 3, bucket: 0, free: 1 },
+      { pool_key: 1, level: 1, bucket: 0, free: 1 },
+      { pool_key: 1, level: 2, bucket: 0, free: 1 },
+      { pool_key: 1, level: 3, bucket: 0, free: 1 },
+    ],
+  );
+  assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
 });
 
 Deno.test("openStore() refuses databases it cannot carry forward", async (t) => {

@@ -14,6 +14,7 @@ import assert from "node:assert/strict";
 import {
   addMinted,
   dbPath,
+  FREE_COUNT_MISMATCHES,
   type MintedFile,
   mintFiles,
   prng,
@@ -150,33 +151,12 @@ function assertBurstConsistent(db: string, results: BurstResult[], expected: num
     expected,
     "node.activated records",
   );
-  assertFreeSlotsConsistent(db);
+  assertFreeCountsConsistent(db);
 }
 
-/** `free_slots` numbers exactly the free licenses of each pool 1..F. */
-function assertFreeSlotsConsistent(db: string): void {
-  const free = query<{ pool: number; id: number }>(
-    db,
-    "SELECT IFNULL(pool_id, 0) AS pool, id FROM licenses WHERE node_id IS NULL ORDER BY 1, 2",
-  );
-  const slots = query<{ pool: number; id: number; pos: number }>(
-    db,
-    "SELECT pool_key AS pool, license_id AS id, pos FROM free_slots ORDER BY 1, 2",
-  );
-  assert.deepEqual(
-    slots.map(({ pool, id }) => ({ pool, id })),
-    free,
-    "free_slots hold exactly the free licenses",
-  );
-  const positions = new Map<number, number[]>();
-  for (const slot of slots) positions.set(slot.pool, [...positions.get(slot.pool) ?? [], slot.pos]);
-  for (const [pool, list] of positions) {
-    assert.deepEqual(
-      list.toSorted((a, b) => a - b),
-      Array.from({ length: list.length }, (_, i) => i + 1),
-      `free_slots positions of pool ${pool} are 1..F`,
-    );
-  }
+/** `free_counts` counts exactly the free licenses of each pool. */
+function assertFreeCountsConsistent(db: string): void {
+  assert.deepEqual(query(db, FREE_COUNT_MISMATCHES), [], "free_counts = free licenses");
 }
 
 /** No "database is locked" (or any other lock error) anywhere in this output. */
@@ -275,14 +255,14 @@ Deno.test("~5 s of churn by 150 clients never leases more than 100 licenses", as
            (SELECT count(*) FROM licenses WHERE node_id IS NOT NULL) AS leased,
            (SELECT count(DISTINCT node_id) FROM licenses WHERE node_id IS NOT NULL) AS holding_nodes,
            (SELECT count(*) FROM licenses WHERE node_id IS NULL) AS free,
-           (SELECT count(*) FROM free_slots) AS free_slots,
+           (SELECT IFNULL(sum(free), 0) FROM free_counts WHERE level = 1) AS counted_free,
            (SELECT count(*) FROM nodes WHERE deactivated_at IS NULL) AS active_nodes,
            (SELECT count(*) FROM licenses l JOIN nodes n ON n.id = l.node_id
              WHERE n.deactivated_at IS NOT NULL) AS held_by_inactive`,
       );
       samples.push(sample);
       const fine = sample.leased <= LICENSES && sample.holding_nodes === sample.leased &&
-        sample.leased + sample.free === LICENSES && sample.free_slots === sample.free &&
+        sample.leased + sample.free === LICENSES && sample.counted_free === sample.free &&
         sample.active_nodes === sample.leased && sample.held_by_inactive === 0;
       if (!fine) errors.push(`inconsistent sample ${JSON.stringify(sample)}`);
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -320,7 +300,7 @@ Deno.test("~5 s of churn by 150 clients never leases more than 100 licenses", as
   );
   for (const row of rows) assert.equal(row.deactivated_at, null, `${row.fingerprint} active`);
   assert.equal(new Set(rows.map((r) => r.node_id)).size, rows.length, "no node holds two licenses");
-  assertFreeSlotsConsistent(db);
+  assertFreeCountsConsistent(db);
   await stopCleanly(server, "churn server");
 });
 

@@ -13,7 +13,15 @@
  */
 
 import assert from "node:assert/strict";
-import { addMinted, dbPath, prng, query, startServer, tempDir } from "../helpers.ts";
+import {
+  addMinted,
+  dbPath,
+  FREE_COUNT_MISMATCHES,
+  prng,
+  query,
+  startServer,
+  tempDir,
+} from "../helpers.ts";
 
 /** Rounds of load and SIGKILL; `RELAY_SOAK_ROUNDS` raises it for a soak run. */
 const ROUNDS = Number(Deno.env.get("RELAY_SOAK_ROUNDS") ?? 20);
@@ -114,28 +122,12 @@ function checkDatabase(
     `${at}: the active nodes are exactly the nodes holding a license`,
   );
 
-  // free_slots numbers exactly the free licenses of each pool, 1..F.
+  // free_counts counts exactly the free licenses of each pool.
   const free = rows<{ pool: number; id: number }>(
     db,
     "SELECT IFNULL(pool_id, 0) AS pool, id FROM licenses WHERE node_id IS NULL ORDER BY 1, 2",
   );
-  const slots = rows<{ pool: number; id: number; pos: number }>(
-    db,
-    "SELECT pool_key AS pool, license_id AS id, pos FROM free_slots ORDER BY pool_key, pos",
-  );
-  assert.deepEqual(
-    slots.map(({ pool, id }) => ({ pool, id })).toSorted((a, b) => a.pool - b.pool || a.id - b.id),
-    free,
-    `${at}: free_slots = free licenses`,
-  );
-  const byPool = Map.groupBy(slots, (slot) => slot.pool);
-  for (const [pool, list] of byPool) {
-    assert.deepEqual(
-      list.map((slot) => slot.pos),
-      Array.from({ length: list.length }, (_, i) => i + 1),
-      `${at}: free_slots positions of pool ${pool} are 1..F`,
-    );
-  }
+  assert.deepEqual(rows(db, FREE_COUNT_MISMATCHES), [], `${at}: free_counts = free licenses`);
   assert.equal(leases.length + free.length, LICENSES, `${at}: every license leased or free`);
 
   // Audit matches state: each lease is recorded with its license and node.
