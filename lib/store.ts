@@ -417,6 +417,32 @@ export class Store {
   }
 
   /**
+   * The ids between which a pool's free licenses lie (null: no pool), from
+   * the first and last level-1 counters; undefined if it never had one.
+   * Blocks that have no free license left may widen the range.
+   */
+  freeLicenseIdRange(poolId: number | null): { low: number; high: number } | undefined {
+    const row = this.#get<{ low: number | null; high: number | null }>(
+      `SELECT
+         (SELECT min(bucket) FROM free_counts WHERE pool_key = IFNULL(?1, 0) AND level = 1) AS low,
+         (SELECT max(bucket) FROM free_counts WHERE pool_key = IFNULL(?1, 0) AND level = 1) AS high`,
+      poolId,
+    );
+    if (row?.low == null || row.high == null) return undefined;
+    const width = 2 ** FREE_COUNT_SHIFTS[0];
+    return { low: row.low * width, high: (row.high + 1) * width - 1 };
+  }
+
+  /** Whether license `id` is a free license of the pool (null: no pool). */
+  isFreeLicense(poolId: number | null, id: number): boolean {
+    return this.#get(
+      "SELECT 1 AS free FROM licenses WHERE pool_id IS ? AND node_id IS NULL AND id = ?",
+      poolId,
+      id,
+    ) !== undefined;
+  }
+
+  /**
    * The free license of a pool (null: no pool) at `index` (0 …
    * {@link freeLicenseCount} − 1) in id order: from the top level of
    * `free_counts` down, the bucket where the running count passes `index`,

@@ -99,6 +99,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   function gone(): void {
     if (!alive) return;
     alive = false;
+    worker.terminate();
     store.onCommit(null);
     store.setAutoCheckpoint(DEFAULT_AUTOCHECKPOINT);
     settle(true);
@@ -158,7 +159,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
       store.onCommit(null);
       const closed = new Promise<void>((resolve) => (onClosed = resolve));
       worker.postMessage({ type: "close" } satisfies CheckpointerRequest);
-      return closed.then(() => worker.terminate());
+      return closed;
     },
   };
 }

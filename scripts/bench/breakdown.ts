@@ -89,6 +89,16 @@ function parse(args: string[]): Args {
   return out;
 }
 
+/**
+ * Bytes this process has caused to be written (page-cache dirtying), from
+ * /proc/<pid>/io, read through `cat` as Deno lets only --allow-all read /proc.
+ */
+function writeBytes(): number {
+  const { stdout } = new Deno.Command("cat", { args: [`/proc/${Deno.pid}/io`] }).outputSync();
+  const io = new TextDecoder().decode(stdout);
+  return Number(/^write_bytes: (\d+)$/m.exec(io)?.[1] ?? 0);
+}
+
 /** Wraps every Store method to add its time to `times`. */
 function instrument(times: Map<string, { ms: number; calls: number }>): void {
   const prototype = Store.prototype as unknown as Record<string, unknown>;
@@ -149,6 +159,7 @@ async function main(): Promise<void> {
     const kinds: Record<string, number> = {};
     const batches: number[] = [];
     let operations = 0;
+    const writtenBefore = writeBytes();
     const start = performance.now();
     if (args.op === "reap") {
       for (;;) {
@@ -217,6 +228,11 @@ async function main(): Promise<void> {
       );
     }
     if (!args.wal) console.log(`  WAL file at the end: ${(walBytes / 2 ** 20).toFixed(1)} MiB`);
+    console.log(
+      `  KiB dirtied per operation (write_bytes, checkpoints included): ${
+        ((writeBytes() - writtenBefore) / 1024 / operations).toFixed(1)
+      }`,
+    );
     if (batches.length > 0) {
       const sorted = [...batches].sort((a, b) => a - b);
       console.log(

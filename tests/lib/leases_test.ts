@@ -215,6 +215,33 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
       assert.ok(chiSquare < 20, `chi-square ${chiSquare} (2 degrees of freedom; p < 0.00005)`);
     });
   });
+  // rand samples ids while at least 1 in 8 is free, and walks free_counts
+  // when fewer are: both must be uniform.
+  for (
+    const [label, leased] of [["dense pool (sampling)", 10], ["sparse pool (walk)", 36]] as const
+  ) {
+    await t.step(`rand is uniform in a ${label}`, async () => {
+      await withLicenses({ "": 40 }, (store) => {
+        const options = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
+        for (let i = 0; i < leased; i++) {
+          claim(store, `holder${i}`, { ...options, policy: HEARTBEATS, now: T0 });
+        }
+        const free = 40 - leased;
+        const draws = 300 * free;
+        const random = prng(leased);
+        const observed = new Map<string, number>();
+        for (let i = 0; i < draws; i++) {
+          const key = keyOf(claim(store, `m${i}`, { ...options, now: T0, random }))!;
+          observed.set(key, (observed.get(key) ?? 0) + 1);
+          release(store, `m${i}`, { ...options, now: T0 });
+        }
+        assert.equal(observed.size, free, [...observed.keys()].join());
+        const chiSquare = [...observed.values()].reduce((sum, o) => sum + (o - 300) ** 2 / 300, 0);
+        // 99.99th percentile of chi-square: 66.2 for 29 degrees of freedom, 21.1 for 3.
+        assert.ok(chiSquare < (free === 30 ? 66.2 : 21.1), `chi-square ${chiSquare}`);
+      });
+    });
+  }
 });
 
 Deno.test("reap() releases expired leases in batches, oldest first, with their audit rows", async () => {
