@@ -25,6 +25,10 @@ function report(message: CheckpointerReport): void {
   self.postMessage(message);
 }
 
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
 function run(): void {
   timer = undefined;
   if (!connection) return;
@@ -33,11 +37,7 @@ function run(): void {
   try {
     report({ type: "done", seq, ...connection.checkpoint() });
   } catch (error) {
-    report({
-      type: "failed",
-      seq,
-      message: error instanceof Error ? error.message : String(error),
-    });
+    report({ type: "failed", seq, message: describe(error) });
   }
 }
 
@@ -50,11 +50,7 @@ self.onmessage = (event: MessageEvent<CheckpointerRequest>) => {
         connection = new WalCheckpointer(request.path);
         report({ type: "ready" });
       } catch (error) {
-        report({
-          type: "failed",
-          seq: 0,
-          message: error instanceof Error ? error.message : String(error),
-        });
+        report({ type: "failed", seq: 0, message: describe(error) });
         report({ type: "closed" });
         self.close();
       }
