@@ -2,7 +2,7 @@
  * The periodic reaper: every cull interval it releases expired leases and,
  * with an audit retention, deletes audit records older than it. Both work in
  * bounded batches (one transaction each), yielding to pending requests
- * between batches so no client waits behind a large reap. Started and stopped
+ * every 20 ms or so, so no client waits long behind a large reap. Started and stopped
  * by `relay serve`; correctness never depends on its timing.
  *
  * @module
@@ -13,10 +13,10 @@ import { reap } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/store.ts";
 
-/** Rows handled per transaction: small enough that no request waits long behind one. */
+/** Rows handled per transaction (a few milliseconds of work each). */
 export const REAP_BATCH = 250;
 
-/** Longest run of batches before the reaper lets waiting requests in. */
+/** Longest run of batches, in ms, before the reaper lets waiting requests in. */
 export const YIELD_AFTER_MS = 20;
 
 /** Options of {@link startReaper}. */

@@ -721,7 +721,7 @@ deno task bench --only reap,startup --out /tmp/b.md     # some sections only
 deno task bench --from-json bench-out/results-full.json # the report again, measuring nothing
 \`\`\`
 
-Options: \`--connections N\`, \`--load wrk|deno\`, \`--client-processes N\`, \`--tmp-dir DIR\` (put it on the disk the production database will live on: its fsync latency matters). Raw results, with every latency histogram, go to \`bench-out/results-<full|quick>.json\`. To see where a server's time goes: \`scripts/bench/profile.ts\` (CPU profile of \`relay serve\` under one load pattern) and \`scripts/bench/breakdown.ts\` (lease operations in-process, each SQL method timed, with what-if options); their headers give the command lines.`;
+Options: \`--connections N\`, \`--load wrk|deno\`, \`--client-processes N\`, \`--tmp-dir DIR\` (put it on the disk the production database will live on: its fsync latency matters), \`--ns 100000\` and \`--strategies fifo,rand\` (leasing runs for these only, for A/B comparisons). Raw results, with every latency histogram, go to \`bench-out/results-<full|quick>.json\`. To see where a server's time goes: \`scripts/bench/profile.ts\` (CPU profile of \`relay serve\` under one load pattern) and \`scripts/bench/breakdown.ts\` (lease operations in-process, each SQL method timed, with what-if options); their headers give the command lines.`;
 
 async function readNotes(path: string): Promise<string> {
   try {
