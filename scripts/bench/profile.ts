@@ -3,7 +3,7 @@
  * `deno run --cpu-prof` on a benchmark database, drives one load pattern of
  * `scripts/bench.ts` at it, stops it gracefully and summarises the V8 CPU
  * profile by category (SQLite calls, Relay's own code, Deno's HTTP layer,
- * GC, idle) and by function.
+ * GC, idle) and by function, for the main thread and the checkpoint worker.
  *
  * ```sh
  * deno run --allow-read --allow-write --allow-env --allow-run --allow-net=127.0.0.1 \
@@ -201,9 +201,22 @@ async function main(): Promise<void> {
         `p50 ${result.p50} ms, p99 ${result.p99} ms, statuses ${JSON.stringify(result.statuses)}`,
     );
     await server.stop(30_000);
-    const file = [...Deno.readDirSync(dir)].find((entry) => entry.name.endsWith(".cpuprofile"));
-    if (!file) throw new Error("relay wrote no CPU profile");
-    summarise(JSON.parse(await Deno.readTextFile(`${dir}/${file.name}`)), args.top);
+    // One profile per thread: the main (JavaScript) thread, and the checkpoint worker's.
+    const profiles: { thread: string; profile: CpuProfile }[] = [];
+    for (const entry of Deno.readDirSync(dir)) {
+      if (!entry.name.endsWith(".cpuprofile")) continue;
+      const profile: CpuProfile = JSON.parse(await Deno.readTextFile(`${dir}/${entry.name}`));
+      const worker = profile.nodes.some((node) =>
+        node.callFrame.url.endsWith("checkpoint_worker.ts")
+      );
+      profiles.push({ thread: worker ? "checkpoint worker thread" : "main thread", profile });
+    }
+    if (profiles.length === 0) throw new Error("relay wrote no CPU profile");
+    profiles.sort((a, b) => a.thread.localeCompare(b.thread)).reverse();
+    for (const { thread, profile } of profiles) {
+      console.log(`\n== ${thread} ==`);
+      summarise(profile, args.top);
+    }
   } finally {
     await killAll();
     await Deno.remove(dir, { recursive: true });
