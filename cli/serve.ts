@@ -83,10 +83,10 @@ export function serveCommand(context: CommandContext): Command {
       const store = context.openStore();
       const database = context.config().database;
       let checkpointer: Checkpointer | null = null;
-      if (database !== ":memory:") {
-        checkpointer = startCheckpointer({ store, path: database, logger });
-      }
       try {
+        if (database !== ":memory:") {
+          checkpointer = startCheckpointer({ store, path: database, logger });
+        }
         if (config.pool !== null && !store.poolByName(config.pool)) {
           logger.warn(
             "the pool to serve does not exist yet; claims answer 400 until licenses are added to it",
