@@ -354,7 +354,13 @@ function startCeiling(
   synchronous = "FULL",
   mode: "single" | "group" = "single",
 ): Promise<Server> {
-  const process = spawn(
+  const process = spawnCeiling(database, 0, synchronous, mode);
+  return listening("ceiling", process, "ceiling listening");
+}
+
+/** Spawns `scripts/bench/ceiling.ts` on `database` and `port` (0: any). */
+function spawnCeiling(database: string, port: number, ...settings: string[]): Spawned {
+  return spawn(
     Deno.execPath(),
     [
       "run",
@@ -364,13 +370,11 @@ function startCeiling(
       "--allow-net=127.0.0.1",
       CEILING,
       database,
-      "0",
-      synchronous,
-      mode,
+      String(port),
+      ...settings,
     ],
     { env: childEnv() },
   );
-  return listening("ceiling", process, "ceiling listening");
 }
 
 async function listening(kind: Server["kind"], process: Spawned, marker: string): Promise<Server> {
@@ -442,6 +446,20 @@ async function measure(context: Context, server: Server, plan: LoadPlan): Promis
       diskBytes: writeBytesOf(server.pid) - disk0,
     },
   };
+}
+
+/** Heartbeats of nodes `n0` … `n<total - 1>`, each connection cycling through its share. */
+function measureHeartbeats(
+  context: Context,
+  server: Server,
+  options: { connections: number; seconds: number; total: number },
+): Promise<Run> {
+  return measure(context, server, {
+    mode: "heartbeat",
+    connections: options.connections,
+    seconds: options.seconds,
+    set: { kind: "range", prefix: "n", total: options.total },
+  });
 }
 
 function mergeRuns(runs: Run[]): Run {
@@ -560,11 +578,10 @@ async function runCeiling(
       prefix: "c-",
     });
     log(`${label}, claim pattern (unique paths): ${describe(claim)}`);
-    const heartbeat = await measure(context, server, {
-      mode: "heartbeat",
+    const heartbeat = await measureHeartbeats(context, server, {
       connections: C,
       seconds: seconds.ceiling,
-      set: { kind: "range", prefix: "n", total: Math.max(1_000, C) },
+      total: Math.max(1_000, C),
     });
     log(`${label}, heartbeat pattern (fixed paths): ${describe(heartbeat)}`);
     const cycle = await measure(context, server, {
@@ -584,11 +601,10 @@ async function ceilingHeartbeatAgain(context: Context): Promise<Run> {
   const server = await startCeiling(`${context.dir}/ceiling-end.sqlite`);
   try {
     await warm(context, server);
-    const run = await measure(context, server, {
-      mode: "heartbeat",
+    const run = await measureHeartbeats(context, server, {
       connections: context.connections,
       seconds: context.profile.seconds.ceiling,
-      set: { kind: "range", prefix: "n", total: Math.max(1_000, context.connections) },
+      total: Math.max(1_000, context.connections),
     });
     log(`ceiling again at the end, heartbeat pattern: ${describe(run)}`);
     return run;
@@ -674,11 +690,10 @@ async function runConfig(
   let heartbeat: Run, heartbeatsMemory: Memory;
   try {
     await warm(context, b);
-    heartbeat = await measure(context, b, {
-      mode: "heartbeat",
+    heartbeat = await measureHeartbeats(context, b, {
       connections: C,
       seconds: seconds.heartbeat,
-      set: { kind: "range", prefix: "n", total: n },
+      total: n,
     });
     log(`${label}: heartbeat ${describe(heartbeat)}`);
     heartbeatsMemory = memoryOf(b.pid);
@@ -733,11 +748,10 @@ async function runSweep(context: Context, templates: Templates): Promise<SweepRo
         prefix: `s${connections}-`,
         quota,
       });
-      const relayHeartbeat = await measure(context, relayBeats, {
-        mode: "heartbeat",
+      const relayHeartbeat = await measureHeartbeats(context, relayBeats, {
         connections,
         seconds,
-        set: { kind: "range", prefix: "n", total: n },
+        total: n,
       });
       const ceilingClaim = await measure(context, ceiling, {
         mode: "claim",
@@ -745,11 +759,10 @@ async function runSweep(context: Context, templates: Templates): Promise<SweepRo
         seconds,
         prefix: `s${connections}-`,
       });
-      const ceilingHeartbeat = await measure(context, ceiling, {
-        mode: "heartbeat",
+      const ceilingHeartbeat = await measureHeartbeats(context, ceiling, {
         connections,
         seconds,
-        set: { kind: "range", prefix: "n", total: 1_000 },
+        total: 1_000,
       });
       rows.push({ connections, relayClaim, relayHeartbeat, ceilingClaim, ceilingHeartbeat });
       log(
@@ -798,11 +811,10 @@ async function runDiagnostics(context: Context, templates: Templates): Promise<D
   const b = await startRelay({ database: leasedWork, pragmas });
   try {
     await warm(context, b);
-    heartbeat = await measure(context, b, {
-      mode: "heartbeat",
+    heartbeat = await measureHeartbeats(context, b, {
       connections: C,
       seconds: seconds.heartbeat,
-      set: { kind: "range", prefix: "n", total: n },
+      total: n,
     });
     log(`synchronous=NORMAL, N=${fmt(n)} fifo audit on: heartbeat ${describe(heartbeat)}`);
   } finally {
@@ -811,11 +823,10 @@ async function runDiagnostics(context: Context, templates: Templates): Promise<D
   const ceiling = await startCeiling(`${context.dir}/ceiling-normal.sqlite`, "NORMAL");
   try {
     await warm(context, ceiling);
-    ceilingBeat = await measure(context, ceiling, {
-      mode: "heartbeat",
+    ceilingBeat = await measureHeartbeats(context, ceiling, {
       connections: C,
       seconds: seconds.ceiling,
-      set: { kind: "range", prefix: "n", total: Math.max(1_000, C) },
+      total: Math.max(1_000, C),
     });
     log(`synchronous=NORMAL ceiling: heartbeat ${describe(ceilingBeat)}`);
   } finally {
@@ -1059,21 +1070,7 @@ async function runStartup(context: Context, templates: Templates): Promise<Start
   variants.push({
     label: "ceiling (bare Deno.serve + SQLite)",
     licenses: 0,
-    spawn: (port) =>
-      spawn(
-        Deno.execPath(),
-        [
-          "run",
-          "--quiet",
-          "--allow-read",
-          "--allow-write",
-          "--allow-net=127.0.0.1",
-          CEILING,
-          ceilingDb,
-          String(port),
-        ],
-        { env: childEnv() },
-      ),
+    spawn: (port) => spawnCeiling(ceilingDb, port),
   });
   for (const variant of variants) {
     const trials: number[] = [];

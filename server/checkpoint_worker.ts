@@ -1,8 +1,12 @@
 /**
  * The checkpointer's worker thread (started by `server/checkpointer.ts`):
- * holds a {@link WalCheckpointer} connection and runs a checkpoint for each
- * request, at most one every `minIntervalMs`, so the server's JavaScript
- * thread never copies WAL pages or fsyncs the database file itself.
+ * holds a {@link WalCheckpointer} connection and runs a checkpoint after
+ * requests, so the server's JavaScript thread never copies WAL pages or
+ * fsyncs the database file itself. Requests that arrive while one waits or
+ * runs are served by the next run, so the worker paces itself. Spacing runs
+ * 50 ms apart made each one's fsync large enough to stall the writer's own
+ * fsyncs (reaping 100,000 leases: 2.0 s → 2.8 s, clients stalled up to
+ * 118 ms), so runs are not spaced.
  *
  * Messages in: {@link CheckpointerRequest}; out: {@link CheckpointerReport}.
  *
@@ -15,8 +19,6 @@ import { WalCheckpointer } from "../lib/store.ts";
 import type { CheckpointerReport, CheckpointerRequest } from "./checkpointer.ts";
 
 let connection: WalCheckpointer | null = null;
-let minIntervalMs = 0;
-let lastRun = -Infinity;
 /** The newest request received; a run covers every request before it started. */
 let latest = 0;
 let timer: ReturnType<typeof setTimeout> | undefined;
@@ -32,7 +34,6 @@ function describe(error: unknown): string {
 function run(): void {
   timer = undefined;
   if (!connection) return;
-  lastRun = performance.now();
   const seq = latest;
   try {
     report({ type: "done", seq, ...connection.checkpoint() });
@@ -45,7 +46,6 @@ self.onmessage = (event: MessageEvent<CheckpointerRequest>) => {
   const request = event.data;
   switch (request.type) {
     case "open":
-      minIntervalMs = request.minIntervalMs;
       try {
         connection = new WalCheckpointer(request.path);
         report({ type: "ready" });
@@ -59,7 +59,7 @@ self.onmessage = (event: MessageEvent<CheckpointerRequest>) => {
       latest = request.seq;
       // Requests that arrive while one is waiting are served by that one.
       if (timer === undefined) {
-        timer = setTimeout(run, Math.max(0, lastRun + minIntervalMs - performance.now()));
+        timer = setTimeout(run, 0);
       }
       break;
     case "close":

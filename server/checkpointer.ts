@@ -6,7 +6,7 @@
  * of claims writes many pages, during which no request is answered.
  *
  * The checkpointer does that copy on a worker thread with its own connection,
- * after each commit (at most every `minIntervalMs`). A PASSIVE checkpoint
+ * after each commit, one checkpoint at a time. A PASSIVE checkpoint
  * never takes the write lock, so it cannot delay a request. While it runs,
  * the server's own connection checkpoints only past
  * {@link BACKSTOP_AUTOCHECKPOINT} pages (the WAL restarts from its start only
@@ -20,21 +20,12 @@
 import type { Logger } from "../lib/logger.ts";
 import { type CheckpointResult, DEFAULT_AUTOCHECKPOINT, type Store } from "../lib/store.ts";
 
-/**
- * Default shortest time between two checkpoints, in ms. None: requests that
- * arrive while a checkpoint runs are served by one more, so the worker paces
- * itself. Spacing them 50 ms apart made each checkpoint's fsync large enough
- * to stall the writer's own fsyncs (reaping 100,000 leases: 2.0 s → 2.8 s,
- * clients stalled up to 118 ms).
- */
-export const MIN_INTERVAL_MS = 0;
-
 /** The server connection's own checkpoint threshold while the worker runs, in pages. */
 export const BACKSTOP_AUTOCHECKPOINT = 10_000;
 
 /** Messages to the worker. */
 export type CheckpointerRequest =
-  | { type: "open"; path: string; minIntervalMs: number }
+  | { type: "open"; path: string }
   | { type: "checkpoint"; seq: number }
   | { type: "close" };
 
@@ -51,8 +42,6 @@ export interface CheckpointerOptions {
   store: Store;
   /** The store's database file (WAL mode). */
   path: string;
-  /** Shortest time between two checkpoints, in ms (default {@link MIN_INTERVAL_MS}). */
-  minIntervalMs?: number;
   logger: Logger;
 }
 
@@ -139,13 +128,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     });
     gone();
   };
-  worker.postMessage(
-    {
-      type: "open",
-      path: options.path,
-      minIntervalMs: options.minIntervalMs ?? MIN_INTERVAL_MS,
-    } satisfies CheckpointerRequest,
-  );
+  worker.postMessage({ type: "open", path: options.path } satisfies CheckpointerRequest);
 
   store.onCommit(request);
 

@@ -81,19 +81,25 @@ export function mergeResults(results: LoadResult[]): LoadResult {
     addInto(errors, result.errors);
     result.perConnection.forEach((n, i) => (perConnection[i] += n));
   }
+  return loadResult(first, { requests, seconds, statuses, errors, max, perConnection, hist });
+}
+
+/** A {@link LoadResult} from its totals: the rate, non-2xx count and percentiles derived. */
+function loadResult(
+  run: Pick<LoadResult, "mode" | "connections">,
+  totals: Pick<
+    LoadResult,
+    "requests" | "seconds" | "statuses" | "errors" | "max" | "perConnection" | "hist"
+  >,
+): LoadResult {
+  const { requests, seconds, statuses, hist } = totals;
   return {
-    mode: first.mode,
-    connections: first.connections,
-    requests,
-    seconds,
+    mode: run.mode,
+    connections: run.connections,
+    ...totals,
     rate: seconds > 0 ? requests / seconds : 0,
-    statuses,
     non2xx: countNon2xx(statuses),
-    errors,
     ...percentiles(hist),
-    max,
-    perConnection,
-    hist,
   };
 }
 
@@ -148,20 +154,15 @@ function summarise(plan: LoadPlan, raw: RawLoadResult): LoadResult {
   }
   const seconds = requests > 0 ? (last - first) / 1e6 : 0;
   const errors = Object.fromEntries(Object.entries(raw.errors).filter(([, n]) => n > 0));
-  return {
-    mode: plan.mode,
-    connections: plan.connections,
+  return loadResult(plan, {
     requests,
     seconds,
-    rate: seconds > 0 ? requests / seconds : 0,
     statuses,
-    non2xx: countNon2xx(statuses),
     errors,
-    ...percentiles(hist),
     max: max / 1000,
     perConnection,
     hist,
-  };
+  });
 }
 
 function parseJsonLine<T>(lines: string[], what: string): T {

@@ -10,7 +10,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { openStore } from "../../lib/store.ts";
+import { type NewLicenseRow, openStore } from "../../lib/store.ts";
 
 /** Random bytes in a license file's body: 3,600 base64 characters, like a real file. */
 const BODY_BYTES = 2700;
@@ -29,6 +29,19 @@ function licenseFile(random: Uint8Array, encoder: TextEncoder): Uint8Array {
 function licenseKey(): string {
   const hex = crypto.getRandomValues(new Uint8Array(15)).toHex().toUpperCase();
   return `${hex.match(/.{6}/g)!.join("-")}-V3`;
+}
+
+/** A free license in the default pool, with a unique file and key, valid for 30 days. */
+function licenseRow(random: Uint8Array, encoder: TextEncoder, now: number): NewLicenseRow {
+  return {
+    guid: crypto.randomUUID(),
+    file: licenseFile(random, encoder),
+    key: licenseKey(),
+    poolId: null,
+    fileIssuedAt: now,
+    fileExpiresAt: now + 30 * 86_400,
+    expiresAt: null,
+  };
 }
 
 /**
@@ -54,17 +67,9 @@ export function buildLicenseDb(
   try {
     store.transaction(() => {
       for (let i = 0; i < count; i++) {
-        const file = licenseFile(random, encoder);
-        fileBytes += file.length;
-        store.insertLicense({
-          guid: crypto.randomUUID(),
-          file,
-          key: licenseKey(),
-          poolId: null,
-          fileIssuedAt: now,
-          fileExpiresAt: now + 30 * 86_400,
-          expiresAt: null,
-        }, now);
+        const row = licenseRow(random, encoder, now);
+        fileBytes += row.file.length;
+        store.insertLicense(row, now);
       }
     });
   } finally {
@@ -82,15 +87,7 @@ export function addLicenses(path: string, count: number, now: number): void {
   try {
     store.transaction(() => {
       for (let i = 0; i < count; i++) {
-        store.insertLicense({
-          guid: crypto.randomUUID(),
-          file: licenseFile(random, encoder),
-          key: licenseKey(),
-          poolId: null,
-          fileIssuedAt: now,
-          fileExpiresAt: now + 30 * 86_400,
-          expiresAt: null,
-        }, now);
+        store.insertLicense(licenseRow(random, encoder, now), now);
       }
     });
   } finally {

@@ -193,24 +193,31 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
       assert.equal(keyOf(claim(store, "d", lifo)), "KEY-1");
     });
   });
+  const RAND = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
+  /**
+   * Claims and releases `draws` times with rand; returns how often each key
+   * was drawn and the chi-square statistic against a uniform draw.
+   */
+  function drawRand(store: Store, draws: number, random?: () => number) {
+    const observed = new Map<string, number>();
+    for (let i = 0; i < draws; i++) {
+      const key = keyOf(claim(store, `m${i}`, { ...RAND, now: T0, random }))!;
+      observed.set(key, (observed.get(key) ?? 0) + 1);
+      release(store, `m${i}`, { ...RAND, now: T0 });
+    }
+    const expected = draws / observed.size;
+    const chiSquare = [...observed.values()].reduce(
+      (sum, o) => sum + (o - expected) ** 2 / expected,
+      0,
+    );
+    return { observed, chiSquare };
+  }
   await t.step("rand picks each free license with equal probability", async () => {
     await withLicenses({ "": 4, other: 2 }, (store) => {
-      const options = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
       // Lease license 1 so three stay free in the default pool.
-      claim(store, "holder", { ...options, policy: HEARTBEATS, now: T0 });
+      claim(store, "holder", { ...RAND, policy: HEARTBEATS, now: T0 });
       // A chi-square test over the three free licenses.
-      const draws = 3000;
-      const observed = new Map<string, number>();
-      for (let i = 0; i < draws; i++) {
-        const key = keyOf(claim(store, `m${i}`, { ...options, now: T0 }))!;
-        observed.set(key, (observed.get(key) ?? 0) + 1);
-        release(store, `m${i}`, { ...options, now: T0 });
-      }
-      const expected = draws / 3;
-      const chiSquare = [...observed.values()].reduce(
-        (sum, o) => sum + (o - expected) ** 2 / expected,
-        0,
-      );
+      const { observed, chiSquare } = drawRand(store, 3000);
       assert.deepEqual([...observed.keys()].sort(), ["KEY-2", "KEY-3", "KEY-4"]);
       assert.ok(chiSquare < 20, `chi-square ${chiSquare} (2 degrees of freedom; p < 0.00005)`);
     });
@@ -222,21 +229,12 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
   ) {
     await t.step(`rand is uniform in a ${label}`, async () => {
       await withLicenses({ "": 40 }, (store) => {
-        const options = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
         for (let i = 0; i < leased; i++) {
-          claim(store, `holder${i}`, { ...options, policy: HEARTBEATS, now: T0 });
+          claim(store, `holder${i}`, { ...RAND, policy: HEARTBEATS, now: T0 });
         }
         const free = 40 - leased;
-        const draws = 300 * free;
-        const random = prng(leased);
-        const observed = new Map<string, number>();
-        for (let i = 0; i < draws; i++) {
-          const key = keyOf(claim(store, `m${i}`, { ...options, now: T0, random }))!;
-          observed.set(key, (observed.get(key) ?? 0) + 1);
-          release(store, `m${i}`, { ...options, now: T0 });
-        }
+        const { observed, chiSquare } = drawRand(store, 300 * free, prng(leased));
         assert.equal(observed.size, free, [...observed.keys()].join());
-        const chiSquare = [...observed.values()].reduce((sum, o) => sum + (o - 300) ** 2 / 300, 0);
         // 99.99th percentile of chi-square: 66.2 for 29 degrees of freedom, 21.1 for 3.
         assert.ok(chiSquare < (free === 30 ? 66.2 : 21.1), `chi-square ${chiSquare}`);
       });
