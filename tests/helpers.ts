@@ -20,10 +20,11 @@ import {
 /** Absolute path of `main.ts`. */
 export const MAIN = fromFileUrl(new URL("../main.ts", import.meta.url));
 
-/** Absolute path of the real Keygen fixtures. */
-export const KEYGEN_FIXTURES = fromFileUrl(
-  new URL("../../shared/fixtures/keygen/", import.meta.url),
-);
+/**
+ * Absolute path of the real Keygen fixtures: a copy of `../shared/fixtures/keygen/`
+ * (public data from the reference Relay's test suite), so any clone can run the tests.
+ */
+export const KEYGEN_FIXTURES = fromFileUrl(new URL("./fixtures/keygen/", import.meta.url));
 
 /** The real Keygen files: public key, and each file's id and key. */
 export const KEYGEN = {

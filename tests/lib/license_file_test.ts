@@ -26,8 +26,8 @@ import {
   sealCertificate,
   signEnc,
 } from "../../scripts/mint.ts";
+import { KEYGEN_FIXTURES } from "../helpers.ts";
 
-const FIXTURES = new URL("../../../shared/fixtures/keygen/", import.meta.url);
 const KEYGEN_PUBLIC_KEY = "e8601e48b69383ba520245fd07971e983d06d22c4257cfd82304601479cee788";
 const REAL_FILES = [
   {
@@ -112,7 +112,7 @@ function reframe(
 }
 
 function readFixture(id: string): Promise<Uint8Array> {
-  return Deno.readFile(new URL(`${id}.lic`, FIXTURES));
+  return Deno.readFile(`${KEYGEN_FIXTURES}${id}.lic`);
 }
 
 // Real Keygen files

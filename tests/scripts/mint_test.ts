@@ -1,12 +1,10 @@
 import assert from "node:assert/strict";
 import { importPublicKey, parseCertificate, verifyLicenseFile } from "../../lib/license_file.ts";
 import { generateKeyPair, main, mintLicenseFile } from "../../scripts/mint.ts";
+import { KEYGEN } from "../helpers.ts";
 
-const REAL_FILE = new URL(
-  "../../../shared/fixtures/keygen/dcea31a4-1664-4633-9f52-4a1b0b5ea2ef.lic",
-  import.meta.url,
-);
-const REAL_KEY = "9E32DD-D8CC22-771926-C2D834-C506DC-V3";
+const REAL_FILE = KEYGEN.licenses[0].path;
+const REAL_KEY = KEYGEN.licenses[0].key;
 
 /** Runs the mint CLI silently. */
 function mint(args: string[]): Promise<number> {
