@@ -34,6 +34,11 @@ export interface Io {
   stderrIsTerminal: boolean;
   /** The clock. */
   now: () => Date;
+  /**
+   * Stops `relay serve` when aborted, as SIGINT/SIGTERM do; lets tests run the
+   * server in-process. Absent: only the process's signals stop it.
+   */
+  shutdown?: AbortSignal;
 }
 
 /** What each subcommand gets: the process edges and the global settings. */

@@ -147,7 +147,7 @@ export function serveCommand(context: CommandContext): Command {
           await reaper?.stop();
           throw listenError(error, config);
         }
-        await untilSignal();
+        await untilSignal(io.shutdown);
         logger.notice("relay stopping: finishing requests in flight");
         await server.shutdown();
         await reaper?.stop();
@@ -270,14 +270,20 @@ function listenError(error: unknown, config: ServeConfig): Error {
   );
 }
 
-/** Resolves on the first SIGINT or SIGTERM (SIGINT only where SIGTERM does not exist). */
-function untilSignal(): Promise<void> {
+/**
+ * Resolves on the first SIGINT or SIGTERM (SIGINT only where SIGTERM does not
+ * exist), or when `shutdown` is aborted.
+ */
+function untilSignal(shutdown?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
     const onSignal = () => {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+      shutdown?.removeEventListener("abort", onSignal);
       resolve();
     };
     for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+    if (shutdown?.aborted) onSignal();
+    else shutdown?.addEventListener("abort", onSignal);
   });
 }
