@@ -73,7 +73,7 @@ export function addCommand(context: CommandContext): Command {
         inputs.push({ source: path, certificate, key: options.key[i] });
       }
 
-      const now = io.now();
+      const now = context.now();
       const progress = io.stderrIsTerminal && inputs.length >= PROGRESS_THRESHOLD
         ? startProgress("Verifying", inputs.length)
         : undefined;
@@ -97,14 +97,14 @@ export function addCommand(context: CommandContext): Command {
           file_expires_at: license.fileExpiry?.toISOString() ?? null,
         });
       }
-      const store = context.openStore();
+      const store = await context.openStore();
       try {
-        const added = addLicenses(store, verified, { pool, now });
+        const added = await addLicenses(store, verified, { pool, now });
         io.stdout(
           added.map((license) => `license added successfully: ${license.guid}\n`).join(""),
         );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

@@ -19,15 +19,15 @@ export function delCommand(context: CommandContext): Command {
       collectList,
     )
     .option("--force", "also delete licenses that a node is leasing right now")
-    .action((options: { license: string[]; force?: boolean }) => {
+    .action(async (options: { license: string[]; force?: boolean }) => {
       if (options.license.length === 0) {
         throw new UsageError("--license needs at least one license id");
       }
-      const store = context.openStore();
+      const store = await context.openStore();
       try {
-        const removed = removeLicenses(store, options.license, {
+        const removed = await removeLicenses(store, options.license, {
           force: options.force === true,
-          now: context.io.now(),
+          now: context.now(),
         });
         const logger = context.logger("stderr");
         for (const license of removed) {
@@ -41,7 +41,7 @@ export function delCommand(context: CommandContext): Command {
           removed.map((license) => `license deleted successfully: ${license.guid}\n`).join(""),
         );
       } finally {
-        store.close();
+        await store.close();
       }
     });
 }

@@ -22,14 +22,16 @@ export function lsCommand(context: CommandContext): Command {
     .option("--pool <name>", "list only this pool's licenses [$RELAY_POOL]")
     .option("--plain", "plain text table, one line per license [$RELAY_PLAIN=1]")
     .option("--json", "JSON array, for scripts")
-    .action((options: { pool?: string; plain?: boolean; json?: boolean }) => {
+    .action(async (options: { pool?: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
-      const store = context.openStore();
+      const store = await context.openStore();
       let licenses;
       try {
-        licenses = listLicenses(store, { pool: options.pool ?? envValue(io.env, "RELAY_POOL") });
+        licenses = await listLicenses(store, {
+          pool: options.pool ?? envValue(io.env, "RELAY_POOL"),
+        });
       } finally {
-        store.close();
+        await store.close();
       }
       if (options.json) {
         io.stdout(JSON.stringify(licenses.map(licenseJson)) + "\n");

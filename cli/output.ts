@@ -8,7 +8,7 @@
 import Table from "cli-table3";
 import cliProgress from "cli-progress";
 import process from "node:process";
-import type { LicenseInfo } from "../lib/store.ts";
+import type { LicenseInfo } from "../lib/storage/store.ts";
 
 /** A table: column titles, then rows of cells. */
 export interface TableData {

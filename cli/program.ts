@@ -11,7 +11,9 @@
 import { Command, Option } from "commander";
 import { DEFAULT_DATABASE, type GlobalConfig, parseEnvFlag, parsePragma } from "../lib/config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
-import { openStore, type Store } from "../lib/store.ts";
+import { openStore, type StoreOptions } from "../lib/storage/open.ts";
+import type { Store } from "../lib/storage/store.ts";
+import { unixSeconds } from "../lib/time.ts";
 import { addCommand } from "./add.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
@@ -48,8 +50,10 @@ export interface CommandContext {
   config(): GlobalConfig;
   /** A logger at the configured verbosity: JSON lines unless the stream is a terminal. */
   logger(stream: "stdout" | "stderr"): Logger;
-  /** Opens the configured database; the caller closes it. */
-  openStore(): Store;
+  /** The clock, read now, in unix seconds. */
+  now(): number;
+  /** Opens the configured database, with `extra` options; the caller closes it. */
+  openStore(extra?: Pick<StoreOptions, "groupCommit" | "backgroundCheckpoints">): Promise<Store>;
 }
 
 /**
@@ -112,13 +116,12 @@ function createProgram(io: Io): Command {
         now: io.now,
       });
     },
-    openStore() {
+    now() {
+      return unixSeconds(io.now());
+    },
+    openStore(extra = {}) {
       const { database, audit, pragmas } = context.config();
-      return openStore(database, {
-        audit,
-        pragmas,
-        now: Math.floor(io.now().getTime() / 1000),
-      });
+      return openStore(database, { ...extra, audit, pragmas, now: context.now() });
     },
   };
 

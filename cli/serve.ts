@@ -17,8 +17,8 @@ import {
 } from "../lib/config.ts";
 import { ListenError, UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
+import { findPool } from "../lib/licenses.ts";
 import { createHandler } from "../server/app.ts";
-import { type Checkpointer, startCheckpointer } from "../server/checkpointer.ts";
 import { startReaper } from "../server/reaper.ts";
 import { readSmallFile } from "./files.ts";
 import { type CommandContext, envValue } from "./program.ts";
@@ -79,15 +79,14 @@ export function serveCommand(context: CommandContext): Command {
       const { io } = context;
       const config = await serveConfig(options, io.env);
       const logger = context.logger("stdout");
-      const nowMs = () => io.now().getTime();
-      const store = context.openStore();
+      const now = () => context.now();
+      const store = await context.openStore({
+        groupCommit: true,
+        backgroundCheckpoints: { logger },
+      });
       const database = context.config().database;
-      let checkpointer: Checkpointer | null = null;
       try {
-        if (database !== ":memory:") {
-          checkpointer = startCheckpointer({ store, path: database, logger });
-        }
-        if (config.pool !== null && !store.poolByName(config.pool)) {
+        if (config.pool !== null && !(await findPool(store, config.pool))) {
           logger.warn(
             "the pool to serve does not exist yet; claims answer 400 until licenses are added to it",
             {
@@ -98,7 +97,7 @@ export function serveCommand(context: CommandContext): Command {
         const handler = await createHandler({
           store,
           logger,
-          now: nowMs,
+          now,
           config: {
             pool: config.pool,
             signingSecret: config.signingSecret,
@@ -115,7 +114,7 @@ export function serveCommand(context: CommandContext): Command {
             ttl: config.heartbeats ? config.ttlSeconds : null,
             auditRetention: config.auditRetentionSeconds,
             intervalMs: config.cullIntervalMs,
-            now: nowMs,
+            now,
             logger,
           })
           : null;
@@ -152,8 +151,7 @@ export function serveCommand(context: CommandContext): Command {
         await server.shutdown();
         await reaper?.stop();
       } finally {
-        await checkpointer?.stop();
-        store.close();
+        await store.close();
       }
       logger.notice("relay stopped");
     });

@@ -22,14 +22,14 @@ export function statCommand(context: CommandContext): Command {
     .requiredOption("--license <id>", "id of the license")
     .option("--plain", "plain text table [$RELAY_PLAIN=1]")
     .option("--json", "JSON object, for scripts")
-    .action((options: { license: string; plain?: boolean; json?: boolean }) => {
+    .action(async (options: { license: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
-      const store = context.openStore();
+      const store = await context.openStore();
       let license;
       try {
-        license = findLicense(store, options.license);
+        license = await findLicense(store, options.license);
       } finally {
-        store.close();
+        await store.close();
       }
       if (options.json) {
         io.stdout(JSON.stringify(licenseJson(license)) + "\n");

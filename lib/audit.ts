@@ -3,13 +3,13 @@
  * stores in its `event_types` and `entity_types` tables. The numbers are part of
  * the database format (documented audit queries join on them): never renumber.
  *
- * Audit rows are written by the store inside the transaction of the change they
- * record (see `Store.audit`), so a crash can never keep one without the other.
+ * Audit rows are written inside the transaction of the change they record
+ * (see `Tx.audit`), so a crash can never keep one without the other.
  *
  * @module
  */
 
-import type { Store } from "./store.ts";
+import type { Store } from "./storage/store.ts";
 
 /** Ids of the rows in `event_types`. */
 export const EventType = {
@@ -49,8 +49,8 @@ export type EntityType = typeof EntityType[keyof typeof EntityType];
 export function pruneAuditLog(
   store: Store,
   options: { now: number; retention: number; limit: number },
-): number {
-  return store.transaction(() =>
-    store.deleteAuditBefore(options.now - options.retention, options.limit)
+): Promise<number> {
+  return store.transaction((tx) =>
+    tx.deleteAuditBefore(options.now - options.retention, options.limit)
   );
 }

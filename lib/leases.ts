@@ -14,7 +14,7 @@
 
 import { EntityType, EventType } from "./audit.ts";
 import { PoolNotFoundError } from "./errors.ts";
-import type { LeasedLicense, Store } from "./store.ts";
+import type { ActiveNode, LeasedLicense, Store, Tx } from "./storage/store.ts";
 
 /** How a free license is chosen: first added, last added, or uniformly at random. */
 export type Strategy = "fifo" | "lifo" | "rand";
@@ -67,50 +67,89 @@ const CLAIM_REAP_BATCH = 100;
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
  */
-export function claim(store: Store, fingerprint: string, options: LeaseOptions): ClaimResult {
+export function claim(
+  store: Store,
+  fingerprint: string,
+  options: LeaseOptions,
+): Promise<ClaimResult> {
+  return store.transaction((tx) => claimIn(tx, fingerprint, options));
+}
+
+/** {@link claim}'s body, inside the caller's transaction. */
+async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Promise<ClaimResult> {
   const { now, policy } = options;
-  return store.transaction((): ClaimResult => {
-    const poolId = resolvePool(store, options.pool);
-    let node = store.activeNode(fingerprint);
-    const held = node && store.licenseLeasedBy(node.id);
-    if (node && held) {
-      if (isExpired(node.lastHeartbeatAt, now, policy)) {
-        expireLease(store, node.id, held, now);
-        node = undefined;
-      } else if (held.poolId !== poolId || !policy.heartbeats) {
-        return { kind: "conflict" };
-      } else {
-        store.heartbeat(node.id, now);
-        store.audit(EventType.licenseLeaseExtended, EntityType.license, held.id, poolId, now);
-        store.audit(EventType.nodeHeartbeatPing, EntityType.node, node.id, poolId, now);
-        return { kind: "extended", expiresAt: now + policy.ttl };
-      }
-    }
-
-    let licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
-    while (licenseId === undefined && policy.heartbeats) {
-      if (store.reapExpired(now - policy.ttl, CLAIM_REAP_BATCH, now) === 0) break;
-      licenseId = pickFreeLicense(store, poolId, policy.strategy, options.random);
-    }
-    if (licenseId === undefined) return { kind: "exhausted" };
-
-    let nodeId = node?.id;
-    if (nodeId === undefined) {
-      nodeId = store.activateNode(fingerprint, now);
-      store.audit(EventType.nodeActivated, EntityType.node, nodeId, poolId, now);
+  const poolId = await resolvePool(tx, options.pool);
+  let node = await tx.activeNode(fingerprint);
+  const held = node && await tx.licenseLeasedBy(node.id);
+  if (node && held) {
+    if (isExpired(node, { now, policy })) {
+      await expireLease(tx, { nodeId: node.id, held, now });
+      node = undefined;
+    } else if (held.poolId !== poolId || !policy.heartbeats) {
+      return { kind: "conflict" };
     } else {
-      store.heartbeat(nodeId, now);
+      await tx.heartbeat(node.id, now);
+      await tx.audit({
+        event: EventType.licenseLeaseExtended,
+        entity: EntityType.license,
+        entityId: held.id,
+        poolId: poolId,
+        now: now,
+      });
+      await tx.audit({
+        event: EventType.nodeHeartbeatPing,
+        entity: EntityType.node,
+        entityId: node.id,
+        poolId: poolId,
+        now: now,
+      });
+      return { kind: "extended", expiresAt: now + policy.ttl };
     }
-    const grant = store.leaseLicense(licenseId, nodeId, now)!;
-    store.audit(EventType.licenseLeased, EntityType.license, licenseId, poolId, now);
-    store.audit(EventType.nodeHeartbeatPing, EntityType.node, nodeId, poolId, now);
-    return {
-      kind: "created",
-      licenseFile: grant.file,
-      licenseKey: grant.key,
-      expiresAt: now + policy.ttl,
-    };
+  }
+
+  const pick = { poolId, strategy: policy.strategy, random: options.random };
+  let licenseId = await pickFreeLicense(tx, pick);
+  while (licenseId === undefined && policy.heartbeats) {
+    const batch = { cutoff: now - policy.ttl, limit: CLAIM_REAP_BATCH, now };
+    if (await tx.reapExpired(batch) === 0) break;
+    licenseId = await pickFreeLicense(tx, pick);
+  }
+  if (licenseId === undefined) return { kind: "exhausted" };
+
+  let nodeId = node?.id;
+  if (nodeId === undefined) {
+    nodeId = await tx.activateNode(fingerprint, now);
+    await tx.audit({
+      event: EventType.nodeActivated,
+      entity: EntityType.node,
+      entityId: nodeId,
+      poolId: poolId,
+      now: now,
+    });
+  } else {
+    await tx.heartbeat(nodeId, now);
+  }
+  const grant = (await tx.leaseLicense(licenseId, { nodeId, now }))!;
+  await tx.audit({
+    event: EventType.licenseLeased,
+    entity: EntityType.license,
+    entityId: licenseId,
+    poolId: poolId,
+    now: now,
   });
+  await tx.audit({
+    event: EventType.nodeHeartbeatPing,
+    entity: EntityType.node,
+    entityId: nodeId,
+    poolId: poolId,
+    now: now,
+  });
+  return {
+    kind: "created",
+    licenseFile: grant.file,
+    licenseKey: grant.key,
+    expiresAt: now + policy.ttl,
+  };
 }
 
 /**
@@ -121,22 +160,38 @@ export function claim(store: Store, fingerprint: string, options: LeaseOptions):
  * @throws {PoolNotFoundError} `pool` names no pool (checked after the node,
  *   as the reference Relay does).
  */
-export function release(store: Store, fingerprint: string, options: LeaseOptions): ReleaseResult {
-  const { now, policy } = options;
-  return store.transaction((): ReleaseResult => {
-    const node = store.activeNode(fingerprint);
+export function release(
+  store: Store,
+  fingerprint: string,
+  options: LeaseOptions,
+): Promise<ReleaseResult> {
+  return store.transaction(async (tx): Promise<ReleaseResult> => {
+    const { now, policy } = options;
+    const node = await tx.activeNode(fingerprint);
     if (!node) return { kind: "not_found" };
-    const poolId = resolvePool(store, options.pool);
-    const held = store.licenseLeasedBy(node.id);
+    const poolId = await resolvePool(tx, options.pool);
+    const held = await tx.licenseLeasedBy(node.id);
     if (!held || held.poolId !== poolId) return { kind: "not_found" };
-    if (isExpired(node.lastHeartbeatAt, now, policy)) {
-      expireLease(store, node.id, held, now);
+    if (isExpired(node, { now, policy })) {
+      await expireLease(tx, { nodeId: node.id, held, now });
       return { kind: "not_found" };
     }
-    store.releaseLicense(held.id, now);
-    store.deactivateNode(node.id, now);
-    store.audit(EventType.licenseReleased, EntityType.license, held.id, poolId, now);
-    store.audit(EventType.nodeDeactivated, EntityType.node, node.id, poolId, now);
+    await tx.releaseLicense(held.id, now);
+    await tx.deactivateNode(node.id, now);
+    await tx.audit({
+      event: EventType.licenseReleased,
+      entity: EntityType.license,
+      entityId: held.id,
+      poolId: poolId,
+      now: now,
+    });
+    await tx.audit({
+      event: EventType.nodeDeactivated,
+      entity: EntityType.node,
+      entityId: node.id,
+      poolId: poolId,
+      now: now,
+    });
     return { kind: "released" };
   });
 }
@@ -152,28 +207,52 @@ export function release(store: Store, fingerprint: string, options: LeaseOptions
  * The next acknowledged change (a claim of a reaped license included) fsyncs
  * it with its own commit.
  */
-export function reap(store: Store, options: { now: number; ttl: number; limit: number }): number {
+export function reap(
+  store: Store,
+  options: { now: number; ttl: number; limit: number },
+): Promise<number> {
   return store.transaction(
-    () => store.reapExpired(options.now - options.ttl, options.limit, options.now),
+    (tx) =>
+      tx.reapExpired({ cutoff: options.now - options.ttl, limit: options.limit, now: options.now }),
     { durable: false },
   );
 }
 
 /** Ends an expired lease exactly as the reaper would. */
-function expireLease(store: Store, nodeId: number, held: LeasedLicense, now: number): void {
-  store.releaseLicense(held.id, now);
-  store.audit(EventType.licenseLeaseExpired, EntityType.license, held.id, held.poolId, now);
-  store.deactivateNode(nodeId, now);
-  store.audit(EventType.nodeCulled, EntityType.node, nodeId, held.poolId, now);
+async function expireLease(
+  tx: Tx,
+  { nodeId, held, now }: { nodeId: number; held: LeasedLicense; now: number },
+): Promise<void> {
+  await tx.releaseLicense(held.id, now);
+  await tx.audit({
+    event: EventType.licenseLeaseExpired,
+    entity: EntityType.license,
+    entityId: held.id,
+    poolId: held.poolId,
+    now: now,
+  });
+  await tx.deactivateNode(nodeId, now);
+  await tx.audit({
+    event: EventType.nodeCulled,
+    entity: EntityType.node,
+    entityId: nodeId,
+    poolId: held.poolId,
+    now: now,
+  });
 }
 
-function isExpired(lastHeartbeatAt: number | null, now: number, policy: LeasePolicy): boolean {
-  return policy.heartbeats && lastHeartbeatAt !== null && lastHeartbeatAt <= now - policy.ttl;
+/** Whether the node's lease has run out: `ttl` seconds or more since its last heartbeat. */
+function isExpired(
+  node: ActiveNode,
+  { now, policy }: { now: number; policy: LeasePolicy },
+): boolean {
+  const last = node.lastHeartbeatAt;
+  return policy.heartbeats && last !== null && last <= now - policy.ttl;
 }
 
-function resolvePool(store: Store, name: string | null): number | null {
+async function resolvePool(tx: Tx, name: string | null): Promise<number | null> {
   if (name === null) return null;
-  const pool = store.poolByName(name);
+  const pool = await tx.poolByName(name);
   if (!pool) throw new PoolNotFoundError(`Pool "${name}" not found`);
   return pool.id;
 }
@@ -187,17 +266,19 @@ const REJECTION_DENSITY = 8;
  */
 const REJECTION_TRIES = 32;
 
-function pickFreeLicense(
-  store: Store,
-  poolId: number | null,
-  strategy: Strategy,
-  random: () => number = Math.random,
-): number | undefined {
-  if (strategy === "fifo") return store.firstFreeLicense(poolId, "first");
-  if (strategy === "lifo") return store.firstFreeLicense(poolId, "last");
-  const free = store.freeLicenseCount(poolId);
+async function pickFreeLicense(
+  tx: Tx,
+  { poolId, strategy, random = Math.random }: {
+    poolId: number | null;
+    strategy: Strategy;
+    random?: () => number;
+  },
+): Promise<number | undefined> {
+  if (strategy === "fifo") return await tx.firstFreeLicense(poolId, "first");
+  if (strategy === "lifo") return await tx.firstFreeLicense(poolId, "last");
+  const free = await tx.freeLicenseCount(poolId);
   if (free === 0) return undefined;
-  const range = store.freeLicenseIdRange(poolId);
+  const range = await tx.freeLicenseIdRange(poolId);
   if (range) {
     // Rejection sampling: a uniformly random id of the range, kept if it is a
     // free license of the pool, is a uniformly random free license. One
@@ -207,10 +288,10 @@ function pickFreeLicense(
     if (span <= REJECTION_DENSITY * free) {
       for (let i = 0; i < REJECTION_TRIES; i++) {
         const id = range.low + Math.floor(random() * span);
-        if (store.isFreeLicense(poolId, id)) return id;
+        if (await tx.isFreeLicense(poolId, id)) return id;
       }
     }
   }
   // Uniform as well: the k-th free license in id order, k uniformly random.
-  return store.freeLicenseAt(poolId, Math.min(free - 1, Math.floor(random() * free)));
+  return await tx.freeLicenseAt(poolId, Math.min(free - 1, Math.floor(random() * free)));
 }

@@ -74,8 +74,8 @@ export interface VerifyOptions {
   publicKey: PublicKey;
   /** The license key, which decrypts the file (or must match it for `base64+*`). */
   licenseKey: string;
-  /** The current time. */
-  now: Date;
+  /** The current time, in unix seconds. */
+  now: number;
   /** How far `meta.issued` may lie ahead of `now`; default 5 minutes. */
   maxClockDriftMs?: number;
 }
@@ -104,14 +104,14 @@ export async function importPublicKey(text: string): Promise<PublicKey> {
   try {
     if (/^[0-9a-f]{64}$/i.test(trimmed)) {
       const raw = Uint8Array.fromHex(trimmed);
-      return { kind: "ed25519", key: await importVerifyKey("raw", raw, "Ed25519") };
+      return { kind: "ed25519", key: await importVerifyKey(["raw", raw], "Ed25519") };
     }
     if (pem) {
       const der = Uint8Array.fromBase64(pem[2]);
       const spki = pem[1] ? wrapPkcs1InSpki(der) : der;
       const hash = "SHA-256";
-      const pss = await importVerifyKey("spki", spki, { name: "RSA-PSS", hash });
-      const pkcs1 = await importVerifyKey("spki", spki, { name: "RSASSA-PKCS1-v1_5", hash });
+      const pss = await importVerifyKey(["spki", spki], { name: "RSA-PSS", hash });
+      const pkcs1 = await importVerifyKey(["spki", spki], { name: "RSASSA-PKCS1-v1_5", hash });
       const { modulusLength } = pss.algorithm as RsaHashedKeyAlgorithm;
       return { kind: "rsa", pss, pkcs1, modulusBits: modulusLength };
     }
@@ -167,8 +167,8 @@ export async function verifyLicenseFile(
   // report a bad signature before anything about the contents, as keygen-go.
   const encrypted = algorithm.startsWith("aes-256-gcm+");
   const [signed, opened] = await Promise.allSettled([
-    verifySignature(options.publicKey, algorithm, enc, sig),
-    openEnc(enc, encrypted, options.licenseKey),
+    verifySignature(options.publicKey, { algorithm, enc, sig }),
+    openEnc(enc, { encrypted, licenseKey: options.licenseKey }),
   ]);
   if (signed.status === "rejected") throw signed.reason;
   if (opened.status === "rejected") throw opened.reason;
@@ -179,7 +179,8 @@ export async function verifyLicenseFile(
     );
   }
 
-  const now = options.now.getTime();
+  // The file's dates keep Keygen's milliseconds; `now` is whole seconds.
+  const now = options.now * 1000;
   const drift = options.maxClockDriftMs ?? DEFAULT_MAX_CLOCK_DRIFT_MS;
   if (file.issued.getTime() - now > drift) {
     throw new LicenseFileIssuedInFutureError(
@@ -196,11 +197,10 @@ export async function verifyLicenseFile(
   return file;
 }
 
+/** Checks `sig` over `license/<enc>` with the public key, as `algorithm` says. */
 async function verifySignature(
   publicKey: PublicKey,
-  algorithm: LicenseFileAlgorithm,
-  enc: string,
-  sig: string,
+  { algorithm, enc, sig }: { algorithm: LicenseFileAlgorithm; enc: string; sig: string },
 ): Promise<void> {
   if (algorithm.endsWith("+ed25519") !== (publicKey.kind === "ed25519")) {
     throw new LicenseFileNotGenuineError(
@@ -231,7 +231,10 @@ async function verifySignature(
 }
 
 /** Decodes `enc` to the dataset: decrypts it for `aes-256-gcm+*`, decodes it for `base64+*`. */
-async function openEnc(enc: string, encrypted: boolean, licenseKey: string): Promise<Uint8Array> {
+async function openEnc(
+  enc: string,
+  { encrypted, licenseKey }: { encrypted: boolean; licenseKey: string },
+): Promise<Uint8Array> {
   if (!encrypted) return decodeBase64(enc);
   const parts = enc.split(".");
   if (parts.length !== 3) {
@@ -308,9 +311,9 @@ function decodeBase64(text: string): Uint8Array<ArrayBuffer> {
   }
 }
 
+/** Imports a public key (`[format, bytes]`) that can only verify. */
 function importVerifyKey(
-  format: "raw" | "spki",
-  keyData: Uint8Array<ArrayBuffer>,
+  [format, keyData]: ["raw" | "spki", Uint8Array<ArrayBuffer>],
   algorithm: AlgorithmIdentifier | RsaHashedImportParams,
 ): Promise<CryptoKey> {
   return crypto.subtle.importKey(format, keyData, algorithm, false, ["verify"]);

@@ -17,7 +17,8 @@ import {
   withContext,
 } from "./errors.ts";
 import { type LicenseFile, type PublicKey, verifyLicenseFile } from "./license_file.ts";
-import type { LicenseInfo, Pool, Store } from "./store.ts";
+import { unixSeconds } from "./time.ts";
+import type { LicenseInfo, Pool, Store, Tx } from "./storage/store.ts";
 
 /** A license file as read from disk, with the key that decrypts it. */
 export interface LicenseInput {
@@ -49,7 +50,8 @@ export interface AddedLicense {
 /** Options of {@link verifyLicenses}. */
 export interface VerifyLicensesOptions {
   publicKey: PublicKey;
-  now: Date;
+  /** Current unix time in seconds. */
+  now: number;
   /** Called after each file with the number verified so far. */
   onProgress?: (done: number) => void;
 }
@@ -94,24 +96,28 @@ export async function verifyLicenses(
 export function addLicenses(
   store: Store,
   licenses: readonly VerifiedLicense[],
-  options: { pool?: string; now: Date },
-): AddedLicense[] {
-  const now = unixSeconds(options.now);
-  return store.transaction(() => {
+  options: { pool?: string; now: number },
+): Promise<AddedLicense[]> {
+  const { now } = options;
+  return store.transaction(async (tx) => {
     let pool: Pool | null = null;
     if (options.pool !== undefined) {
-      pool = store.poolByName(options.pool) ?? store.insertPool(options.pool, now);
+      pool = await tx.poolByName(options.pool) ?? await insertPool(tx, { name: options.pool, now });
     }
     const added: AddedLicense[] = [];
     for (const { source, certificate, license } of licenses) {
-      const existing = store.conflictingLicense(license.id, license.key, certificate);
+      const existing = await tx.conflictingLicense({
+        guid: license.id,
+        key: license.key,
+        file: certificate,
+      });
       if (existing !== undefined) {
         // The reference Relay's wording, which scripts may match on.
         throw new LicenseExistsError(
           `license with the provided key already exists (license "${existing}", file "${source}")`,
         );
       }
-      const id = store.insertLicense({
+      const id = await tx.insertLicense({
         guid: license.id,
         file: certificate,
         key: license.key,
@@ -120,11 +126,30 @@ export function addLicenses(
         fileExpiresAt: license.fileExpiry ? unixSeconds(license.fileExpiry) : null,
         expiresAt: license.expiry ? unixSeconds(license.expiry) : null,
       }, now);
-      store.audit(EventType.licenseAdded, EntityType.license, id, pool?.id ?? null, now);
+      await tx.audit({
+        event: EventType.licenseAdded,
+        entity: EntityType.license,
+        entityId: id,
+        poolId: pool?.id ?? null,
+        now: now,
+      });
       added.push({ id, guid: license.id, pool: pool?.name ?? null });
     }
     return added;
   });
+}
+
+/** Creates a pool and records `pool.added`. */
+async function insertPool(tx: Tx, { name, now }: { name: string; now: number }): Promise<Pool> {
+  const pool = await tx.insertPool(name, now);
+  await tx.audit({
+    event: EventType.poolAdded,
+    entity: EntityType.pool,
+    entityId: pool.id,
+    poolId: null,
+    now: now,
+  });
+  return pool;
 }
 
 /**
@@ -139,23 +164,35 @@ export function addLicenses(
 export function removeLicenses(
   store: Store,
   guids: readonly string[],
-  options: { force?: boolean; now: Date },
-): LicenseInfo[] {
-  const now = unixSeconds(options.now);
-  return store.transaction(() => {
+  options: { force?: boolean; now: number },
+): Promise<LicenseInfo[]> {
+  const { now } = options;
+  return store.transaction(async (tx) => {
     const removed: LicenseInfo[] = [];
     for (const guid of new Set(guids)) {
-      const license = findLicense(store, guid);
+      const license = await findLicenseIn(tx, guid);
       if (license.nodeId !== null) {
         if (!options.force) {
           throw new LicenseLeasedError(
             `License "${guid}" is leased by node "${license.nodeFingerprint}"; wait for the node to release it, or pass --force to delete it anyway`,
           );
         }
-        store.audit(EventType.licenseReleased, EntityType.license, license.id, license.poolId, now);
+        await tx.audit({
+          event: EventType.licenseReleased,
+          entity: EntityType.license,
+          entityId: license.id,
+          poolId: license.poolId,
+          now: now,
+        });
       }
-      store.deleteLicense(license.id);
-      store.audit(EventType.licenseRemoved, EntityType.license, license.id, license.poolId, now);
+      await tx.deleteLicense(license.id);
+      await tx.audit({
+        event: EventType.licenseRemoved,
+        entity: EntityType.license,
+        entityId: license.id,
+        poolId: license.poolId,
+        now: now,
+      });
       removed.push(license);
     }
     return removed;
@@ -168,12 +205,22 @@ export function removeLicenses(
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
  */
-export function listLicenses(store: Store, options: { pool?: string } = {}): LicenseInfo[] {
-  if (options.pool === undefined) return store.licenses();
-  const pool = store.poolByName(options.pool);
-  // The reference Relay's wording, which scripts may match on.
-  if (!pool) throw new PoolNotFoundError("pool not found");
-  return store.licenses({ poolId: pool.id });
+export function listLicenses(
+  store: Store,
+  options: { pool?: string } = {},
+): Promise<LicenseInfo[]> {
+  return store.read(async (tx) => {
+    if (options.pool === undefined) return await tx.licenses();
+    const pool = await tx.poolByName(options.pool);
+    // The reference Relay's wording, which scripts may match on.
+    if (!pool) throw new PoolNotFoundError("pool not found");
+    return await tx.licenses({ poolId: pool.id });
+  });
+}
+
+/** The pool with this name, if any. */
+export function findPool(store: Store, name: string): Promise<Pool | undefined> {
+  return store.read((tx) => tx.poolByName(name));
 }
 
 /**
@@ -181,13 +228,12 @@ export function listLicenses(store: Store, options: { pool?: string } = {}): Lic
  *
  * @throws {LicenseNotFoundError} no license has that id.
  */
-export function findLicense(store: Store, guid: string): LicenseInfo {
-  const license = store.licenseByGuid(guid);
-  if (!license) throw new LicenseNotFoundError(`License "${guid}" not found`);
-  return license;
+export function findLicense(store: Store, guid: string): Promise<LicenseInfo> {
+  return store.read((tx) => findLicenseIn(tx, guid));
 }
 
-/** Whole unix seconds of a date. */
-export function unixSeconds(date: Date): number {
-  return Math.floor(date.getTime() / 1000);
+async function findLicenseIn(tx: Tx, guid: string): Promise<LicenseInfo> {
+  const license = await tx.licenseByGuid(guid);
+  if (!license) throw new LicenseNotFoundError(`License "${guid}" not found`);
+  return license;
 }

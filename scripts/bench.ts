@@ -522,12 +522,12 @@ class Templates {
   }
 
   /** The pristine database with `n` free licenses (never served; copy it). */
-  free(n: number): Template {
+  async free(n: number): Promise<Template> {
     let template = this.#built.get(n);
     if (!template) {
       const free = `${this.#dir}/free-${n}.sqlite`;
       const t0 = performance.now();
-      const { fileBytes } = buildLicenseDb(free, n, nowSeconds());
+      const { fileBytes } = await buildLicenseDb(free, n, nowSeconds());
       const buildSeconds = (performance.now() - t0) / 1000;
       template = { free, buildSeconds, fileBytes, dbBytes: Deno.statSync(free).size };
       this.#built.set(n, template);
@@ -541,7 +541,7 @@ class Templates {
 
   /** The pristine database with `n` licenses, all leased to nodes `n0`…; heartbeats now. */
   async leased(n: number): Promise<string> {
-    const template = this.free(n);
+    const template = await this.free(n);
     if (!template.leased) {
       const leased = `${this.#dir}/leased-${n}.sqlite`;
       const t0 = performance.now();
@@ -628,7 +628,7 @@ async function runConfig(
   const C = context.connections;
   const label = `N=${fmt(n)} ${strategy} audit ${audit ? "on" : "off"}`;
   const work = `${context.dir}/work.sqlite`;
-  await copyDb(templates.free(n).free, work);
+  await copyDb((await templates.free(n)).free, work);
 
   // Claims, then their releases, in rounds while the time lasts: every claim
   // takes a license, so each round claims at most the free ones (per-connection
@@ -729,7 +729,7 @@ async function runSweep(context: Context, templates: Templates): Promise<SweepRo
   const n = Math.max(...context.profile.ns);
   const seconds = context.profile.seconds.sweep;
   const work = `${context.dir}/work.sqlite`;
-  await copyDb(templates.free(n).free, work);
+  await copyDb((await templates.free(n)).free, work);
   const leasedWork = `${context.dir}/leased-work-${n}.sqlite`;
   if (!(await exists(leasedWork))) await copyDb(await templates.leased(n), leasedWork);
   const rows: SweepRow[] = [];
@@ -787,7 +787,7 @@ async function runDiagnostics(context: Context, templates: Templates): Promise<D
   const seconds = context.profile.seconds;
   const C = context.connections;
   const work = `${context.dir}/work.sqlite`;
-  await copyDb(templates.free(n).free, work);
+  await copyDb((await templates.free(n)).free, work);
   const leasedWork = `${context.dir}/leased-work-${n}.sqlite`;
   if (!(await exists(leasedWork))) await copyDb(await templates.leased(n), leasedWork);
   const pragmas = ["synchronous=NORMAL"];
@@ -865,7 +865,7 @@ async function runReap(
       (_, i) => `n${expired + i}`,
     );
   } else {
-    addLicenses(database, LIVE_NODES, now);
+    await addLicenses(database, LIVE_NODES, now);
     leaseDirectly(database, { count: LIVE_NODES, prefix: "live", heartbeatAt: now + 86_400, now });
     live = Array.from({ length: LIVE_NODES }, (_, i) => `live${i}`);
   }
@@ -1006,7 +1006,7 @@ async function runAdd(context: Context, counts: number[]): Promise<AddSection> {
 
 async function runLs(context: Context, templates: Templates, n: number): Promise<LsResult> {
   const database = `${context.dir}/ls.sqlite`;
-  await copyDb(templates.free(n).free, database);
+  await copyDb((await templates.free(n)).free, database);
   const start = performance.now();
   const process = spawn(
     Deno.execPath(),
@@ -1059,7 +1059,7 @@ async function runStartup(context: Context, templates: Templates): Promise<Start
   const variants: { label: string; licenses: number; spawn: (port: number) => Spawned }[] = [];
   for (const n of context.profile.startup.ns) {
     const database = `${context.dir}/startup-${n}.sqlite`;
-    await copyDb(templates.free(n).free, database);
+    await copyDb((await templates.free(n)).free, database);
     variants.push({
       label: "relay serve",
       licenses: n,
@@ -1098,7 +1098,7 @@ async function runStartup(context: Context, templates: Templates): Promise<Start
 async function runRss(context: Context, templates: Templates): Promise<RssResult> {
   const { licenses, nodes } = context.profile.rss;
   const database = `${context.dir}/rss.sqlite`;
-  await copyDb(templates.free(licenses).free, database);
+  await copyDb((await templates.free(licenses)).free, database);
   const now = nowSeconds();
   leaseDirectly(database, { count: nodes, prefix: "r", heartbeatAt: now, now });
   checkpoint(database);

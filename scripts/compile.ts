@@ -30,7 +30,7 @@ export const TARGETS: Readonly<Record<string, string>> = {
  * Modules that run as workers: `deno compile` only embeds what `main.ts`
  * imports, so each must be named with `--include`.
  */
-export const WORKER_MODULES: readonly string[] = ["server/checkpoint_worker.ts"];
+export const WORKER_MODULES: readonly string[] = ["lib/storage/sqlite/checkpoint_worker.ts"];
 
 /** The `deno` arguments that build `target` into `outDir`. */
 export function compileArgs(target: string, outDir = "dist"): string[] {

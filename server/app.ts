@@ -13,11 +13,11 @@
  * @module
  */
 
-import { RelayError } from "../lib/errors.ts";
 import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
-import type { Store } from "../lib/store.ts";
-import { type Committer, createCommitter } from "./group_commit.ts";
+import type { Store } from "../lib/storage/store.ts";
+import type { Clock } from "../lib/time.ts";
+import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { createSigner, type Signer } from "./signing.ts";
 
 /** The longest fingerprint accepted, in characters. */
@@ -37,19 +37,20 @@ export interface HandlerDeps {
   store: Store;
   config: AppConfig;
   logger: Logger;
-  /** The clock, in milliseconds since the epoch. */
-  now: () => number;
+  /** The clock, in unix seconds. */
+  now: Clock;
   /** Uniform random numbers in [0, 1), for the `rand` strategy. */
   random?: () => number;
 }
 
-/** A response before headers: status and JSON body (null: no body). */
-interface Reply {
-  status: number;
-  body: Record<string, unknown> | null;
-  headers?: Record<string, string>;
-  /** The pool the request acted on, for the request log. */
-  pool?: string | null;
+/** One request as the routes see it. */
+interface RouteContext {
+  request: Request;
+  /** The request line's path (see {@link requestPath}). */
+  path: string;
+  /** Unix seconds when the request arrived. */
+  now: number;
+  deps: HandlerDeps;
 }
 
 const NODE_PREFIX = "/v1/nodes/";
@@ -59,22 +60,20 @@ export async function createHandler(
   deps: HandlerDeps,
 ): Promise<(request: Request) => Promise<Response>> {
   const signer = deps.config.signingSecret ? await createSigner(deps.config.signingSecret) : null;
-  const commit = createCommitter(deps.store);
 
   return async function handle(request: Request): Promise<Response> {
     const started = performance.now();
-    const nowMs = deps.now();
-    const now = Math.floor(nowMs / 1000);
+    const now = deps.now();
     const path = requestPath(request);
     let reply: Reply;
     try {
       reply = path === undefined
-        ? { status: 400, body: { error: "invalid host header" } }
-        : await route(request, path, now, deps, commit);
+        ? errorReply("invalid_host")
+        : await route({ request, path, now, deps });
     } catch (error) {
-      reply = errorReply(error, request, path ?? "?", deps.logger);
+      reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
-    const response = await respond(reply, now, signer);
+    const response = await respond(reply, { now, signer });
     deps.logger.info("request", {
       method: request.method,
       path: path ?? "?",
@@ -86,52 +85,44 @@ export async function createHandler(
   };
 }
 
-async function route(
-  request: Request,
-  path: string,
-  now: number,
-  deps: HandlerDeps,
-  commit: Committer,
-): Promise<Reply> {
+async function route({ request, path, now, deps }: RouteContext): Promise<Reply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return methodNotAllowed("GET, HEAD");
+      return errorReply("method_not_allowed", { Allow: "GET, HEAD" });
     }
     return { status: 200, body: null };
   }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
-    return { status: 404, body: { error: "not found" } };
+    return errorReply("not_found");
   }
   const segment = path.slice(NODE_PREFIX.length);
-  if (segment.includes("/")) return { status: 404, body: { error: "not found" } };
+  if (segment.includes("/")) return errorReply("not_found");
   if (request.method !== "PUT" && request.method !== "DELETE") {
-    return methodNotAllowed("PUT, DELETE");
+    return errorReply("method_not_allowed", { Allow: "PUT, DELETE" });
   }
 
   const fingerprint = decodeFingerprint(segment);
-  if (fingerprint === undefined) return { status: 400, body: { error: "invalid fingerprint" } };
+  if (fingerprint === undefined) return errorReply("invalid_fingerprint");
   if (characterCount(fingerprint) > MAX_FINGERPRINT_LENGTH) {
-    return { status: 400, body: { error: "fingerprint too long" } };
+    return errorReply("fingerprint_too_long");
   }
 
   const header = poolHeader(request.headers.get("Relay-Pool"));
   let pool = deps.config.pool;
   if (header) {
-    if (pool !== null && pool !== header) {
-      return { status: 400, body: { error: "unsupported pool header" } };
-    }
+    if (pool !== null && pool !== header) return errorReply("unsupported_pool_header");
     pool = header;
   }
 
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
-    const claimed = await commit(() => claim(deps.store, fingerprint, options));
+    const claimed = await claim(deps.store, fingerprint, options);
     return { ...claimReply(claimed, deps.config.policy), pool };
   }
-  const released = await commit(() => release(deps.store, fingerprint, options));
+  const released = await release(deps.store, fingerprint, options);
   return released.kind === "released"
     ? { status: 204, body: null, pool }
-    : { status: 404, body: { error: "claim not found" }, pool };
+    : { ...errorReply("claim_not_found"), pool };
 }
 
 function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
@@ -149,27 +140,25 @@ function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
     case "extended":
       return { status: 202, body: { expires_at: result.expiresAt, expires_in: policy.ttl } };
     case "conflict":
-      return { status: 409, body: { error: "failed to claim license due to conflict" } };
+      return errorReply("conflict");
     case "exhausted":
-      return { status: 410, body: { error: "no licenses available" } };
+      return errorReply("exhausted");
   }
 }
 
-/** The one table from errors to responses; anything unexpected is a logged 500. */
-function errorReply(error: unknown, request: Request, path: string, logger: Logger): Reply {
-  if (error instanceof RelayError && error.code === "pool_not_found") {
-    return { status: 400, body: { error: "invalid pool header" } };
-  }
+/** The answer to a thrown error; anything unexpected is a logged 500. */
+function failure(
+  error: unknown,
+  { request, path, logger }: { request: Request; path: string; logger: Logger },
+): Reply {
+  const kind = errorKindOf(error);
+  if (kind !== null) return errorReply(kind);
   logger.error("request failed", {
     method: request.method,
     path,
     error: error instanceof Error ? error.message : String(error),
   });
-  return { status: 500, body: { error: "internal server error" } };
-}
-
-function methodNotAllowed(allow: string): Reply {
-  return { status: 405, body: { error: "method not allowed" }, headers: { Allow: allow } };
+  return errorReply("internal");
 }
 
 /**
@@ -241,7 +230,10 @@ function decodeFingerprint(segment: string): string | undefined {
   return /[\u0000-\u001f\u007f]/.test(decoded) ? undefined : decoded;
 }
 
-async function respond(reply: Reply, now: number, signer: Signer | null): Promise<Response> {
+async function respond(
+  reply: Reply,
+  { now, signer }: { now: number; signer: Signer | null },
+): Promise<Response> {
   // The reference Relay's bodies: compact JSON and a newline.
   const body = reply.body === null ? "" : JSON.stringify(reply.body) + "\n";
   const headers = new Headers(reply.headers);

@@ -11,7 +11,8 @@
 import { pruneAuditLog } from "../lib/audit.ts";
 import { reap } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
-import type { Store } from "../lib/store.ts";
+import type { Store } from "../lib/storage/store.ts";
+import type { Clock } from "../lib/time.ts";
 
 /** Rows handled per transaction (a few milliseconds of work each). */
 export const REAP_BATCH = 250;
@@ -28,8 +29,8 @@ export interface ReaperOptions {
   auditRetention?: number | null;
   /** Time between runs, in milliseconds. */
   intervalMs: number;
-  /** The clock, in milliseconds since the epoch. */
-  now: () => number;
+  /** The clock, in unix seconds. */
+  now: Clock;
   logger: Logger;
 }
 
@@ -59,11 +60,11 @@ export function startReaper(options: ReaperOptions): Reaper {
    * yield that lets the server read its sockets is a timer, which takes about
    * 2 ms however short it is asked to be, as long as two batches.
    */
-  async function drain(batch: () => number): Promise<number> {
+  async function drain(batch: () => Promise<number>): Promise<number> {
     let total = 0;
     let since = performance.now();
     for (;;) {
-      const done = batch();
+      const done = await batch();
       total += done;
       if (done < REAP_BATCH) return total;
       if (performance.now() - since >= YIELD_AFTER_MS) {
@@ -74,15 +75,14 @@ export function startReaper(options: ReaperOptions): Reaper {
   }
 
   async function runOnce(): Promise<ReapReport> {
-    const { store, ttl, auditRetention } = options;
-    const seconds = () => Math.floor(options.now() / 1000);
+    const { store, ttl, auditRetention, now } = options;
     const reaped = ttl === null
       ? 0
-      : await drain(() => reap(store, { now: seconds(), ttl, limit: REAP_BATCH }));
+      : await drain(() => reap(store, { now: now(), ttl, limit: REAP_BATCH }));
     const pruned = auditRetention == null
       ? 0
       : await drain(() =>
-        pruneAuditLog(store, { now: seconds(), retention: auditRetention, limit: REAP_BATCH })
+        pruneAuditLog(store, { now: now(), retention: auditRetention, limit: REAP_BATCH })
       );
     if (reaped > 0) options.logger.info("reaped expired leases", { count: reaped });
     if (pruned > 0) options.logger.info("pruned audit records", { count: pruned });

@@ -6,7 +6,7 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { FREE_COUNT_SHIFTS } from "../lib/migrations.ts";
+import { FREE_COUNT_SHIFTS } from "../lib/storage/sqlite/schema.ts";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type Io, run } from "../cli/program.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";

@@ -27,7 +27,7 @@ Deno.test("compileArgs() builds every target with the relay permissions into dis
     "--output",
     "dist/relay-windows-x64.exe",
     "--include",
-    "server/checkpoint_worker.ts",
+    "lib/storage/sqlite/checkpoint_worker.ts",
     "main.ts",
   ]);
   assert.throws(() => compileArgs("riscv64-linux"), /Unknown target/);
@@ -37,8 +37,9 @@ Deno.test("every worker module of the product is named for deno compile to embed
   // deno compile embeds what main.ts imports; a worker is loaded by URL instead.
   const root = fromFileUrl(new URL("..", import.meta.url));
   const found: string[] = [];
-  for (const folder of ["cli", "lib", "server"]) {
+  async function scan(folder: string): Promise<void> {
     for await (const entry of Deno.readDir(`${root}${folder}`)) {
+      if (entry.isDirectory) await scan(`${folder}/${entry.name}`);
       if (!entry.name.endsWith(".ts")) continue;
       const file = `${root}${folder}/${entry.name}`;
       const source = await Deno.readTextFile(file);
@@ -49,8 +50,9 @@ Deno.test("every worker module of the product is named for deno compile to embed
       }
     }
   }
+  for (const folder of ["cli", "lib", "server"]) await scan(folder);
   assert.deepEqual(found.sort(), [...WORKER_MODULES].sort());
-  assert.deepEqual(found, ["server/checkpoint_worker.ts"]);
+  assert.deepEqual(found, ["lib/storage/sqlite/checkpoint_worker.ts"]);
 });
 
 Deno.test("the compile task dry-runs all five targets", async () => {

@@ -30,8 +30,8 @@
 import { DatabaseSync } from "node:sqlite";
 import { claim, type LeasePolicy, reap, release, type Strategy } from "../../lib/leases.ts";
 import { createLogger } from "../../lib/logger.ts";
-import { openStore, Store } from "../../lib/store.ts";
-import { startCheckpointer } from "../../server/checkpointer.ts";
+import { openSqliteStore } from "../../lib/storage/sqlite/sqlite_store.ts";
+import { SqliteTx } from "../../lib/storage/sqlite/statements.ts";
 import { buildLicenseDb, checkpoint, leaseDirectly, setHeartbeats } from "./setup.ts";
 
 interface Args {
@@ -99,14 +99,18 @@ function writeBytes(): number {
   return Number(/^write_bytes: (\d+)$/m.exec(io)?.[1] ?? 0);
 }
 
-/** Wraps every Store method to add its time to `times`. */
+/**
+ * Wraps every statement method (`SqliteTx`) to add its time to `times`. The
+ * methods run their SQL before returning their promise, so the time is the
+ * statement's own.
+ */
 function instrument(times: Map<string, { ms: number; calls: number }>): void {
-  const prototype = Store.prototype as unknown as Record<string, unknown>;
-  for (const name of Object.getOwnPropertyNames(Store.prototype)) {
-    const descriptor = Object.getOwnPropertyDescriptor(Store.prototype, name);
+  const prototype = SqliteTx.prototype as unknown as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(SqliteTx.prototype)) {
+    const descriptor = Object.getOwnPropertyDescriptor(SqliteTx.prototype, name);
     if (name === "constructor" || typeof descriptor?.value !== "function") continue;
     const original = descriptor.value as (...args: unknown[]) => unknown;
-    prototype[name] = function (this: Store, ...args: unknown[]) {
+    prototype[name] = function (this: SqliteTx, ...args: unknown[]) {
       const start = performance.now();
       try {
         return original.apply(this, args);
@@ -126,7 +130,7 @@ async function main(): Promise<void> {
   try {
     const path = `${dir}/relay.sqlite`;
     const now = Math.floor(Date.now() / 1000);
-    buildLicenseDb(path, args.licenses, now, args.fileBytes);
+    await buildLicenseDb(path, args.licenses, now, args.fileBytes);
     const leased = args.op === "claim" ? 0 : args.licenses;
     if (leased > 0) leaseDirectly(path, { count: leased, prefix: "n", heartbeatAt: now, now });
     if (args.op === "reap") {
@@ -141,19 +145,23 @@ async function main(): Promise<void> {
 
     const times = new Map<string, { ms: number; calls: number }>();
     instrument(times);
-    const store = openStore(path, { now, audit: args.audit, pragmas: args.pragmas });
-    const checkpointer = args.checkpointer
-      ? startCheckpointer({
-        store,
-        path,
-        logger: createLogger({
-          verbosity: 1,
-          json: false,
-          now: () => new Date(),
-          write: (line) => console.error(line.trimEnd()),
-        }),
-      })
-      : null;
+    const store = openSqliteStore(path, {
+      now,
+      audit: args.audit,
+      pragmas: args.pragmas,
+      // As the server runs them: one transaction per group, a savepoint each.
+      groupCommit: args.group > 1,
+      backgroundCheckpoints: args.checkpointer
+        ? {
+          logger: createLogger({
+            verbosity: 1,
+            json: false,
+            now: () => new Date(),
+            write: (line) => console.error(line.trimEnd()),
+          }),
+        }
+        : undefined,
+    });
     const policy: LeasePolicy = { ttl: 86_400, heartbeats: true, strategy: args.strategy };
     const options = { pool: null, now, policy };
     const kinds: Record<string, number> = {};
@@ -164,7 +172,7 @@ async function main(): Promise<void> {
     if (args.op === "reap") {
       for (;;) {
         const t = performance.now();
-        const reaped = reap(store, { now, ttl: 60, limit: args.batch });
+        const reaped = await reap(store, { now, ttl: 60, limit: args.batch });
         if (reaped === 0) break;
         batches.push(performance.now() - t);
         operations += reaped;
@@ -173,32 +181,27 @@ async function main(): Promise<void> {
       }
     } else {
       const count = args.op === "claim" ? Math.min(args.count, args.licenses) : args.count;
-      const one = (i: number) => {
+      const one = async (i: number) => {
         const fingerprint = args.op === "claim"
           ? `x${i}`
           : `n${Math.floor(Math.random() * args.licenses)}`;
         const result = args.op === "release"
-          ? release(store, `n${(i * 7919) % args.licenses}`, options)
-          : claim(store, fingerprint, options);
+          ? await release(store, `n${(i * 7919) % args.licenses}`, options)
+          : await claim(store, fingerprint, options);
         kinds[result.kind] = (kinds[result.kind] ?? 0) + 1;
       };
-      if (args.group > 1) {
-        // As the server's group commit runs them: one transaction, a savepoint each.
-        for (let i = 0; i < count; i += args.group) {
-          store.group(() => {
-            for (let j = i; j < Math.min(count, i + args.group); j++) one(j);
-          });
-        }
-      } else {
-        for (let i = 0; i < count; i++) one(i);
+      // `--group N` queues N at once: group commit runs them in one transaction.
+      for (let i = 0; i < count; i += args.group) {
+        const group = [];
+        for (let j = i; j < Math.min(count, i + args.group); j++) group.push(one(j));
+        await Promise.all(group);
       }
       operations = count;
     }
     const total = performance.now() - start;
     // With --wal nothing was checkpointed: the WAL holds every page each commit wrote.
     const walBytes = Deno.statSync(`${path}-wal`).size;
-    await checkpointer?.stop();
-    store.close();
+    await store.close();
 
     const per = (ms: number) => `${((ms * 1000) / operations).toFixed(1).padStart(8)} µs`;
     console.log(

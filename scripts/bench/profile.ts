@@ -156,7 +156,7 @@ async function main(): Promise<void> {
   try {
     const path = `${dir}/relay.sqlite`;
     const now = Math.floor(Date.now() / 1000);
-    buildLicenseDb(path, args.licenses, now);
+    await buildLicenseDb(path, args.licenses, now);
     if (args.mode === "heartbeat" || args.mode === "release") {
       leaseDirectly(path, { count: args.licenses, prefix: "n", heartbeatAt: now, now });
     }

@@ -10,7 +10,8 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { type NewLicenseRow, openStore } from "../../lib/store.ts";
+import { openStore } from "../../lib/storage/open.ts";
+import type { NewLicenseRow } from "../../lib/storage/store.ts";
 
 /** Random bytes in a license file's body: 3,600 base64 characters, like a real file. */
 const BODY_BYTES = 2700;
@@ -49,13 +50,13 @@ function licenseRow(random: Uint8Array, encoder: TextEncoder, now: number): NewL
  * bytes of license files written. `bodyBytes` (random bytes per file body,
  * base64-encoded) is only changed for what-if experiments.
  */
-export function buildLicenseDb(
+export async function buildLicenseDb(
   path: string,
   count: number,
   now: number,
   bodyBytes = BODY_BYTES,
-): { fileBytes: number } {
-  const store = openStore(path, {
+): Promise<{ fileBytes: number }> {
+  const store = await openStore(path, {
     now,
     audit: false,
     // Connection-only settings for a faster build; the server opens it with its own.
@@ -65,33 +66,33 @@ export function buildLicenseDb(
   const encoder = new TextEncoder();
   let fileBytes = 0;
   try {
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (let i = 0; i < count; i++) {
         const row = licenseRow(random, encoder, now);
         fileBytes += row.file.length;
-        store.insertLicense(row, now);
+        await tx.insertLicense(row, now);
       }
     });
   } finally {
-    store.close();
+    await store.close();
   }
   checkpoint(path);
   return { fileBytes };
 }
 
 /** Adds `count` more free licenses to an existing database. */
-export function addLicenses(path: string, count: number, now: number): void {
-  const store = openStore(path, { now, audit: false });
+export async function addLicenses(path: string, count: number, now: number): Promise<void> {
+  const store = await openStore(path, { now, audit: false });
   const random = new Uint8Array(BODY_BYTES);
   const encoder = new TextEncoder();
   try {
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (let i = 0; i < count; i++) {
-        store.insertLicense(licenseRow(random, encoder, now), now);
+        await tx.insertLicense(licenseRow(random, encoder, now), now);
       }
     });
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -1,29 +1,37 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { EntityType, EventType } from "../../lib/audit.ts";
-import { claim, type LeasePolicy, reap, release } from "../../lib/leases.ts";
-import { openStore, type Store } from "../../lib/store.ts";
+import { claim, type ClaimResult, type LeasePolicy, reap, release } from "../../lib/leases.ts";
+import { openStore, type StoreOptions } from "../../lib/storage/open.ts";
+import type { Store } from "../../lib/storage/store.ts";
 import { auditTrail, FREE_COUNT_MISMATCHES, prng, query, tempDir } from "../helpers.ts";
 
 const T0 = 1_800_000_000;
 const HEARTBEATS: LeasePolicy = { ttl: 60, heartbeats: true, strategy: "fifo" };
 
+/**
+ * For tests of thousands of claims that check choices and counters, not
+ * durability: commits skip the fsync.
+ */
+const NO_FSYNC: Partial<StoreOptions> = { pragmas: { synchronous: "OFF" } };
+
 /** A store with `count` licenses per pool (null: no pool), inserted directly. */
 async function withLicenses(
   pools: Record<string, number>,
-  fn: (store: Store, path: string) => void | Promise<void>,
+  fn: (store: Store, path: string) => Promise<void>,
+  options: Partial<StoreOptions> = {},
 ) {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: T0 });
+  const store = await openStore(path, { now: T0, ...options });
   try {
     let n = 0;
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (const [name, count] of Object.entries(pools)) {
-        const poolId = name === "" ? null : store.insertPool(name, T0).id;
+        const poolId = name === "" ? null : (await tx.insertPool(name, T0)).id;
         for (let i = 0; i < count; i++) {
           n++;
-          store.insertLicense({
+          await tx.insertLicense({
             guid: `lic-${n}`,
             file: new TextEncoder().encode(`file-${n}`),
             key: `KEY-${n}`,
@@ -37,18 +45,18 @@ async function withLicenses(
     });
     await fn(store, path);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
-function keyOf(result: ReturnType<typeof claim>): string | undefined {
+function keyOf(result: ClaimResult): string | undefined {
   return result.kind === "created" ? result.licenseKey : undefined;
 }
 
 Deno.test("claim() leases a free license, extends it on heartbeat and releases it", async () => {
-  await withLicenses({ "": 1 }, (store, path) => {
+  await withLicenses({ "": 1 }, async (store, path) => {
     const options = { pool: null, policy: HEARTBEATS };
-    const created = claim(store, "node-a", { ...options, now: T0 });
+    const created = await claim(store, "node-a", { ...options, now: T0 });
     assert.equal(created.kind, "created");
     assert.deepEqual(
       created.kind === "created" && new TextDecoder().decode(created.licenseFile),
@@ -57,13 +65,19 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     assert.equal(keyOf(created), "KEY-1");
     assert.equal(created.kind === "created" && created.expiresAt, T0 + 60);
 
-    assert.deepEqual(claim(store, "node-a", { ...options, now: T0 + 30 }), {
+    assert.deepEqual(await claim(store, "node-a", { ...options, now: T0 + 30 }), {
       kind: "extended",
       expiresAt: T0 + 90,
     });
-    assert.deepEqual(claim(store, "node-b", { ...options, now: T0 + 31 }), { kind: "exhausted" });
-    assert.deepEqual(release(store, "node-a", { ...options, now: T0 + 40 }), { kind: "released" });
-    assert.deepEqual(release(store, "node-a", { ...options, now: T0 + 41 }), { kind: "not_found" });
+    assert.deepEqual(await claim(store, "node-b", { ...options, now: T0 + 31 }), {
+      kind: "exhausted",
+    });
+    assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 40 }), {
+      kind: "released",
+    });
+    assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 41 }), {
+      kind: "not_found",
+    });
 
     assert.deepEqual(auditTrail(path), [
       ["node.activated", "node", 1, null],
@@ -87,42 +101,45 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
 });
 
 Deno.test("claim() answers conflict without heartbeats, and across pools", async () => {
-  await withLicenses({ prod: 1, dev: 1 }, (store) => {
+  await withLicenses({ prod: 1, dev: 1 }, async (store) => {
     const noHeartbeats = { ...HEARTBEATS, heartbeats: false };
     assert.equal(
-      claim(store, "a", { pool: "prod", now: T0, policy: noHeartbeats }).kind,
+      (await claim(store, "a", { pool: "prod", now: T0, policy: noHeartbeats })).kind,
       "created",
     );
-    assert.deepEqual(claim(store, "a", { pool: "prod", now: T0 + 1, policy: noHeartbeats }), {
+    assert.deepEqual(await claim(store, "a", { pool: "prod", now: T0 + 1, policy: noHeartbeats }), {
       kind: "conflict",
     });
     // Without heartbeats a lease never expires.
-    assert.deepEqual(claim(store, "b", { pool: "prod", now: T0 + 10_000, policy: noHeartbeats }), {
-      kind: "exhausted",
-    });
-    assert.deepEqual(claim(store, "a", { pool: "dev", now: T0 + 2, policy: HEARTBEATS }), {
+    assert.deepEqual(
+      await claim(store, "b", { pool: "prod", now: T0 + 10_000, policy: noHeartbeats }),
+      {
+        kind: "exhausted",
+      },
+    );
+    assert.deepEqual(await claim(store, "a", { pool: "dev", now: T0 + 2, policy: HEARTBEATS }), {
       kind: "conflict",
     });
-    assert.deepEqual(release(store, "a", { pool: "dev", now: T0 + 3, policy: HEARTBEATS }), {
+    assert.deepEqual(await release(store, "a", { pool: "dev", now: T0 + 3, policy: HEARTBEATS }), {
       kind: "not_found",
     });
   });
 });
 
 Deno.test("claim() and release() refuse an unknown pool", async () => {
-  await withLicenses({ prod: 1 }, (store) => {
+  await withLicenses({ prod: 1 }, async (store) => {
     const options = { pool: "nope", now: T0, policy: HEARTBEATS };
-    assert.throws(
+    await assert.rejects(
       () => claim(store, "a", options),
       (e: Error & { code?: string }) => e.code === "pool_not_found",
     );
-    claim(store, "a", { ...options, pool: "prod" });
-    assert.throws(
+    await claim(store, "a", { ...options, pool: "prod" });
+    await assert.rejects(
       () => release(store, "a", options),
       (e: Error & { code?: string }) => e.code === "pool_not_found",
     );
     assert.deepEqual(
-      release(store, "unknown", options),
+      await release(store, "unknown", options),
       { kind: "not_found" },
       "node first, then pool",
     );
@@ -130,15 +147,15 @@ Deno.test("claim() and release() refuse an unknown pool", async () => {
 });
 
 Deno.test("claim() takes an expired lease instead of answering exhausted, before any reaper runs", async () => {
-  await withLicenses({ "": 1 }, (store, path) => {
+  await withLicenses({ "": 1 }, async (store, path) => {
     const options = { pool: null, policy: HEARTBEATS };
-    assert.equal(claim(store, "a", { ...options, now: T0 }).kind, "created");
+    assert.equal((await claim(store, "a", { ...options, now: T0 })).kind, "created");
     assert.equal(
-      claim(store, "b", { ...options, now: T0 + 59 }).kind,
+      (await claim(store, "b", { ...options, now: T0 + 59 })).kind,
       "exhausted",
       "not yet expired",
     );
-    assert.equal(keyOf(claim(store, "b", { ...options, now: T0 + 60 })), "KEY-1");
+    assert.equal(keyOf(await claim(store, "b", { ...options, now: T0 + 60 })), "KEY-1");
     assert.deepEqual(auditTrail(path).slice(3), [
       ["license.lease_expired", "license", 1, null],
       ["node.culled", "node", 1, null],
@@ -147,15 +164,15 @@ Deno.test("claim() takes an expired lease instead of answering exhausted, before
       ["node.heartbeat_ping", "node", 2, null],
     ]);
     // The first node's lease is gone: it is not extended, and there is nothing left for it.
-    assert.deepEqual(claim(store, "a", { ...options, now: T0 + 61 }), { kind: "exhausted" });
+    assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 61 }), { kind: "exhausted" });
   });
 });
 
 Deno.test("claim() gives a node whose own lease expired a new lease, not an extension", async () => {
-  await withLicenses({ "": 2 }, (store, path) => {
+  await withLicenses({ "": 2 }, async (store, path) => {
     const options = { pool: null, policy: HEARTBEATS };
-    claim(store, "a", { ...options, now: T0 });
-    const again = claim(store, "a", { ...options, now: T0 + 60 });
+    await claim(store, "a", { ...options, now: T0 });
+    const again = await claim(store, "a", { ...options, now: T0 + 60 });
     assert.equal(again.kind, "created");
     assert.deepEqual(auditTrail(path).slice(3).map(([event]) => event), [
       "license.lease_expired",
@@ -169,10 +186,12 @@ Deno.test("claim() gives a node whose own lease expired a new lease, not an exte
 });
 
 Deno.test("release() of an expired lease records the expiry and answers not_found", async () => {
-  await withLicenses({ "": 1 }, (store, path) => {
+  await withLicenses({ "": 1 }, async (store, path) => {
     const options = { pool: null, policy: HEARTBEATS };
-    claim(store, "a", { ...options, now: T0 });
-    assert.deepEqual(release(store, "a", { ...options, now: T0 + 60 }), { kind: "not_found" });
+    await claim(store, "a", { ...options, now: T0 });
+    assert.deepEqual(await release(store, "a", { ...options, now: T0 + 60 }), {
+      kind: "not_found",
+    });
     assert.deepEqual(auditTrail(path).slice(3).map(([event]) => event), [
       "license.lease_expired",
       "node.culled",
@@ -183,14 +202,14 @@ Deno.test("release() of an expired lease records the expiry and answers not_foun
 
 Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand any uniformly", async (t) => {
   await t.step("fifo and lifo", async () => {
-    await withLicenses({ prod: 3 }, (store) => {
+    await withLicenses({ prod: 3 }, async (store) => {
       const fifo = { pool: "prod", now: T0, policy: HEARTBEATS };
       const lifo = { ...fifo, policy: { ...HEARTBEATS, strategy: "lifo" as const } };
-      assert.equal(keyOf(claim(store, "a", fifo)), "KEY-1");
-      assert.equal(keyOf(claim(store, "b", lifo)), "KEY-3");
-      assert.equal(keyOf(claim(store, "c", lifo)), "KEY-2");
-      release(store, "a", fifo);
-      assert.equal(keyOf(claim(store, "d", lifo)), "KEY-1");
+      assert.equal(keyOf(await claim(store, "a", fifo)), "KEY-1");
+      assert.equal(keyOf(await claim(store, "b", lifo)), "KEY-3");
+      assert.equal(keyOf(await claim(store, "c", lifo)), "KEY-2");
+      await release(store, "a", fifo);
+      assert.equal(keyOf(await claim(store, "d", lifo)), "KEY-1");
     });
   });
   const RAND = { pool: null, policy: { ...HEARTBEATS, strategy: "rand" as const } };
@@ -198,12 +217,12 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
    * Claims and releases `draws` times with rand; returns how often each key
    * was drawn and the chi-square statistic against a uniform draw.
    */
-  function drawRand(store: Store, draws: number, random?: () => number) {
+  async function drawRand(store: Store, draws: number, random?: () => number) {
     const observed = new Map<string, number>();
     for (let i = 0; i < draws; i++) {
-      const key = keyOf(claim(store, `m${i}`, { ...RAND, now: T0, random }))!;
+      const key = keyOf(await claim(store, `m${i}`, { ...RAND, now: T0, random }))!;
       observed.set(key, (observed.get(key) ?? 0) + 1);
-      release(store, `m${i}`, { ...RAND, now: T0 });
+      await release(store, `m${i}`, { ...RAND, now: T0 });
     }
     const expected = draws / observed.size;
     const chiSquare = [...observed.values()].reduce(
@@ -213,14 +232,14 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
     return { observed, chiSquare };
   }
   await t.step("rand picks each free license with equal probability", async () => {
-    await withLicenses({ "": 4, other: 2 }, (store) => {
+    await withLicenses({ "": 4, other: 2 }, async (store) => {
       // Lease license 1 so three stay free in the default pool.
-      claim(store, "holder", { ...RAND, policy: HEARTBEATS, now: T0 });
+      await claim(store, "holder", { ...RAND, policy: HEARTBEATS, now: T0 });
       // A chi-square test over the three free licenses.
-      const { observed, chiSquare } = drawRand(store, 3000);
+      const { observed, chiSquare } = await drawRand(store, 3000);
       assert.deepEqual([...observed.keys()].sort(), ["KEY-2", "KEY-3", "KEY-4"]);
       assert.ok(chiSquare < 20, `chi-square ${chiSquare} (2 degrees of freedom; p < 0.00005)`);
-    });
+    }, NO_FSYNC);
   });
   // rand samples ids while at least 1 in 8 is free, and walks free_counts
   // when fewer are: both must be uniform.
@@ -228,32 +247,32 @@ Deno.test("claim() strategies: fifo takes the first added, lifo the last, rand a
     const [label, leased] of [["dense pool (sampling)", 10], ["sparse pool (walk)", 36]] as const
   ) {
     await t.step(`rand is uniform in a ${label}`, async () => {
-      await withLicenses({ "": 40 }, (store) => {
+      await withLicenses({ "": 40 }, async (store) => {
         for (let i = 0; i < leased; i++) {
-          claim(store, `holder${i}`, { ...RAND, policy: HEARTBEATS, now: T0 });
+          await claim(store, `holder${i}`, { ...RAND, policy: HEARTBEATS, now: T0 });
         }
         const free = 40 - leased;
-        const { observed, chiSquare } = drawRand(store, 300 * free, prng(leased));
+        const { observed, chiSquare } = await drawRand(store, 300 * free, prng(leased));
         assert.equal(observed.size, free, [...observed.keys()].join());
         // 99.99th percentile of chi-square: 66.2 for 29 degrees of freedom, 21.1 for 3.
         assert.ok(chiSquare < (free === 30 ? 66.2 : 21.1), `chi-square ${chiSquare}`);
-      });
+      }, NO_FSYNC);
     });
   }
 });
 
 Deno.test("reap() releases expired leases in batches, oldest first, with their audit rows", async () => {
-  await withLicenses({ "": 3, prod: 1 }, (store, path) => {
+  await withLicenses({ "": 3, prod: 1 }, async (store, path) => {
     const options = { pool: null, policy: HEARTBEATS };
-    claim(store, "a", { ...options, now: T0 });
-    claim(store, "b", { ...options, now: T0 + 10 });
-    claim(store, "c", { ...options, now: T0 + 100 });
-    claim(store, "p", { ...options, pool: "prod", now: T0 + 5 });
+    await claim(store, "a", { ...options, now: T0 });
+    await claim(store, "b", { ...options, now: T0 + 10 });
+    await claim(store, "c", { ...options, now: T0 + 100 });
+    await claim(store, "p", { ...options, pool: "prod", now: T0 + 5 });
     const before = auditTrail(path).length;
 
-    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 2);
-    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 1);
-    assert.equal(reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 0);
+    assert.equal(await reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 2);
+    assert.equal(await reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 1);
+    assert.equal(await reap(store, { now: T0 + 75, ttl: 60, limit: 2 }), 0);
     assert.deepEqual(
       query(path, "SELECT n.fingerprint, l.guid FROM licenses l JOIN nodes n ON n.id = l.node_id"),
       [{ fingerprint: "c", guid: "lic-3" }],
@@ -274,7 +293,7 @@ Deno.test("reap() releases expired leases in batches, oldest first, with their a
 });
 
 Deno.test("free_counts stays in step with licenses through every kind of write", async () => {
-  await withLicenses({ "": 20, prod: 20 }, (store, path) => {
+  await withLicenses({ "": 20, prod: 20 }, async (store, path) => {
     let seed = 7;
     const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
     const policy = { ...HEARTBEATS, strategy: "rand" as const };
@@ -283,9 +302,9 @@ Deno.test("free_counts stays in step with licenses through every kind of write",
       const pool = random() < 0.5 ? null : "prod";
       const now = T0 + i;
       const roll = random();
-      if (roll < 0.5) claim(store, fingerprint, { pool, now, policy, random });
-      else if (roll < 0.9) release(store, fingerprint, { pool, now, policy });
-      else reap(store, { now, ttl: 60, limit: 5 });
+      if (roll < 0.5) await claim(store, fingerprint, { pool, now, policy, random });
+      else if (roll < 0.9) await release(store, fingerprint, { pool, now, policy });
+      else await reap(store, { now, ttl: 60, limit: 5 });
     }
     assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
     // Writes that Relay never makes, as another program (or Keygen Relay) might.
@@ -298,15 +317,15 @@ Deno.test("free_counts stays in step with licenses through every kind of write",
     db.close();
     assert.ok(query(path, "SELECT count(*) AS n FROM free_counts")[0].n as number > 6);
     assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
-  });
+  }, NO_FSYNC);
 });
 
-Deno.test("Store.freeLicenseAt() finds the k-th free license of a pool across every level", async () => {
+Deno.test("Tx.freeLicenseAt() finds the k-th free license of a pool across every level", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: T0 });
+  const store = await openStore(path, { now: T0 });
   try {
-    const prod = store.transaction(() => store.insertPool("prod", T0)).id;
+    const prod = (await store.transaction((tx) => tx.insertPool("prod", T0))).id;
     // Ids spread over many buckets of each level (64, 4,096 and 262,144 ids).
     const db = new DatabaseSync(path);
     const insert = db.prepare(
@@ -330,22 +349,26 @@ Deno.test("Store.freeLicenseAt() finds the k-th free license of a pool across ev
         poolId,
       ).map((row) => row.id);
       assert.ok(free.length > 50);
-      assert.equal(store.freeLicenseCount(poolId), free.length);
-      assert.deepEqual(free.map((_, k) => store.freeLicenseAt(poolId, k)), free);
-      assert.equal(store.freeLicenseAt(poolId, free.length), undefined);
+      await store.read(async (tx) => {
+        assert.equal(await tx.freeLicenseCount(poolId), free.length);
+        const found = [];
+        for (let k = 0; k < free.length; k++) found.push(await tx.freeLicenseAt(poolId, k));
+        assert.deepEqual(found, free);
+        assert.equal(await tx.freeLicenseAt(poolId, free.length), undefined);
+      });
     }
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
 Deno.test("audit rows are part of the lease transaction: none when audit is off", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: T0, audit: false });
+  const store = await openStore(path, { now: T0, audit: false });
   try {
-    store.transaction(() =>
-      store.insertLicense({
+    await store.transaction((tx) =>
+      tx.insertLicense({
         guid: "g",
         file: new Uint8Array([1]),
         key: "K",
@@ -355,10 +378,21 @@ Deno.test("audit rows are part of the lease transaction: none when audit is off"
         expiresAt: null,
       }, T0)
     );
-    assert.equal(claim(store, "a", { pool: null, now: T0, policy: HEARTBEATS }).kind, "created");
-    store.audit(EventType.nodeActivated, EntityType.node, 1, null, T0);
+    assert.equal(
+      (await claim(store, "a", { pool: null, now: T0, policy: HEARTBEATS })).kind,
+      "created",
+    );
+    await store.transaction((tx) =>
+      tx.audit({
+        event: EventType.nodeActivated,
+        entity: EntityType.node,
+        entityId: 1,
+        poolId: null,
+        now: T0,
+      })
+    );
   } finally {
-    store.close();
+    await store.close();
   }
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
 });

@@ -32,7 +32,8 @@ import {
   verifyLicenseFile,
 } from "../../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../../lib/licenses.ts";
-import { openStore } from "../../lib/store.ts";
+import { openStore } from "../../lib/storage/open.ts";
+import { unixSeconds } from "../../lib/time.ts";
 import { generateKeyPair, type KeyPair, mintLicenseFile } from "../../scripts/mint.ts";
 import { KEYGEN, prng, query, tempDir } from "../helpers.ts";
 
@@ -953,7 +954,7 @@ Deno.test("every fuzz seed verifies unmutated", async () => {
     const file = await verifyLicenseFile(seed.bytes, {
       publicKey: seed.publicKey,
       licenseKey: seed.key,
-      now: NOW,
+      now: unixSeconds(NOW),
     });
     assert.equal(file.id, seed.id, seed.name);
     // Re-deriving every stage from the parsed fields still verifies.
@@ -963,7 +964,7 @@ Deno.test("every fuzz seed verifies unmutated", async () => {
       (await verifyLicenseFile(rebuilt, {
         publicKey: seed.publicKey,
         licenseKey: seed.key,
-        now: NOW,
+        now: unixSeconds(NOW),
       })).id,
       seed.id,
     );
@@ -1008,7 +1009,11 @@ async function fuzz() {
     let ok = false;
     try {
       await withinTime(
-        verifyLicenseFile(input, { publicKey: c.publicKey, licenseKey: c.key, now: c.now }),
+        verifyLicenseFile(input, {
+          publicKey: c.publicKey,
+          licenseKey: c.key,
+          now: unixSeconds(c.now),
+        }),
         HANG_MS,
       );
       ok = true;
@@ -1095,7 +1100,7 @@ Deno.test(`license file fuzz (seed ${SEED_TEXT}): no refused file is ever stored
   const picked = Array.from({ length: 300 }, () => rng.pick(refusedFiles));
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: Math.floor(NOW.getTime() / 1000) });
+  const store = await openStore(path, { now: unixSeconds(NOW) });
   const stored: { id: string; family: "ed25519" | "rsa" }[] = [];
   const neverStoredGuids = new Set<string>();
   const mutatedFiles = new Set<string>();
@@ -1130,8 +1135,11 @@ Deno.test(`license file fuzz (seed ${SEED_TEXT}): no refused file is ever stored
         const goods = await Promise.all(
           Array.from({ length: rng.range(1, 3) }, () => goodInput(family)),
         );
-        const verified = await verifyLicenses(goods, { publicKey: publicKeys[family], now: NOW });
-        addLicenses(store, verified, { now: NOW });
+        const verified = await verifyLicenses(goods, {
+          publicKey: publicKeys[family],
+          now: unixSeconds(NOW),
+        });
+        await addLicenses(store, verified, { now: unixSeconds(NOW) });
         stored.push(...goods.map((good) => ({ id: good.id, family })));
         assert.equal(rowCount(), stored.length);
       }
@@ -1153,9 +1161,9 @@ Deno.test(`license file fuzz (seed ${SEED_TEXT}): no refused file is ever stored
       try {
         const verified = await verifyLicenses(batch, {
           publicKey: publicKeys[bad.family],
-          now: NOW,
+          now: unixSeconds(NOW),
         });
-        addLicenses(store, verified, { now: NOW });
+        await addLicenses(store, verified, { now: unixSeconds(NOW) });
       } catch (error) {
         refused = error;
       }
@@ -1182,17 +1190,17 @@ Deno.test(`license file fuzz (seed ${SEED_TEXT}): no refused file is ever stored
         neverStoredGuids.add(fresh.id);
         const verified = await verifyLicenses(batch, {
           publicKey: publicKeys[original.family],
-          now: NOW,
+          now: unixSeconds(NOW),
         });
-        assert.throws(
-          () => addLicenses(store, verified, { now: NOW }),
+        await assert.rejects(
+          () => addLicenses(store, verified, { now: unixSeconds(NOW) }),
           (error) => error instanceof RelayError && error.code === "license_exists",
         );
         assert.equal(rowCount(), stored.length, `batch ${i} added nothing`);
       }
     }
   } finally {
-    store.close();
+    await store.close();
   }
 
   const rows = query<{ guid: string; file: Uint8Array }>(

@@ -26,6 +26,7 @@ import {
   sealCertificate,
   signEnc,
 } from "../../scripts/mint.ts";
+import { unixSeconds } from "../../lib/time.ts";
 import { KEYGEN_FIXTURES } from "../helpers.ts";
 
 const KEYGEN_PUBLIC_KEY = "e8601e48b69383ba520245fd07971e983d06d22c4257cfd82304601479cee788";
@@ -83,7 +84,7 @@ function verify(
   return verifyLicenseFile(certificate, {
     publicKey: options.publicKey ?? keysFor(options.algorithm ?? "aes-256-gcm+ed25519").publicKey,
     licenseKey,
-    now: options.now ?? NOW,
+    now: unixSeconds(options.now ?? NOW),
   });
 }
 
@@ -122,7 +123,7 @@ Deno.test("verifyLicenseFile() accepts both real Keygen files inside their valid
     const file = await verifyLicenseFile(await readFixture(real.id), {
       publicKey: keygenKey,
       licenseKey: real.key,
-      now: REAL_NOW,
+      now: unixSeconds(REAL_NOW),
     });
     assert.deepEqual(file, {
       id: real.id,
@@ -143,7 +144,7 @@ Deno.test("verifyLicenseFile() accepts a real Keygen file given as text", async 
   const file = await verifyLicenseFile(text, {
     publicKey: keygenKey,
     licenseKey: real.key,
-    now: REAL_NOW,
+    now: unixSeconds(REAL_NOW),
   });
   assert.equal(file.id, real.id);
 });
@@ -154,7 +155,7 @@ Deno.test("verifyLicenseFile() refuses the real Keygen files as expired today", 
       verifyLicenseFile(await readFixture(real.id), {
         publicKey: keygenKey,
         licenseKey: real.key,
-        now: new Date("2026-11-25T12:00:00Z"),
+        now: unixSeconds(new Date("2026-11-25T12:00:00Z")),
       }),
       LicenseFileExpiredError,
       "license_file_expired",
@@ -168,7 +169,7 @@ Deno.test("verifyLicenseFile() refuses the real Keygen files as issued in the fu
       verifyLicenseFile(await readFixture(real.id), {
         publicKey: keygenKey,
         licenseKey: real.key,
-        now: new Date("2025-12-01T00:00:00Z"),
+        now: unixSeconds(new Date("2025-12-01T00:00:00Z")),
       }),
       LicenseFileIssuedInFutureError,
       "license_file_issued_in_future",
@@ -181,7 +182,7 @@ Deno.test("verifyLicenseFile() refuses a real Keygen file with the other file's 
     verifyLicenseFile(await readFixture(REAL_FILES[0].id), {
       publicKey: keygenKey,
       licenseKey: REAL_FILES[1].key,
-      now: REAL_NOW,
+      now: unixSeconds(REAL_NOW),
     }),
     WrongLicenseKeyError,
     "license_key_wrong",
@@ -194,7 +195,7 @@ Deno.test("verifyLicenseFile() refuses a real Keygen file with a minted public k
     verifyLicenseFile(await readFixture(REAL_FILES[0].id), {
       publicKey: ed25519Key,
       licenseKey: REAL_FILES[0].key,
-      now: REAL_NOW,
+      now: unixSeconds(REAL_NOW),
     }),
     LicenseFileNotGenuineError,
     "license_file_not_genuine",
@@ -478,7 +479,7 @@ Deno.test("verifyLicenseFile() refuses a file whose ttl has passed", async () =>
     const expiry = ISSUED.getTime() + 3600 * 1000;
     assert.ok(await verify(minted.certificate, minted.key, { algorithm, now: new Date(expiry) }));
     await assertRefused(
-      verify(minted.certificate, minted.key, { algorithm, now: new Date(expiry + 1) }),
+      verify(minted.certificate, minted.key, { algorithm, now: new Date(expiry + 1000) }),
       LicenseFileExpiredError,
       "license_file_expired",
     );
@@ -531,7 +532,7 @@ Deno.test("verifyLicenseFile() accepts a file issued up to 5 minutes in the futu
 
 Deno.test("verifyLicenseFile() honours maxClockDriftMs", async () => {
   const minted = await mint("aes-256-gcm+ed25519", { issued: new Date(NOW.getTime() + 1000) });
-  const options = { publicKey: ed25519Key, licenseKey: minted.key, now: NOW };
+  const options = { publicKey: ed25519Key, licenseKey: minted.key, now: unixSeconds(NOW) };
   await assertRefused(
     verifyLicenseFile(minted.certificate, { ...options, maxClockDriftMs: 0 }),
     LicenseFileIssuedInFutureError,

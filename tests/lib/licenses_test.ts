@@ -8,7 +8,9 @@ import {
   removeLicenses,
   verifyLicenses,
 } from "../../lib/licenses.ts";
-import { openStore, type Store } from "../../lib/store.ts";
+import { openStore } from "../../lib/storage/open.ts";
+import type { Store } from "../../lib/storage/store.ts";
+import { unixSeconds } from "../../lib/time.ts";
 import { auditTrail, KEYGEN, mintFiles, query, tempDir } from "../helpers.ts";
 
 const NOW = new Date("2026-11-25T12:00:00Z");
@@ -16,11 +18,11 @@ const NOW = new Date("2026-11-25T12:00:00Z");
 async function withStore(fn: (store: Store, path: string, dir: string) => Promise<void>) {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW.getTime() / 1000 });
+  const store = await openStore(path, { now: unixSeconds(NOW) });
   try {
     await fn(store, path, dir.path);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -32,7 +34,7 @@ async function verifiedMinted(dir: string, count: number) {
       certificate: new TextEncoder().encode(file.certificate),
       key: file.key,
     })),
-    { publicKey: await importPublicKey(publicKey), now: NOW },
+    { publicKey: await importPublicKey(publicKey), now: unixSeconds(NOW) },
   );
 }
 
@@ -44,7 +46,7 @@ Deno.test("verifyLicenses() reads the real Keygen files inside their validity wi
       certificate: Deno.readFileSync(license.path),
       key: license.key,
     })),
-    { publicKey, now: KEYGEN.validAt },
+    { publicKey, now: unixSeconds(KEYGEN.validAt) },
   );
   assert.deepEqual(verified.map((v) => v.license.id), KEYGEN.licenses.map((l) => l.id));
   assert.deepEqual(verified.map((v) => v.license.key), KEYGEN.licenses.map((l) => l.key));
@@ -63,7 +65,7 @@ Deno.test("verifyLicenses() stops at the first bad file and names it", async () 
       })),
       {
         publicKey: await importPublicKey(publicKey),
-        now: new Date(),
+        now: unixSeconds(new Date()),
         onProgress: (done) => (progress = done),
       },
     ),
@@ -76,7 +78,7 @@ Deno.test("verifyLicenses() stops at the first bad file and names it", async () 
 Deno.test("addLicenses() stores files, creates the pool and audits in one transaction", async () => {
   await withStore(async (store, path, dir) => {
     const verified = await verifiedMinted(dir, 2);
-    const added = addLicenses(store, verified, { pool: "prod", now: NOW });
+    const added = await addLicenses(store, verified, { pool: "prod", now: unixSeconds(NOW) });
     assert.deepEqual(added.map((a) => a.guid), verified.map((v) => v.license.id));
     assert.deepEqual(added.map((a) => a.pool), ["prod", "prod"]);
     const rows = query<{ guid: string; file: Uint8Array; key: string; created_at: number }>(
@@ -97,9 +99,9 @@ Deno.test("addLicenses() stores files, creates the pool and audits in one transa
 Deno.test("addLicenses() adds nothing when one license is already stored", async () => {
   await withStore(async (store, path, dir) => {
     const verified = await verifiedMinted(dir, 2);
-    addLicenses(store, [verified[1]], { now: NOW });
-    assert.throws(
-      () => addLicenses(store, verified, { pool: "new", now: NOW }),
+    await addLicenses(store, [verified[1]], { now: unixSeconds(NOW) });
+    await assert.rejects(
+      () => addLicenses(store, verified, { pool: "new", now: unixSeconds(NOW) }),
       (error: Error & { code?: string }) =>
         error.code === "license_exists" &&
         error.message.includes("license with the provided key already exists"),
@@ -113,28 +115,31 @@ Deno.test("addLicenses() adds nothing when one license is already stored", async
 Deno.test("removeLicenses() needs force for a leased license and audits the release", async () => {
   await withStore(async (store, path, dir) => {
     const verified = await verifiedMinted(dir, 2);
-    const [a, b] = addLicenses(store, verified, { now: NOW });
+    const [a, b] = await addLicenses(store, verified, { now: unixSeconds(NOW) });
     const db = new DatabaseSync(path);
     db.exec("INSERT INTO nodes (fingerprint, last_heartbeat_at) VALUES ('node-1', 1)");
     db.prepare("UPDATE licenses SET node_id = 1 WHERE id = ?").run(b.id);
     db.close();
 
-    assert.throws(
-      () => removeLicenses(store, [a.guid, b.guid], { now: NOW }),
+    await assert.rejects(
+      () => removeLicenses(store, [a.guid, b.guid], { now: unixSeconds(NOW) }),
       (error: Error & { code?: string }) =>
         error.code === "license_leased" && error.message.includes('"node-1"'),
     );
-    assert.equal(listLicenses(store).length, 2, "nothing is removed");
-    assert.throws(
-      () => removeLicenses(store, [a.guid, "missing"], { now: NOW }),
+    assert.equal((await listLicenses(store)).length, 2, "nothing is removed");
+    await assert.rejects(
+      () => removeLicenses(store, [a.guid, "missing"], { now: unixSeconds(NOW) }),
       (error: Error & { code?: string }) =>
         error.code === "license_not_found" && error.message.includes('"missing"'),
     );
-    assert.equal(listLicenses(store).length, 2, "nothing is removed");
+    assert.equal((await listLicenses(store)).length, 2, "nothing is removed");
 
-    const removed = removeLicenses(store, [a.guid, b.guid, a.guid], { force: true, now: NOW });
+    const removed = await removeLicenses(store, [a.guid, b.guid, a.guid], {
+      force: true,
+      now: unixSeconds(NOW),
+    });
     assert.deepEqual(removed.map((r) => r.guid), [a.guid, b.guid]);
-    assert.deepEqual(listLicenses(store), []);
+    assert.deepEqual(await listLicenses(store), []);
     assert.deepEqual(auditTrail(path).slice(2), [
       ["license.removed", "license", a.id, null],
       ["license.released", "license", b.id, null],
@@ -146,20 +151,20 @@ Deno.test("removeLicenses() needs force for a leased license and audits the rele
 Deno.test("listLicenses() filters by pool and refuses an unknown one", async () => {
   await withStore(async (store, _path, dir) => {
     const verified = await verifiedMinted(dir, 3);
-    addLicenses(store, verified.slice(0, 2), { pool: "prod", now: NOW });
-    addLicenses(store, verified.slice(2), { now: NOW });
-    assert.equal(listLicenses(store).length, 3);
+    await addLicenses(store, verified.slice(0, 2), { pool: "prod", now: unixSeconds(NOW) });
+    await addLicenses(store, verified.slice(2), { now: unixSeconds(NOW) });
+    assert.equal((await listLicenses(store)).length, 3);
     assert.deepEqual(
-      listLicenses(store, { pool: "prod" }).map((l) => l.guid),
+      (await listLicenses(store, { pool: "prod" })).map((l) => l.guid),
       verified.slice(0, 2).map((v) => v.license.id),
     );
-    assert.throws(
+    await assert.rejects(
       () => listLicenses(store, { pool: "nope" }),
       (error: Error & { code?: string }) =>
         error.code === "pool_not_found" && error.message === "pool not found",
     );
-    assert.equal(findLicense(store, verified[2].license.id).poolName, null);
-    assert.throws(
+    assert.equal((await findLicense(store, verified[2].license.id)).poolName, null);
+    await assert.rejects(
       () => findLicense(store, "nope"),
       (error: Error & { code?: string }) => error.code === "license_not_found",
     );

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { importPublicKey, parseCertificate, verifyLicenseFile } from "../../lib/license_file.ts";
+import { unixSeconds } from "../../lib/time.ts";
 import { generateKeyPair, main, mintLicenseFile } from "../../scripts/mint.ts";
 import { KEYGEN } from "../helpers.ts";
 
@@ -75,7 +76,7 @@ Deno.test("mint CLI writes a public key, license files and keys that verify", as
       const file = await verifyLicenseFile(await Deno.readFile(`${out}/${id}.lic`), {
         publicKey,
         licenseKey,
-        now: new Date(),
+        now: unixSeconds(new Date()),
       });
       assert.equal(file.id, id);
       assert.deepEqual(file.entitlements, ["FEATURE_A"]);
@@ -98,12 +99,15 @@ Deno.test("mint CLI --expired --rsa writes files that are genuine but expired", 
       .slice(0, -4);
     const options = { publicKey, licenseKey: await Deno.readTextFile(`${out}/${id}.key`) };
     const certificate = await Deno.readTextFile(`${out}/${id}.lic`);
-    await assert.rejects(verifyLicenseFile(certificate, { ...options, now: new Date() }), {
-      code: "license_file_expired",
-    });
+    await assert.rejects(
+      verifyLicenseFile(certificate, { ...options, now: unixSeconds(new Date()) }),
+      {
+        code: "license_file_expired",
+      },
+    );
     // Issued one ttl (30 days) and one day before the mint ran, so genuine a minute later.
     const then = new Date(Date.now() - 31 * 86_400_000 + 60_000);
-    const file = await verifyLicenseFile(certificate, { ...options, now: then });
+    const file = await verifyLicenseFile(certificate, { ...options, now: unixSeconds(then) });
     assert.equal(file.algorithm, "base64+rsa-sha256");
   } finally {
     await Deno.remove(out, { recursive: true });

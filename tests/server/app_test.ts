@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../../lib/logger.ts";
-import { openStore, type Store } from "../../lib/store.ts";
+import { openStore } from "../../lib/storage/open.ts";
+import type { Store } from "../../lib/storage/store.ts";
 import { type AppConfig, createHandler } from "../../server/app.ts";
 import { startReaper } from "../../server/reaper.ts";
 import { verifySignature } from "../../server/signing.ts";
@@ -27,13 +28,14 @@ async function withApp(
 ) {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: T0 });
+  // Group commit, as `relay serve` opens it.
+  const store = await openStore(path, { now: T0, groupCommit: true });
   const clock = { seconds: T0 };
   const logs: string[] = [];
   try {
-    store.transaction(() => {
+    await store.transaction(async (tx) => {
       for (let i = 1; i <= count; i++) {
-        store.insertLicense({
+        await tx.insertLicense({
           guid: `lic-${i}`,
           file: new TextEncoder().encode(`file-${i}`),
           key: `KEY-${i}`,
@@ -53,13 +55,13 @@ async function withApp(
         write: (line) => logs.push(line),
         now: () => new Date(clock.seconds * 1000),
       }),
-      now: () => clock.seconds * 1000,
+      now: () => clock.seconds,
     });
     const call = (method: string, path: string, headers?: HeadersInit) =>
       handler(new Request(`http://relay.test${path}`, { method, headers }));
     await fn({ call, clock, store, path, logs });
   } finally {
-    store.close();
+    await store.close();
   }
 }
 
@@ -197,7 +199,7 @@ Deno.test("the reaper reaps expired leases on its own with an injected clock", a
       store,
       ttl: 60,
       intervalMs: 3_600_000,
-      now: () => clock.seconds * 1000,
+      now: () => clock.seconds,
       logger: createLogger({
         verbosity: 1,
         json: true,

@@ -1,98 +1,12 @@
 /**
- * The background checkpointer: committed pages reach the database file
- * without the server's thread copying them, and a worker that cannot open
- * the database leaves SQLite's own checkpoints in charge.
+ * `relay serve` checkpoints in the background: committed pages reach the
+ * database file soon after each answer (the checkpointer itself is tested in
+ * tests/lib/storage/checkpointer_test.ts).
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
-import { createLogger } from "../../lib/logger.ts";
-import { DEFAULT_AUTOCHECKPOINT, openStore } from "../../lib/store.ts";
-import { BACKSTOP_AUTOCHECKPOINT, startCheckpointer } from "../../server/checkpointer.ts";
 import { addMinted, dbPath, exists, startServer, tempDir } from "../helpers.ts";
-
-const NOW = 1_800_000_000;
-
-function testLogger(lines: string[]) {
-  return createLogger({
-    verbosity: 2,
-    json: true,
-    now: () => new Date(0),
-    write: (line) => lines.push(line),
-  });
-}
-
-/** Runs `sql` on a copy of the database file alone, as if its WAL were lost. */
-function inMainFile(dir: string, path: string, sql: string): unknown[] {
-  const copy = `${dir}/main-file-only.sqlite`;
-  Deno.copyFileSync(path, copy);
-  const db = new DatabaseSync(copy, { readOnly: true });
-  try {
-    return db.prepare(sql).all().map((row) => Object.values(row)[0]);
-  } finally {
-    db.close();
-  }
-}
-
-Deno.test("the checkpointer copies each commit into the database file from its own thread", async () => {
-  await using dir = await tempDir();
-  const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW });
-  const lines: string[] = [];
-  const checkpointer = startCheckpointer({ store, path, logger: testLogger(lines) });
-  try {
-    assert.equal(await checkpointer.settled(), null, "nothing asked yet");
-    store.transaction(() => store.insertPool("prod", NOW));
-    store.transaction(() => store.insertPool("dev", NOW));
-    const result = await checkpointer.settled();
-    assert.ok(result && result.walFrames > 0, JSON.stringify(result));
-    assert.equal(result.checkpointed, result.walFrames, "every frame copied");
-    // SQLite alone would leave both commits in the WAL until 1,000 pages.
-    assert.deepEqual(inMainFile(dir.path, path, "SELECT name FROM pools ORDER BY name"), [
-      "dev",
-      "prod",
-    ]);
-
-    assert.equal(store.autoCheckpoint, BACKSTOP_AUTOCHECKPOINT);
-    await checkpointer.stop();
-    assert.equal(store.autoCheckpoint, DEFAULT_AUTOCHECKPOINT, "the default is back");
-    store.transaction(() => store.insertPool("qa", NOW));
-    assert.equal(await checkpointer.settled(), result, "a stopped checkpointer asks for nothing");
-  } finally {
-    await checkpointer.stop();
-    store.close();
-  }
-  assert.equal(await exists(`${path}-wal`), false, "closing last removes the WAL");
-  assert.deepEqual(lines, []);
-});
-
-Deno.test("a checkpointer that cannot open the database warns and leaves SQLite's checkpoints on", async () => {
-  await using dir = await tempDir();
-  const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW });
-  const lines: string[] = [];
-  const checkpointer = startCheckpointer({
-    store,
-    path: `${dir.path}/missing-folder/relay.sqlite`,
-    logger: testLogger(lines),
-  });
-  try {
-    store.transaction(() => store.insertPool("prod", NOW));
-    assert.equal(await checkpointer.settled(), null);
-    assert.equal(store.autoCheckpoint, DEFAULT_AUTOCHECKPOINT);
-    assert.equal(lines.length, 1, lines.join(""));
-    const line = JSON.parse(lines[0]);
-    assert.equal(line.level, "warn");
-    assert.equal(line.msg, "background checkpoint failed; SQLite's own checkpoints continue");
-    assert.match(line.error, /Cannot open database ".*missing-folder\/relay.sqlite"/);
-    // The store is unaffected.
-    store.transaction(() => store.insertPool("dev", NOW));
-    assert.equal(store.poolByName("dev")?.name, "dev");
-  } finally {
-    await checkpointer.stop();
-    store.close();
-  }
-});
+import { inMainFile } from "../lib/storage/support.ts";
 
 Deno.test("relay serve checkpoints its commits in the background", async () => {
   await using dir = await tempDir();

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { createLogger } from "../../lib/logger.ts";
-import { openStore } from "../../lib/store.ts";
+import { openStore } from "../../lib/storage/open.ts";
 import { startReaper } from "../../server/reaper.ts";
 import { verifySignature } from "../../server/signing.ts";
 import { addMinted, dbPath, query, runCli, startServer, tempDir } from "../helpers.ts";
@@ -174,18 +174,28 @@ Deno.test("audit retention prunes old records in the reaper's cycle (injected cl
   await using dir = await tempDir();
   const path = dbPath(dir.path);
   const T0 = 1_800_000_000;
-  const store = openStore(path, { now: T0 });
+  const store = await openStore(path, { now: T0 });
   try {
-    store.transaction(() => {
-      for (let i = 0; i < 2500; i++) store.audit(8, 2, i, null, T0 - 40 * 86_400 + i);
-      for (let i = 0; i < 10; i++) store.audit(8, 2, i, null, T0 - 86_400);
+    await store.transaction(async (tx) => {
+      for (let i = 0; i < 2500; i++) {
+        await tx.audit({
+          event: 8,
+          entity: 2,
+          entityId: i,
+          poolId: null,
+          now: T0 - 40 * 86_400 + i,
+        });
+      }
+      for (let i = 0; i < 10; i++) {
+        await tx.audit({ event: 8, entity: 2, entityId: i, poolId: null, now: T0 - 86_400 });
+      }
     });
     const reaper = startReaper({
       store,
       ttl: null,
       auditRetention: 30 * 86_400,
       intervalMs: 3_600_000,
-      now: () => T0 * 1000,
+      now: () => T0,
       logger: createLogger({ verbosity: 0, json: true, write: () => {}, now: () => new Date() }),
     });
     try {
@@ -195,7 +205,7 @@ Deno.test("audit retention prunes old records in the reaper's cycle (injected cl
       await reaper.stop();
     }
   } finally {
-    store.close();
+    await store.close();
   }
   assert.deepEqual(query(path, "SELECT min(created_at) AS oldest, count(*) AS n FROM audit_logs"), [
     { oldest: T0 - 86_400, n: 10 },

@@ -1,5 +1,5 @@
 /**
- * Background checkpoints for `relay serve`. In WAL mode every commit appends
+ * Background checkpoints for a long-running SQLite store (`relay serve`). In WAL mode every commit appends
  * pages to the WAL, and SQLite copies them back into the database file (and
  * fsyncs it) inside whichever commit crosses 1,000 pages: tens of
  * milliseconds on the server's one JavaScript thread while a reap or a burst
@@ -17,8 +17,11 @@
  * @module
  */
 
-import type { Logger } from "../lib/logger.ts";
-import { type CheckpointResult, DEFAULT_AUTOCHECKPOINT, type Store } from "../lib/store.ts";
+import type { Logger } from "../../logger.ts";
+import type { CheckpointResult } from "./wal_checkpointer.ts";
+
+/** SQLite's default `wal_autocheckpoint`, in pages. */
+export const DEFAULT_AUTOCHECKPOINT = 1000;
 
 /** The server connection's own checkpoint threshold while the worker runs, in pages. */
 export const BACKSTOP_AUTOCHECKPOINT = 10_000;
@@ -38,15 +41,17 @@ export type CheckpointerReport =
 
 /** Options of {@link startCheckpointer}. */
 export interface CheckpointerOptions {
-  /** The server's store: its commits ask for checkpoints. */
-  store: Store;
   /** The store's database file (WAL mode). */
   path: string;
+  /** Sets the store connection's own `wal_autocheckpoint`, in pages. */
+  setAutoCheckpoint: (pages: number) => void;
   logger: Logger;
 }
 
 /** A running checkpointer. */
 export interface Checkpointer {
+  /** Asks for a checkpoint: the store calls it after each commit. */
+  request(): void;
   /**
    * Resolves once a checkpoint has run after every commit so far, with its
    * result (null if none ran, e.g. the worker has stopped).
@@ -57,11 +62,11 @@ export interface Checkpointer {
 }
 
 /**
- * Starts the worker thread and asks it for a checkpoint after each commit of
- * `options.store`; commits made before it is ready are covered by its first.
+ * Starts the worker thread, which runs a checkpoint after each
+ * {@link Checkpointer.request}; requests made before it is ready are covered
+ * by its first.
  */
 export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
-  const { store } = options;
   const worker = new Worker(new URL("./checkpoint_worker.ts", import.meta.url), {
     type: "module",
     name: "relay-checkpointer",
@@ -81,6 +86,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   }
 
   function request(): void {
+    if (!alive) return;
     requested++;
     worker.postMessage({ type: "checkpoint", seq: requested } satisfies CheckpointerRequest);
   }
@@ -89,8 +95,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     if (!alive) return;
     alive = false;
     worker.terminate();
-    store.onCommit(null);
-    store.setAutoCheckpoint(DEFAULT_AUTOCHECKPOINT);
+    options.setAutoCheckpoint(DEFAULT_AUTOCHECKPOINT);
     settle(true);
     onClosed?.();
   }
@@ -99,7 +104,7 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
     const report = event.data;
     switch (report.type) {
       case "ready":
-        store.setAutoCheckpoint(BACKSTOP_AUTOCHECKPOINT);
+        options.setAutoCheckpoint(BACKSTOP_AUTOCHECKPOINT);
         return;
       case "closed":
         gone();
@@ -130,16 +135,14 @@ export function startCheckpointer(options: CheckpointerOptions): Checkpointer {
   };
   worker.postMessage({ type: "open", path: options.path } satisfies CheckpointerRequest);
 
-  store.onCommit(request);
-
   return {
+    request,
     settled() {
       if (!alive || covered >= requested) return Promise.resolve(last);
       return new Promise((resolve) => waiters.push({ seq: requested, resolve }));
     },
     stop() {
       if (!alive) return Promise.resolve();
-      store.onCommit(null);
       const closed = new Promise<void>((resolve) => (onClosed = resolve));
       worker.postMessage({ type: "close" } satisfies CheckpointerRequest);
       return closed;

@@ -1,5 +1,5 @@
 /**
- * The database schema as an ordered list of numbered steps.
+ * The SQLite schema as an ordered list of numbered steps.
  *
  * Step 1 is the final schema of the reference Relay (keygen-sh/keygen-relay,
  * golang-migrate version {@link REFERENCE_SCHEMA_VERSION}); it also writes that
@@ -7,7 +7,7 @@
  * Relay can open a database that we created. A database that the reference
  * Relay created is recognised by that table and starts from step 2.
  *
- * Steps are applied in one transaction by `openStore()` and recorded in
+ * Steps are applied in one transaction by `migrate()` (`./migrate.ts`) and recorded in
  * `relay_migrations`. Never edit a released step: append a new one.
  *
  * @module

@@ -1,5 +1,5 @@
 /**
- * The checkpointer's worker thread (started by `server/checkpointer.ts`):
+ * The checkpointer's worker thread (started by `./checkpointer.ts`):
  * holds a {@link WalCheckpointer} connection and runs a checkpoint after
  * requests, so the server's JavaScript thread never copies WAL pages or
  * fsyncs the database file itself. Requests that arrive while one waits or
@@ -15,7 +15,7 @@
 
 /// <reference lib="deno.worker" />
 
-import { WalCheckpointer } from "../lib/store.ts";
+import { WalCheckpointer } from "./wal_checkpointer.ts";
 import type { CheckpointerReport, CheckpointerRequest } from "./checkpointer.ts";
 
 let connection: WalCheckpointer | null = null;

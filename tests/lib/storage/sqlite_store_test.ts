@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { EntityType, EventType } from "../../lib/audit.ts";
-import { DatabaseError, DatabaseTooNewError } from "../../lib/errors.ts";
-import { MIGRATIONS, REFERENCE_SCHEMA_VERSION } from "../../lib/migrations.ts";
-import { openStore } from "../../lib/store.ts";
-import { FREE_COUNT_MISMATCHES, query, tempDir } from "../helpers.ts";
+import { EntityType, EventType } from "../../../lib/audit.ts";
+import { DatabaseError, DatabaseTooNewError } from "../../../lib/errors.ts";
+import { openStore } from "../../../lib/storage/open.ts";
+import { MIGRATIONS, REFERENCE_SCHEMA_VERSION } from "../../../lib/storage/sqlite/schema.ts";
+import { openSqliteStore } from "../../../lib/storage/sqlite/sqlite_store.ts";
+import { FREE_COUNT_MISMATCHES, query, tempDir } from "../../helpers.ts";
 
 const NOW = 1_766_232_000; // 2025-12-20T12:00:00Z
 
@@ -57,8 +58,8 @@ function writeReferenceDatabase(path: string, version = REFERENCE_SCHEMA_VERSION
 Deno.test("openStore() creates the reference schema, records every migration and is idempotent", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  openStore(path, { now: NOW }).close();
-  openStore(path, { now: NOW + 10 }).close();
+  await (await openStore(path, { now: NOW })).close();
+  await (await openStore(path, { now: NOW + 10 })).close();
 
   assert.deepEqual(
     query(path, "SELECT version, applied_at FROM relay_migrations ORDER BY version"),
@@ -93,14 +94,14 @@ Deno.test("openStore() creates the reference schema, records every migration and
 Deno.test("openStore() creates the database file and its WAL readable by the owner only", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW });
+  const store = await openStore(path, { now: NOW });
   try {
-    store.transaction(() => store.insertPool("prod", NOW));
+    await store.transaction((tx) => tx.insertPool("prod", NOW));
     for (const file of [path, `${path}-wal`, `${path}-shm`]) {
       assert.equal((await Deno.stat(file)).mode! & 0o777, 0o600, file);
     }
   } finally {
-    store.close();
+    await store.close();
   }
 });
 
@@ -108,9 +109,9 @@ Deno.test("openStore() carries a reference Relay database forward without losing
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
   writeReferenceDatabase(path);
-  const store = openStore(path, { now: NOW });
+  const store = await openStore(path, { now: NOW });
   try {
-    const license = store.licenseByGuid("lic-1");
+    const license = await store.read((tx) => tx.licenseByGuid("lic-1"));
     assert.deepEqual(
       { ...license },
       {
@@ -131,7 +132,7 @@ Deno.test("openStore() carries a reference Relay database forward without losing
       },
     );
   } finally {
-    store.close();
+    await store.close();
   }
   assert.deepEqual(
     query(path, "SELECT version FROM relay_migrations ORDER BY version").map((r) => r.version),
@@ -166,7 +167,7 @@ Deno.test("openStore() replaces free_slots with free_counts in a database of Rel
   assert.equal(db.prepare("SELECT count(*) AS n FROM free_slots").get()!.n, 2);
   db.close();
 
-  openStore(path, { now: NOW }).close();
+  await (await openStore(path, { now: NOW })).close();
   const objects = query<{ type: string; name: string }>(
     path,
     "SELECT type, name FROM sqlite_master WHERE name LIKE '%free%' ORDER BY type, name",
@@ -195,7 +196,7 @@ Deno.test("openStore() replaces free_slots with free_counts in a database of Rel
 
 Deno.test("openStore() refuses databases it cannot carry forward", async (t) => {
   await using dir = await tempDir();
-  const cases: [string, (path: string) => void, typeof DatabaseError][] = [
+  const cases: [string, (path: string) => void | Promise<void>, typeof DatabaseError][] = [
     [
       "a dirty reference database",
       (p) => writeReferenceDatabase(p, REFERENCE_SCHEMA_VERSION, 1),
@@ -207,8 +208,8 @@ Deno.test("openStore() refuses databases it cannot carry forward", async (t) => 
       (p) => writeReferenceDatabase(p, 1800000000),
       DatabaseTooNewError,
     ],
-    ["a database of a newer Relay", (p) => {
-      openStore(p, { now: NOW }).close();
+    ["a database of a newer Relay", async (p) => {
+      await openSqliteStore(p, { now: NOW }).close();
       const db = new DatabaseSync(p);
       db.prepare("INSERT INTO relay_migrations VALUES (?, 'future', 0)").run(MIGRATIONS.length + 1);
       db.close();
@@ -225,16 +226,16 @@ Deno.test("openStore() refuses databases it cannot carry forward", async (t) => 
     ],
   ];
   for (const [name, write, errorClass] of cases) {
-    await t.step(name, () => {
+    await t.step(name, async () => {
       const path = `${dir.path}/${name.replaceAll(" ", "_")}.sqlite`;
-      write(path);
+      await write(path);
       const before = Deno.readFileSync(path);
-      assert.throws(() => openStore(path, { now: NOW }), errorClass);
+      await assert.rejects(() => openStore(path, { now: NOW }), errorClass);
       assert.deepEqual(Deno.readFileSync(path), before, "the file is left as it was");
     });
   }
-  await t.step("a folder that does not exist", () => {
-    assert.throws(
+  await t.step("a folder that does not exist", async () => {
+    await assert.rejects(
       () => openStore(`${dir.path}/missing/relay.sqlite`, { now: NOW }),
       (error: unknown) => error instanceof DatabaseError && error.code === "database_unusable",
     );
@@ -244,29 +245,44 @@ Deno.test("openStore() refuses databases it cannot carry forward", async (t) => 
 Deno.test("Store.transaction() rolls back every statement, audit rows included, when the body throws", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW });
+  const store = await openStore(path, { now: NOW });
   try {
-    assert.throws(() =>
-      store.transaction(() => {
-        const pool = store.insertPool("prod", NOW);
-        store.audit(EventType.licenseAdded, EntityType.license, 1, pool.id, NOW);
+    await assert.rejects(() =>
+      store.transaction(async (tx) => {
+        const pool = await tx.insertPool("prod", NOW);
+        await tx.audit({
+          event: EventType.licenseAdded,
+          entity: EntityType.license,
+          entityId: 1,
+          poolId: pool.id,
+          now: NOW,
+        });
         throw new Error("boom");
       }), /boom/);
-    assert.equal(store.poolByName("prod"), undefined);
+    assert.equal(await store.read((tx) => tx.poolByName("prod")), undefined);
   } finally {
-    store.close();
+    await store.close();
   }
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
 });
 
-Deno.test("Store.audit() writes nothing when audit is off", async () => {
+Deno.test("Tx.audit() writes nothing when audit is off", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW, audit: false });
+  const store = await openStore(path, { now: NOW, audit: false });
   try {
-    store.transaction(() => store.insertPool("prod", NOW));
+    await store.transaction(async (tx) => {
+      await tx.insertPool("prod", NOW);
+      await tx.audit({
+        event: EventType.poolAdded,
+        entity: EntityType.pool,
+        entityId: 1,
+        poolId: null,
+        now: NOW,
+      });
+    });
   } finally {
-    store.close();
+    await store.close();
   }
   assert.equal(query(path, "SELECT count(*) AS n FROM pools")[0].n, 1);
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
@@ -274,38 +290,63 @@ Deno.test("Store.audit() writes nothing when audit is off", async () => {
 
 Deno.test("openStore() applies extra pragmas", async () => {
   await using dir = await tempDir();
-  const store = openStore(`${dir.path}/relay.sqlite`, {
+  const store = await openStore(`${dir.path}/relay.sqlite`, {
     now: NOW,
     pragmas: { user_version: "7" },
   });
-  store.close();
+  await store.close();
   assert.equal(query(`${dir.path}/relay.sqlite`, "PRAGMA user_version")[0].user_version, 7);
 });
 
 Deno.test("Store.transaction() with durable: false skips the fsync of its commit only", async () => {
   await using dir = await tempDir();
   const path = `${dir.path}/relay.sqlite`;
-  const store = openStore(path, { now: NOW, pragmas: { synchronous: "EXTRA" } });
+  const store = openSqliteStore(path, { now: NOW, pragmas: { synchronous: "EXTRA" } });
   try {
     assert.equal(store.synchronous, 3);
-    const inside = store.transaction(() => {
-      store.insertPool("prod", NOW);
+    const inside = await store.transaction(async (tx) => {
+      await tx.insertPool("prod", NOW);
       return store.synchronous;
     }, { durable: false });
     assert.equal(inside, 1, "NORMAL: written to the WAL, not fsynced");
     assert.equal(store.synchronous, 3, "the configured level is back for the next commit");
-    assert.throws(() =>
-      store.transaction(() => {
-        store.insertPool("dev", NOW);
+    await assert.rejects(() =>
+      store.transaction(async (tx) => {
+        await tx.insertPool("dev", NOW);
         throw new Error("boom");
       }, { durable: false }), /boom/);
     assert.equal(store.synchronous, 3, "restored after a rollback too");
-    // Inside a group the group's commit decides: the level is left alone.
-    store.group(() =>
-      store.transaction(() => assert.equal(store.synchronous, 3), { durable: false })
-    );
   } finally {
-    store.close();
+    await store.close();
   }
+  assert.deepEqual(query(path, "SELECT name FROM pools"), [{ name: "prod" }]);
+});
+
+Deno.test("Store.transaction() with group commit never puts a relaxed body in a durable group", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = openSqliteStore(path, { now: NOW, groupCommit: true });
+  try {
+    const level = () => Promise.resolve(store.synchronous);
+    const seen = await Promise.all([
+      store.transaction(level),
+      store.transaction(level, { durable: false }),
+      store.transaction(level),
+      store.read(level),
+    ]);
+    assert.deepEqual(seen, [2, 1, 2, 2]);
+  } finally {
+    await store.close();
+  }
+});
+
+Deno.test("Store.close() finishes queued transactions, then refuses new ones", async () => {
+  await using dir = await tempDir();
+  const path = `${dir.path}/relay.sqlite`;
+  const store = await openStore(path, { now: NOW });
+  const pending = store.transaction((tx) => tx.insertPool("prod", NOW));
+  await store.close();
+  assert.equal((await pending).name, "prod");
+  await assert.rejects(() => store.read((tx) => tx.poolByName("prod")), /closed/);
   assert.deepEqual(query(path, "SELECT name FROM pools"), [{ name: "prod" }]);
 });
