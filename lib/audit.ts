@@ -9,8 +9,6 @@
  * @module
  */
 
-import type { Store } from "./storage/store.ts";
-
 /** Ids of the rows in `event_types`. */
 export const EventType = {
   unknown: 0,
@@ -40,17 +38,3 @@ export const EntityType = {
 
 /** One of the {@link EntityType} ids. */
 export type EntityType = typeof EntityType[keyof typeof EntityType];
-
-/**
- * Deletes up to `limit` audit records older than `retention` seconds before
- * `now`, in one transaction; returns how many. Call again while it returns
- * `limit`.
- */
-export function pruneAuditLog(
-  store: Store,
-  options: { now: number; retention: number; limit: number },
-): Promise<number> {
-  return store.transaction((tx) =>
-    tx.deleteAuditBefore(options.now - options.retention, options.limit)
-  );
-}

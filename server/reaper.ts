@@ -8,9 +8,9 @@
  * @module
  */
 
-import { pruneAuditLog } from "../lib/audit.ts";
 import { reap } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
+import { pruneAuditLog } from "../lib/retention.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
 
