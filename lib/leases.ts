@@ -3,8 +3,12 @@
  * audit rows. This module knows nothing of HTTP; `server/app.ts` turns its
  * results into responses.
  *
- * A lease lasts `ttl` seconds from the node's last heartbeat: it is expired
- * when `last_heartbeat_at <= now - ttl`. Correctness never waits for the
+ * A lease lasts `ttl` seconds from the node's last heartbeat, and that expiry
+ * is stored with it (`nodes.lease_expires_at`), so every reader (claims,
+ * the reaper of any server sharing the database, `ls`) agrees on it whatever
+ * its own `--ttl`. A lease stored without one (by Keygen Relay, or before
+ * the column existed) expires `ttl` after its last heartbeat, by the reader's
+ * ttl; without heartbeats, leases never expire. Correctness never waits for the
  * reaper: a claim that finds no free license first reaps expired leases, and
  * a node whose own lease expired gets a new lease (201), never a silent
  * extension of one that could already have been given away.
@@ -88,7 +92,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     } else if (held.poolId !== poolId || !policy.heartbeats) {
       return { kind: "conflict" };
     } else {
-      await tx.heartbeat(node.id, now);
+      await tx.heartbeat(node.id, { now, expiresAt: storedExpiry(now, policy) });
       await tx.audit({
         event: EventType.licenseLeaseExtended,
         entity: EntityType.license,
@@ -109,8 +113,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
 
   const pick = { poolId, strategy: policy.strategy, random: options.random };
   let licenseId = await pickFreeLicense(tx, pick);
-  while (licenseId === undefined && policy.heartbeats) {
-    const batch = { cutoff: now - policy.ttl, limit: CLAIM_REAP_BATCH, now };
+  while (licenseId === undefined) {
+    const batch = { now, cutoff: legacyCutoff(now, policy), limit: CLAIM_REAP_BATCH };
     if (await tx.reapExpired(batch) === 0) break;
     licenseId = await pickFreeLicense(tx, pick);
   }
@@ -118,7 +122,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
 
   let nodeId = node?.id;
   if (nodeId === undefined) {
-    nodeId = await tx.activateNode(fingerprint, now);
+    nodeId = await tx.activateNode(fingerprint, { now, expiresAt: storedExpiry(now, policy) });
     await tx.audit({
       event: EventType.nodeActivated,
       entity: EntityType.node,
@@ -127,7 +131,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
       now: now,
     });
   } else {
-    await tx.heartbeat(nodeId, now);
+    await tx.heartbeat(nodeId, { now, expiresAt: storedExpiry(now, policy) });
   }
   const grant = (await tx.leaseLicense(licenseId, { nodeId, now }))!;
   await tx.audit({
@@ -213,7 +217,11 @@ export function reap(
 ): Promise<number> {
   return store.transaction(
     (tx) =>
-      tx.reapExpired({ cutoff: options.now - options.ttl, limit: options.limit, now: options.now }),
+      tx.reapExpired({
+        now: options.now,
+        cutoff: options.now - options.ttl,
+        limit: options.limit,
+      }),
     { durable: false },
   );
 }
@@ -241,13 +249,31 @@ async function expireLease(
   });
 }
 
-/** Whether the node's lease has run out: `ttl` seconds or more since its last heartbeat. */
+/**
+ * Whether the node's lease has run out: its stored expiry has passed, or,
+ * without one, `ttl` seconds have passed since its last heartbeat (with
+ * heartbeats; without them such a lease never expires).
+ */
 function isExpired(
   node: ActiveNode,
   { now, policy }: { now: number; policy: LeasePolicy },
 ): boolean {
-  const last = node.lastHeartbeatAt;
-  return policy.heartbeats && last !== null && last <= now - policy.ttl;
+  if (node.leaseExpiresAt !== null) return node.leaseExpiresAt <= now;
+  const cutoff = legacyCutoff(now, policy);
+  return cutoff !== null && node.lastHeartbeatAt !== null && node.lastHeartbeatAt <= cutoff;
+}
+
+/** The expiry a lease granted or extended at `now` is stored with; null: never. */
+function storedExpiry(now: number, policy: LeasePolicy): number | null {
+  return policy.heartbeats ? now + policy.ttl : null;
+}
+
+/**
+ * For leases stored without an expiry: the last heartbeat at or before which
+ * they have expired; null: they never expire (no heartbeats).
+ */
+function legacyCutoff(now: number, policy: LeasePolicy): number | null {
+  return policy.heartbeats ? now - policy.ttl : null;
 }
 
 async function resolvePool(tx: Tx, name: string | null): Promise<number | null> {

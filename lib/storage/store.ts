@@ -56,6 +56,20 @@ export interface ActiveNode {
   id: number;
   /** Unix seconds; null for a node that never got a lease (reference Relay). */
   lastHeartbeatAt: number | null;
+  /**
+   * When its lease expires, in unix seconds, as stored when it was granted or
+   * extended; null for a lease that never expires, or one stored without it
+   * (before Relay 0.2, or by Keygen Relay: see {@link LeasePolicy}).
+   */
+  leaseExpiresAt: number | null;
+}
+
+/** A lease's times as a claim or heartbeat stores them. */
+export interface LeaseTimes {
+  /** Unix seconds of the heartbeat. */
+  now: number;
+  /** Unix seconds when the lease expires; null: never (no heartbeats). */
+  expiresAt: number | null;
 }
 
 /** A license as the lease logic sees it. */
@@ -114,11 +128,11 @@ export interface Tx {
   activeNode(fingerprint: string): Promise<ActiveNode | undefined>;
   /**
    * Inserts the node, or reactivates it if it was deactivated, with its
-   * heartbeat at `now`; returns its id.
+   * heartbeat and lease expiry; returns its id.
    */
-  activateNode(fingerprint: string, now: number): Promise<number>;
-  /** Records a heartbeat of the node at `now`. */
-  heartbeat(nodeId: number, now: number): Promise<void>;
+  activateNode(fingerprint: string, times: LeaseTimes): Promise<number>;
+  /** Records a heartbeat of the node and its lease's new expiry. */
+  heartbeat(nodeId: number, times: LeaseTimes): Promise<void>;
   /** Marks the node deactivated at `now`. */
   deactivateNode(nodeId: number, now: number): Promise<void>;
 
@@ -151,12 +165,13 @@ export interface Tx {
   /** Ends the lease on a license at `now`. */
   releaseLicense(licenseId: number, now: number): Promise<void>;
   /**
-   * Reaps up to `limit` active nodes whose last heartbeat is at or before
-   * `cutoff`, oldest first: releases the license each leases
+   * Reaps up to `limit` active nodes whose lease has expired: a stored expiry
+   * at or before `now`, or, without one, a last heartbeat at or before
+   * `cutoff` (null: those never expire). Releases the license each leases
    * (`license.lease_expired`) and deactivates it (`node.culled`), at `now`.
    * Returns how many nodes were reaped.
    */
-  reapExpired(batch: { cutoff: number; limit: number; now: number }): Promise<number>;
+  reapExpired(batch: { now: number; cutoff: number | null; limit: number }): Promise<number>;
 
   /** Deletes up to `limit` audit records created before `cutoff`; returns how many. */
   deleteAuditBefore(cutoff: number, limit: number): Promise<number>;

@@ -260,4 +260,21 @@ export const MIGRATIONS: readonly Migration[] = [
       BEGIN ${countFree("OLD", -1)} ${countFree("NEW", 1)} END;
     `,
   },
+  {
+    version: 6,
+    name: "lease expiry stored with each lease",
+    // Each lease keeps the expiry it was granted or extended with, so servers
+    // with different --ttl on one database never cut each other's leases.
+    // NULL: a lease from before this step, or from Keygen Relay (its expiry
+    // is the last heartbeat plus the reader's ttl), or one that never expires
+    // (--no-heartbeats). The index replaces idx_nodes_active_heartbeat: it
+    // finds both kinds of expired lease without a scan, and a heartbeat still
+    // changes one entry of it.
+    sql: `
+      ALTER TABLE nodes ADD COLUMN lease_expires_at INTEGER;
+      DROP INDEX idx_nodes_active_heartbeat;
+      CREATE INDEX idx_nodes_active_expiry ON nodes (lease_expires_at, last_heartbeat_at)
+        WHERE deactivated_at IS NULL;
+    `,
+  },
 ];

@@ -17,6 +17,7 @@ import type {
   ActiveNode,
   AuditEntry,
   LeasedLicense,
+  LeaseTimes,
   LicenseGrant,
   LicenseInfo,
   NewLicenseRow,
@@ -124,26 +125,33 @@ export class SqliteTx implements Tx {
 
   async activeNode(fingerprint: string): Promise<ActiveNode | undefined> {
     return this.#get<ActiveNode>(
-      `SELECT id, last_heartbeat_at AS lastHeartbeatAt FROM nodes
-       WHERE fingerprint = ? AND deactivated_at IS NULL`,
+      `SELECT id, last_heartbeat_at AS lastHeartbeatAt, lease_expires_at AS leaseExpiresAt
+       FROM nodes WHERE fingerprint = ? AND deactivated_at IS NULL`,
       fingerprint,
     );
   }
 
-  async activateNode(fingerprint: string, now: number): Promise<number> {
+  async activateNode(fingerprint: string, { now, expiresAt }: LeaseTimes): Promise<number> {
     return this.#get<{ id: number }>(
-      `INSERT INTO nodes (fingerprint, last_heartbeat_at, created_at) VALUES (?, ?, ?)
+      `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at)
+       VALUES (?1, ?2, ?3, ?2)
        ON CONFLICT (fingerprint) DO UPDATE
-         SET deactivated_at = NULL, last_heartbeat_at = excluded.last_heartbeat_at
+         SET deactivated_at = NULL, last_heartbeat_at = excluded.last_heartbeat_at,
+           lease_expires_at = excluded.lease_expires_at
        RETURNING id`,
       fingerprint,
       now,
-      now,
+      expiresAt,
     )!.id;
   }
 
-  async heartbeat(nodeId: number, now: number): Promise<void> {
-    this.#run("UPDATE nodes SET last_heartbeat_at = ? WHERE id = ?", now, nodeId);
+  async heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
+    this.#run(
+      "UPDATE nodes SET last_heartbeat_at = ?, lease_expires_at = ? WHERE id = ?",
+      now,
+      expiresAt,
+      nodeId,
+    );
   }
 
   async deactivateNode(nodeId: number, now: number): Promise<void> {
@@ -261,24 +269,38 @@ export class SqliteTx implements Tx {
   }
 
   /** Set-based: a few statements per batch, through a temporary table. */
+  /** Leases without a stored expiry first, then by stored expiry; each oldest first. */
   async reapExpired(
-    { cutoff, limit, now }: { cutoff: number; limit: number; now: number },
+    { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
   ): Promise<number> {
     this.#db.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
       seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER)`);
     this.#run("DELETE FROM temp.reap_batch");
     // The index is named: without statistics SQLite picks idx_nodes_activated
-    // and sorts every active node for each batch.
-    const reaped = this.#changes(
+    // and sorts every active node for each batch. NULLs sort first in it.
+    let reaped = cutoff === null ? 0 : this.#changes(
       `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
        SELECT n.id, l.id, l.pool_id
-       FROM nodes n INDEXED BY idx_nodes_active_heartbeat
+       FROM nodes n INDEXED BY idx_nodes_active_expiry
        LEFT JOIN licenses l ON l.node_id = n.id
-       WHERE n.deactivated_at IS NULL AND n.last_heartbeat_at <= ?
-       ORDER BY n.last_heartbeat_at LIMIT ?`,
+       WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
+         AND n.last_heartbeat_at <= ?
+       ORDER BY n.lease_expires_at, n.last_heartbeat_at LIMIT ?`,
       cutoff,
       limit,
     );
+    if (reaped < limit) {
+      reaped += this.#changes(
+        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
+         SELECT n.id, l.id, l.pool_id
+         FROM nodes n INDEXED BY idx_nodes_active_expiry
+         LEFT JOIN licenses l ON l.node_id = n.id
+         WHERE n.deactivated_at IS NULL AND n.lease_expires_at <= ?
+         ORDER BY n.lease_expires_at LIMIT ?`,
+        now,
+        limit - reaped,
+      );
+    }
     if (reaped === 0) return 0;
     this.#run(
       `UPDATE licenses SET node_id = NULL, last_released_at = ?
