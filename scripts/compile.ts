@@ -6,6 +6,7 @@
  * deno task compile                 # all five targets
  * deno task compile --target x86_64-unknown-linux-gnu
  * deno task compile --dry-run       # print the commands only
+ * deno task compile --help
  * ```
  *
  * `deno compile` downloads the runtime for each target (`denort`) once, so the
@@ -15,6 +16,14 @@
  * @module
  */
 
+import {
+  CONSOLE,
+  oneOf,
+  type Parsed,
+  parseScriptArgs,
+  scriptCommand,
+  type ScriptOutput,
+} from "./command_line.ts";
 import { RELAY_PERMISSIONS } from "./permissions.ts";
 
 /** Targets `deno compile` supports, with the file name of each binary. */
@@ -50,10 +59,41 @@ export function compileArgs(target: string, outDir = "dist"): string[] {
   ];
 }
 
+/** What the compile script was asked to build. */
+export interface CompileOptions {
+  /** The targets to build, in order. */
+  targets: string[];
+  /** Print the commands without running them. */
+  dryRun: boolean;
+}
+
+/** Parses the compile script's command line; prints help or the error through `output`. */
+export function parseCompileArgs(
+  args: string[],
+  output: ScriptOutput = CONSOLE,
+): Parsed<CompileOptions> {
+  const targets = Object.keys(TARGETS);
+  const command = scriptCommand(
+    "deno task compile",
+    "Builds the single-file relay binaries with deno compile into dist/.",
+    output,
+  )
+    .option(
+      "--target <target>",
+      `build only this target: ${targets.join(", ")} (default: all)`,
+      oneOf(targets, "target"),
+    )
+    .option("--dry-run", "print the commands only");
+  return parseScriptArgs(command, args, (values) => ({
+    targets: values.target === undefined ? targets : [values.target as string],
+    dryRun: values.dryRun === true,
+  }));
+}
+
 async function main(args: string[]): Promise<number> {
-  const dryRun = args.includes("--dry-run");
-  const targetIndex = args.indexOf("--target");
-  const targets = targetIndex >= 0 ? [args[targetIndex + 1]] : Object.keys(TARGETS);
+  const parsed = parseCompileArgs(args);
+  if (parsed.kind === "exit") return parsed.code;
+  const { targets, dryRun } = parsed.options;
   for (const target of targets) {
     const denoArgs = compileArgs(target);
     console.log(`deno ${denoArgs.join(" ")}`);

@@ -5,12 +5,24 @@
  *
  * ```sh
  * deno run --allow-write scripts/mint.ts --out DIR --count N [--algorithm A] [--ttl S|none] [--expired] [--rsa]
+ * deno task mint --help
  * ```
  *
  * @module
  */
 
+import { InvalidArgumentError } from "commander";
 import { LICENSE_FILE_ALGORITHMS, type LicenseFileAlgorithm } from "../lib/license_file.ts";
+import {
+  CONSOLE,
+  oneOf,
+  type Parsed,
+  parseScriptArgs,
+  positiveInteger,
+  repeatable,
+  scriptCommand,
+  type ScriptOutput,
+} from "./command_line.ts";
 
 /** A signing key pair and its public key as Relay takes it (`--public-key`). */
 export type KeyPair =
@@ -116,7 +128,12 @@ export async function signEnc(
 
 /** Frames certificate JSON text as Keygen does: base64 wrapped at 60 columns, header and footer. */
 export function frameCertificate(json: string): string {
-  const body = utf8.encode(json).toBase64().match(/.{1,60}/g)!.join("\n");
+  return frameLicenseFile(utf8.encode(json).toBase64());
+}
+
+/** Frames a license file's base64 body as Keygen does: wrapped at 60 columns, header and footer. */
+export function frameLicenseFile(base64: string): string {
+  const body = (base64.match(/.{1,60}/g) ?? []).join("\n");
   return `-----BEGIN LICENSE FILE-----\n${body}\n-----END LICENSE FILE-----\n`;
 }
 
@@ -131,7 +148,8 @@ async function encrypt(licenseKey: string, dataset: string): Promise<string> {
   return `${ciphertext.toBase64()}.${iv.toBase64()}.${tag.toBase64()}`;
 }
 
-function randomLicenseKey(): string {
+/** A random license key in Keygen's format, like `9E32DD-D8CC22-771926-C2D834-C506DC-V3`. */
+export function randomLicenseKey(): string {
   const hex = crypto.getRandomValues(new Uint8Array(15)).toHex().toUpperCase();
   return `${hex.match(/.{6}/g)!.join("-")}-V3`;
 }
@@ -213,76 +231,92 @@ function licenseDataset(id: string, key: string, options: MintOptions) {
   };
 }
 
-const USAGE = `Mints Keygen-format license files signed by a fresh key pair (offline).
-
-Usage: deno run --allow-write scripts/mint.ts --out DIR [options]
-
-Writes DIR/public_key (Ed25519 as 64 hex, or RSA as SPKI PEM, newline-terminated),
-and for each license DIR/<id>.lic (the certificate) and DIR/<id>.key (the license
-key, no trailing newline).
-
-Options:
-  --out DIR            directory to write into, created if missing (required)
-  --count N            how many license files to mint (default 1)
-  --algorithm ALG      one of: ${LICENSE_FILE_ALGORITHMS.join(", ")}
-                       (default aes-256-gcm+ed25519, or aes-256-gcm+rsa-pss-sha256 with --rsa)
-  --rsa                sign with an RSA-2048 key pair instead of Ed25519
-  --ttl S|none         file time to live in seconds (default ${DEFAULT_TTL_SECONDS}); none: never expires
-  --expired            issue the files so long ago that they have already expired
-  --entitlement CODE   include an entitlement with this code (repeatable)
-  -h, --help           print this help`;
-
-interface CliOptions {
+/** What the mint script was asked to do. */
+export interface MintCliOptions {
   out: string;
   count: number;
   algorithm: LicenseFileAlgorithm;
   kind: "ed25519" | "rsa";
+  /** File time to live in seconds; null: the files never expire. */
   ttl: number | null;
   expired: boolean;
   entitlements: string[];
 }
 
-function parseArgs(args: string[]): CliOptions | "help" {
-  const values = new Map<string, string>();
-  const entitlements: string[] = [];
-  let rsa = false;
-  let expired = false;
-  for (let i = 0; i < args.length; i++) {
-    const equals = args[i].startsWith("--") ? args[i].indexOf("=") : -1;
-    const flag = equals > 0 ? args[i].slice(0, equals) : args[i];
-    const inline = equals > 0 ? args[i].slice(equals + 1) : undefined;
-    if (flag === "-h" || flag === "--help") return "help";
-    if (flag === "--rsa") rsa = true;
-    else if (flag === "--expired") expired = true;
-    else if (["--out", "--count", "--algorithm", "--ttl", "--entitlement"].includes(flag)) {
-      const value = inline ?? args[++i];
-      if (value === undefined) throw new Error(`${flag} needs a value`);
-      if (flag === "--entitlement") entitlements.push(value);
-      else values.set(flag, value);
-    } else throw new Error(`unknown argument ${args[i]}`);
+/**
+ * Parses the mint script's command line; prints help or the error through
+ * `output` when there is nothing to mint.
+ */
+export function parseMintArgs(
+  args: string[],
+  output: ScriptOutput = CONSOLE,
+): Parsed<MintCliOptions> {
+  const command = scriptCommand(
+    "deno task mint",
+    "Mints Keygen-format license files signed by a fresh key pair (offline).\n\n" +
+      "Writes DIR/public_key (Ed25519 as 64 hex, or RSA as SPKI PEM, newline-terminated),\n" +
+      "and for each license DIR/<id>.lic (the certificate) and DIR/<id>.key (the license\n" +
+      "key, no trailing newline).",
+    output,
+  )
+    .usage("--out DIR [options]")
+    .requiredOption("--out <dir>", "directory to write into, created if missing")
+    .option("--count <n>", "how many license files to mint", positiveInteger, 1)
+    .option(
+      "--algorithm <alg>",
+      `one of: ${LICENSE_FILE_ALGORITHMS.join(", ")} ` +
+        "(default aes-256-gcm+ed25519, or aes-256-gcm+rsa-pss-sha256 with --rsa)",
+      oneOf(LICENSE_FILE_ALGORITHMS, "algorithm"),
+    )
+    .option("--rsa", "sign with an RSA-2048 key pair instead of Ed25519")
+    .option(
+      "--ttl <seconds|none>",
+      "file time to live in seconds; none: never expires",
+      parseTtl,
+      DEFAULT_TTL_SECONDS,
+    )
+    .option("--expired", "issue the files so long ago that they have already expired")
+    .option(
+      "--entitlement <code>",
+      "include an entitlement with this code (repeatable)",
+      repeatable,
+    );
+  return parseScriptArgs(command, args, (values) => {
+    const rsa = values.rsa === true;
+    const algorithm = (values.algorithm as LicenseFileAlgorithm | undefined) ??
+      (rsa ? "aes-256-gcm+rsa-pss-sha256" : "aes-256-gcm+ed25519");
+    const kind = algorithm.endsWith("+ed25519") ? "ed25519" : "rsa";
+    if (rsa && kind === "ed25519") {
+      throw new InvalidArgumentError(`--rsa conflicts with --algorithm "${algorithm}"`);
+    }
+    const ttl = values.ttl === "none" ? null : values.ttl as number;
+    const expired = values.expired === true;
+    if (expired && ttl === null) {
+      throw new InvalidArgumentError("--expired needs a ttl: without one a file never expires");
+    }
+    return {
+      out: values.out as string,
+      count: values.count as number,
+      algorithm,
+      kind,
+      ttl,
+      expired,
+      entitlements: (values.entitlement as string[] | undefined) ?? [],
+    };
+  });
+}
+
+/**
+ * `--ttl`: a positive number of seconds, or `none` (kept as the text:
+ * commander would turn a null value into an empty string).
+ */
+function parseTtl(text: string): number | "none" {
+  if (text === "none") return text;
+  try {
+    return positiveInteger(text);
+  } catch {
+    throw new InvalidArgumentError("Expected a positive number of seconds, or none");
   }
-  const out = values.get("--out");
-  if (!out) throw new Error("--out DIR is required");
-  const count = Number(values.get("--count") ?? "1");
-  if (!Number.isSafeInteger(count) || count < 1) {
-    throw new Error("--count must be a positive integer");
-  }
-  const algorithm = (values.get("--algorithm") ??
-    (rsa ? "aes-256-gcm+rsa-pss-sha256" : "aes-256-gcm+ed25519")) as LicenseFileAlgorithm;
-  if (!LICENSE_FILE_ALGORITHMS.includes(algorithm)) {
-    throw new Error(`unknown --algorithm ${algorithm}`);
-  }
-  const kind = algorithm.endsWith("+ed25519") ? "ed25519" : "rsa";
-  if (rsa && kind === "ed25519") throw new Error(`--rsa conflicts with --algorithm ${algorithm}`);
-  const ttlText = values.get("--ttl") ?? String(DEFAULT_TTL_SECONDS);
-  const ttl = ttlText === "none" ? null : Number(ttlText);
-  if (ttl !== null && (!Number.isSafeInteger(ttl) || ttl < 1)) {
-    throw new Error("--ttl must be a positive number of seconds, or none");
-  }
-  if (expired && ttl === null) {
-    throw new Error("--expired needs a ttl: without one a file never expires");
-  }
-  return { out, count, algorithm, kind, ttl, expired, entitlements };
 }
 
 /** Runs the CLI with `args`, printing through `print` and `printError`; returns the exit code. */
@@ -291,18 +325,9 @@ export async function main(
   print: (text: string) => void = console.log,
   printError: (text: string) => void = console.error,
 ): Promise<number> {
-  let options: CliOptions | "help";
-  try {
-    options = parseArgs(args);
-  } catch (error) {
-    printError(`mint: ${(error as Error).message}\n\n${USAGE}`);
-    return 2;
-  }
-  if (options === "help") {
-    print(USAGE);
-    return 0;
-  }
-  const { out, count, algorithm, kind, ttl, expired, entitlements } = options;
+  const parsed = parseMintArgs(args, { print, printError });
+  if (parsed.kind === "exit") return parsed.code;
+  const { out, count, algorithm, kind, ttl, expired, entitlements } = parsed.options;
   // An expired file was issued one ttl and one day ago.
   const issued = new Date(Date.now() - (expired ? (ttl ?? 0) * 1000 + 86_400_000 : 0));
   const keyPair = await generateKeyPair(kind);

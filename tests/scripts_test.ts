@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import denoJson from "../deno.json" with { type: "json" };
 import { fileURLToPath as fromFileUrl } from "node:url";
-import { compileArgs, TARGETS, WORKER_MODULES } from "../scripts/compile.ts";
+import { compileArgs, parseCompileArgs, TARGETS, WORKER_MODULES } from "../scripts/compile.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
 
 Deno.test("the relay task runs main.ts with exactly RELAY_PERMISSIONS, never -A", () => {
@@ -64,6 +64,28 @@ Deno.test("the compile task dry-runs all five targets", async () => {
   assert.equal(output.code, 0);
   const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
   assert.deepEqual(lines, Object.keys(TARGETS).map((t) => `deno ${compileArgs(t).join(" ")}`));
+});
+
+Deno.test("parseCompileArgs() builds every target unless --target names one", () => {
+  const errors: string[] = [];
+  const output = { print: () => {}, printError: (text: string) => errors.push(text) };
+  assert.deepEqual(parseCompileArgs([], output), {
+    kind: "run",
+    options: { targets: Object.keys(TARGETS), dryRun: false },
+  });
+  assert.deepEqual(parseCompileArgs(["--target", "aarch64-apple-darwin", "--dry-run"], output), {
+    kind: "run",
+    options: { targets: ["aarch64-apple-darwin"], dryRun: true },
+  });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(parseCompileArgs(["--target", "riscv64-linux"], output), {
+    kind: "exit",
+    code: 2,
+  });
+  assert.match(
+    errors.join("\n"),
+    /Unknown target "riscv64-linux"; one of x86_64-unknown-linux-gnu/,
+  );
 });
 
 Deno.test("the systemd unit runs relay serve as a dedicated user with a state directory and restarts", async () => {

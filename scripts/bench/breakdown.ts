@@ -1,7 +1,7 @@
 /**
  * Where the time of one lease operation goes, without HTTP: runs Relay's own
  * `claim()`, `release()` or `reap()` (lib/leases.ts) in-process on a
- * benchmark database and times every `Store` method they call, the rest of
+ * benchmark database and times every statement method (`Tx`) they call, the rest of
  * each transaction being BEGIN, COMMIT (with its fsync) and glue.
  *
  * ```sh
@@ -9,6 +9,7 @@
  *   --op heartbeat|claim|release|reap [--licenses 100000] [--count 5000] \
  *   [--strategy fifo|lifo|rand] [--no-audit] [--batch 1000] [--pragma key=value]...
  *   [--sql 'STATEMENTS'] [--file-bytes 2700] [--group 64] [--wal] [--checkpointer]
+ * deno run scripts/bench/breakdown.ts --help
  * ```
  *
  * `--sql` runs SQL on the prepared database first, for what-if experiments
@@ -28,14 +29,38 @@
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { claim, type LeasePolicy, reap, release, type Strategy } from "../../lib/leases.ts";
+import { parsePragma } from "../../lib/config.ts";
+import {
+  claim,
+  type LeasePolicy,
+  reap,
+  release,
+  STRATEGIES,
+  type Strategy,
+} from "../../lib/leases.ts";
 import { createLogger } from "../../lib/logger.ts";
 import { openSqliteStore } from "../../lib/storage/sqlite/sqlite_store.ts";
 import { SqliteTx } from "../../lib/storage/sqlite/statements.ts";
-import { buildLicenseDb, checkpoint, leaseDirectly, setHeartbeats } from "./setup.ts";
+import {
+  CONSOLE,
+  integerAtLeast,
+  oneOf,
+  type Parsed,
+  parseScriptArgs,
+  positiveInteger,
+  pragmaList,
+  repeatable,
+  scriptCommand,
+  type ScriptOutput,
+} from "../command_line.ts";
+import { writeBytesOf } from "./procs.ts";
+import { buildLicenseDb, checkpoint, leaseDirectly, nowSeconds, setHeartbeats } from "./setup.ts";
 
-interface Args {
-  op: "heartbeat" | "claim" | "release" | "reap";
+const OPERATIONS = ["heartbeat", "claim", "release", "reap"] as const;
+
+/** What the breakdown was asked to measure. */
+export interface Args {
+  op: typeof OPERATIONS[number];
   licenses: number;
   count: number;
   strategy: Strategy;
@@ -49,60 +74,78 @@ interface Args {
   checkpointer: boolean;
 }
 
-function parse(args: string[]): Args {
-  const out: Args = {
-    op: "heartbeat",
-    licenses: 100_000,
-    count: 5_000,
-    strategy: "fifo",
-    audit: true,
-    batch: 1_000,
-    pragmas: {},
-    sql: [],
-    fileBytes: 2_700,
-    group: 1,
-    wal: false,
-    checkpointer: false,
-  };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const value = () => args[++i];
-    if (flag === "--op") out.op = value() as Args["op"];
-    else if (flag === "--licenses") out.licenses = Number(value());
-    else if (flag === "--count") out.count = Number(value());
-    else if (flag === "--strategy") out.strategy = value() as Strategy;
-    else if (flag === "--no-audit") out.audit = false;
-    else if (flag === "--batch") out.batch = Number(value());
-    else if (flag === "--sql") out.sql.push(value());
-    else if (flag === "--file-bytes") out.fileBytes = Number(value());
-    else if (flag === "--group") out.group = Number(value());
-    else if (flag === "--checkpointer") out.checkpointer = true;
-    else if (flag === "--wal") {
-      out.wal = true;
-      out.pragmas.wal_autocheckpoint = "0";
-    } else if (flag === "--pragma") {
-      const [key, v] = value().split("=");
-      out.pragmas[key] = v;
-    } else throw new Error(`unknown argument ${flag}`);
-  }
-  if (!["heartbeat", "claim", "release", "reap"].includes(out.op)) throw new Error("bad --op");
-  return out;
+/** Random bytes of each license file's body by default: a file of about 3.7 KB, as real ones. */
+const FILE_BYTES = 2_700;
+
+/** Parses the breakdown's command line; prints help or the error through `output`. */
+export function parseBreakdownArgs(args: string[], output: ScriptOutput = CONSOLE): Parsed<Args> {
+  const command = scriptCommand(
+    "scripts/bench/breakdown.ts",
+    "Times Relay's own lease operations in-process on a benchmark database, " +
+      "each Store method apart.",
+    output,
+  )
+    .option(
+      "--op <operation>",
+      `the operation: ${OPERATIONS.join(", ")}`,
+      oneOf(OPERATIONS, "operation"),
+      "heartbeat",
+    )
+    .option("--licenses <n>", "licenses in the database", positiveInteger, 100_000)
+    .option("--count <n>", "operations to time (reap: leases to expire)", positiveInteger, 5_000)
+    .option(
+      "--strategy <strategy>",
+      `how claims choose a license: ${STRATEGIES.join(", ")}`,
+      oneOf(STRATEGIES, "strategy"),
+      "fifo",
+    )
+    .option("--no-audit", "write no audit rows")
+    .option("--batch <n>", "reap: leases per batch, as the server's reaper", positiveInteger, 1_000)
+    .option("--pragma <key=value>", "extra SQLite pragma, repeatable", pragmaList)
+    .option("--sql <statements>", "run SQL on the prepared database first, repeatable", repeatable)
+    .option(
+      "--file-bytes <n>",
+      "random bytes in each license file's body",
+      integerAtLeast(0),
+      FILE_BYTES,
+    )
+    .option(
+      "--group <n>",
+      "operations per transaction, each in a savepoint, as the server's group commit",
+      positiveInteger,
+      1,
+    )
+    .option("--wal", "turn checkpoints off and report the WAL pages each operation wrote")
+    .option("--checkpointer", "run the server's background checkpointer beside it");
+  return parseScriptArgs(command, args, (values) => {
+    const wal = values.wal === true;
+    // --wal turns checkpoints off unless a --pragma sets them.
+    const pragmas: Record<string, string> = wal ? { wal_autocheckpoint: "0" } : {};
+    for (const pragma of (values.pragma as string[] | undefined) ?? []) {
+      const [key, value] = parsePragma(pragma);
+      pragmas[key] = value;
+    }
+    return {
+      op: values.op as Args["op"],
+      licenses: values.licenses as number,
+      count: values.count as number,
+      strategy: values.strategy as Strategy,
+      audit: values.audit as boolean,
+      batch: values.batch as number,
+      pragmas,
+      sql: (values.sql as string[] | undefined) ?? [],
+      fileBytes: values.fileBytes as number,
+      group: values.group as number,
+      wal,
+      checkpointer: values.checkpointer === true,
+    };
+  });
 }
 
 /**
- * Bytes this process has caused to be written (page-cache dirtying), from
- * /proc/<pid>/io, read through `cat` as Deno lets only --allow-all read /proc.
- */
-function writeBytes(): number {
-  const { stdout } = new Deno.Command("cat", { args: [`/proc/${Deno.pid}/io`] }).outputSync();
-  const io = new TextDecoder().decode(stdout);
-  return Number(/^write_bytes: (\d+)$/m.exec(io)?.[1] ?? 0);
-}
-
-/**
- * Wraps every statement method (`SqliteTx`) to add its time to `times`. The
- * methods run their SQL before returning their promise, so the time is the
- * statement's own.
+ * Wraps every statement method (`SqliteTx`) to add its time to `times`. A
+ * method runs its SQL before it returns its promise (node:sqlite is
+ * synchronous), so the time is the statement's own.
  */
 function instrument(times: Map<string, { ms: number; calls: number }>): void {
   const prototype = SqliteTx.prototype as unknown as Record<string, unknown>;
@@ -124,12 +167,14 @@ function instrument(times: Map<string, { ms: number; calls: number }>): void {
   }
 }
 
-async function main(): Promise<void> {
-  const args = parse(Deno.args);
+async function main(): Promise<number> {
+  const parsed = parseBreakdownArgs(Deno.args);
+  if (parsed.kind === "exit") return parsed.code;
+  const args = parsed.options;
   const dir = await Deno.makeTempDir({ prefix: "relay_breakdown_" });
   try {
     const path = `${dir}/relay.sqlite`;
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     await buildLicenseDb(path, args.licenses, now, args.fileBytes);
     const leased = args.op === "claim" ? 0 : args.licenses;
     if (leased > 0) leaseDirectly(path, { count: leased, prefix: "n", heartbeatAt: now, now });
@@ -167,7 +212,7 @@ async function main(): Promise<void> {
     const kinds: Record<string, number> = {};
     const batches: number[] = [];
     let operations = 0;
-    const writtenBefore = writeBytes();
+    const writtenBefore = writeBytesOf(Deno.pid);
     const start = performance.now();
     if (args.op === "reap") {
       for (;;) {
@@ -209,21 +254,21 @@ async function main(): Promise<void> {
         args.audit ? "on" : "off"
       }${Object.keys(args.pragmas).length ? `, pragmas ${JSON.stringify(args.pragmas)}` : ""}${
         args.sql.length ? `, after ${JSON.stringify(args.sql)}` : ""
-      }${args.fileBytes !== 2_700 ? `, file bodies of ${args.fileBytes} random bytes` : ""}${
+      }${args.fileBytes !== FILE_BYTES ? `, file bodies of ${args.fileBytes} random bytes` : ""}${
         args.group > 1 ? `, groups of ${args.group}` : ""
       }: ` +
         `${per(total)} per operation (${JSON.stringify(kinds)})`,
     );
     let inner = 0;
-    const transaction = times.get("transaction")?.ms ?? 0;
     for (const [name, { ms, calls }] of [...times].sort((a, b) => b[1].ms - a[1].ms)) {
-      if (name === "transaction" || name === "close") continue;
+      if (name === "finalize") continue;
       inner += ms;
       console.log(
         `  ${name.padEnd(22)} ${per(ms)}  (${(calls / operations).toFixed(2)} calls per operation)`,
       );
     }
-    console.log(`  ${"BEGIN, COMMIT, glue".padEnd(22)} ${per(transaction - inner)}`);
+    // The rest of the wall time: BEGIN/SAVEPOINT/COMMIT, the queue, promises.
+    console.log(`  ${"BEGIN, COMMIT, glue".padEnd(22)} ${per(total - inner)}`);
     if (args.wal) {
       // A WAL frame is a 24-byte header and one 4,096-byte page.
       console.log(
@@ -233,7 +278,7 @@ async function main(): Promise<void> {
     if (!args.wal) console.log(`  WAL file at the end: ${(walBytes / 2 ** 20).toFixed(1)} MiB`);
     console.log(
       `  KiB dirtied per operation (write_bytes, checkpoints included): ${
-        ((writeBytes() - writtenBefore) / 1024 / operations).toFixed(1)
+        ((writeBytesOf(Deno.pid) - writtenBefore) / 1024 / operations).toFixed(1)
       }`,
     );
     if (batches.length > 0) {
@@ -247,6 +292,7 @@ async function main(): Promise<void> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+  return 0;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) Deno.exit(await main());

@@ -6,6 +6,7 @@
  *
  * ```sh
  * deno run --allow-net=127.0.0.1 scripts/bench/client.ts '<spec JSON>'
+ * deno run scripts/bench/client.ts --help
  * ```
  *
  * Specs:
@@ -19,14 +20,26 @@
  * @module
  */
 
+import { InvalidArgumentError } from "commander";
+import {
+  CONSOLE,
+  type Parsed,
+  parseScriptArgs,
+  scriptCommand,
+  type ScriptOutput,
+} from "../command_line.ts";
 import {
   bucketOf,
+  type ClientSpec,
   type ConnectionResult,
   fingerprintsOf,
   limitOf,
   type LoadPlan,
+  type ProbeResult,
+  type ProbeSpec,
   type RawLoadResult,
   requestOf,
+  RESULT_LINE_PREFIX,
 } from "./plan.ts";
 
 const encoder = new TextEncoder();
@@ -189,11 +202,8 @@ async function runPlan(port: number, plan: LoadPlan, ids: number[]): Promise<Raw
   return { connections, errors };
 }
 
-async function runProbe(
-  port: number,
-  probe: { nodes: string[]; seconds: number },
-): Promise<{ samples: [number, number, number][] }> {
-  const samples: [number, number, number][] = [];
+async function runProbe(port: number, probe: ProbeSpec): Promise<ProbeResult> {
+  const samples: ProbeResult["samples"] = [];
   let stopped = false;
   const deadline = performance.now() + probe.seconds * 1000;
   // Stop when the benchmark closes our stdin.
@@ -226,16 +236,39 @@ async function runProbe(
   return { samples };
 }
 
+/** Parses the client's command line: its one argument, the JSON spec. */
+export function parseClientArgs(
+  args: string[],
+  output: ScriptOutput = CONSOLE,
+): Parsed<ClientSpec> {
+  const command = scriptCommand(
+    "scripts/bench/client.ts",
+    "The Deno load client of the benchmark: runs connections of a load plan, or a probe.",
+    output,
+  ).argument("<spec>", "what to run, as JSON (see the module's documentation)", parseSpec);
+  return parseScriptArgs(command, args, () => command.processedArgs[0] as ClientSpec);
+}
+
+function parseSpec(text: string): ClientSpec {
+  let spec: Record<string, unknown> | null;
+  try {
+    spec = JSON.parse(text);
+  } catch (error) {
+    throw new InvalidArgumentError(`Not JSON: ${(error as Error).message}`);
+  }
+  const valid = typeof spec === "object" && spec !== null && typeof spec.port === "number" &&
+    (spec.probe !== undefined || (spec.plan !== undefined && Array.isArray(spec.ids)));
+  if (!valid) throw new InvalidArgumentError("Expected {port, plan, ids} or {port, probe}");
+  return spec as unknown as ClientSpec;
+}
+
 if (import.meta.main) {
-  const spec = JSON.parse(Deno.args[0]) as {
-    port: number;
-    plan?: LoadPlan;
-    ids?: number[];
-    probe?: { nodes: string[]; seconds: number };
-  };
-  const result = spec.probe
+  const parsed = parseClientArgs(Deno.args);
+  if (parsed.kind === "exit") Deno.exit(parsed.code);
+  const spec = parsed.options;
+  const result = "probe" in spec
     ? await runProbe(spec.port, spec.probe)
-    : await runPlan(spec.port, spec.plan!, spec.ids!);
-  console.log(`RELAY_BENCH_JSON ${JSON.stringify(result)}`);
+    : await runPlan(spec.port, spec.plan, spec.ids);
+  console.log(`${RESULT_LINE_PREFIX}${JSON.stringify(result)}`);
   Deno.exit(0);
 }

@@ -124,3 +124,40 @@ export function requestOf(
       return { method: "DELETE", path: `/v1/nodes/${plan.prefix}${c}-${k}` };
   }
 }
+
+/**
+ * `total` split into `parts` near-equal whole shares, the larger ones first
+ * (e.g. per-connection claim quotas that together take every free license).
+ */
+export function splitEvenly(total: number, parts: number): number[] {
+  return Array.from(
+    { length: parts },
+    (_, i) => Math.floor(total / parts) + (i < total % parts ? 1 : 0),
+  );
+}
+
+/** The prefix of the one stdout line in which a load generator or probe prints its result. */
+export const RESULT_LINE_PREFIX = "RELAY_BENCH_JSON ";
+
+/** The JSON value of the first result line among `lines`, if any. */
+export function resultOf<T>(lines: string[]): T | undefined {
+  const line = lines.find((l) => l.startsWith(RESULT_LINE_PREFIX));
+  return line === undefined ? undefined : JSON.parse(line.slice(RESULT_LINE_PREFIX.length)) as T;
+}
+
+/** What a probe does: one connection per node, alternating health checks and its heartbeat. */
+export interface ProbeSpec {
+  nodes: string[];
+  /** At most this long; it stops earlier when its stdin closes. */
+  seconds: number;
+}
+
+/** What a probe prints: each request's start (epoch ms), latency (ms) and status. */
+export interface ProbeResult {
+  samples: [number, number, number][];
+}
+
+/** The one argument of a `client.ts` process, as JSON: connections of a plan, or a probe. */
+export type ClientSpec =
+  | { port: number; plan: LoadPlan; ids: number[] }
+  | { port: number; probe: ProbeSpec };

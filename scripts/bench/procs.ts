@@ -66,14 +66,9 @@ export function spawn(
         // Already exited.
       }
     },
-    async stop(graceMs = 10_000) {
+    stop(graceMs = 10_000) {
       spawned.kill("SIGTERM");
-      const timer = setTimeout(() => spawned.kill("SIGKILL"), graceMs);
-      try {
-        return await spawned.done;
-      } finally {
-        clearTimeout(timer);
-      }
+      return exitWithin(spawned, graceMs);
     },
   };
   const pump = async (
@@ -135,6 +130,24 @@ export async function withTimeout<T>(promise: Promise<T>, ms: number, what: stri
         timer = setTimeout(() => reject(new Error(`${what}: no result after ${ms} ms`)), ms);
       }),
     ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Waits for `process` to exit, killing it (SIGKILL) if it still runs after
+ * `ms`; resolves with its exit status either way.
+ */
+export async function exitWithin(process: Spawned, ms: number): Promise<Deno.CommandStatus> {
+  const timer = setTimeout(() => process.kill(), ms);
+  try {
+    return await process.done;
   } finally {
     clearTimeout(timer);
   }

@@ -10,6 +10,7 @@
  *   scripts/bench/profile.ts --mode claim|heartbeat|release|cycle [--licenses 100000] \
  *   [--strategy fifo|lifo|rand] [--no-audit] [--seconds 6] [--connections 64] \
  *   [--pragma key=value]... [--top 20] [--load wrk|deno]
+ * deno run scripts/bench/profile.ts --help
  * ```
  *
  * node:sqlite is synchronous, so time inside SQLite (including each commit's
@@ -19,56 +20,81 @@
  * @module
  */
 
-import { fileURLToPath } from "node:url";
-import { RELAY_PERMISSIONS } from "../permissions.ts";
-import { type Generator, runLoad } from "./load.ts";
-import type { LoadPlan } from "./plan.ts";
-import { killAll, spawn } from "./procs.ts";
-import { buildLicenseDb, checkpoint, leaseDirectly } from "./setup.ts";
-import type { Strategy } from "../../lib/leases.ts";
+import { STRATEGIES, type Strategy } from "../../lib/leases.ts";
+import {
+  CONSOLE,
+  oneOf,
+  type Parsed,
+  parseScriptArgs,
+  positiveInteger,
+  pragmaList,
+  scriptCommand,
+  type ScriptOutput,
+} from "../command_line.ts";
+import { type Generator, GENERATORS, runLoad } from "./load.ts";
+import { type LoadPlan, splitEvenly } from "./plan.ts";
+import { killAll } from "./procs.ts";
+import { startRelay } from "./servers.ts";
+import { buildLicenseDb, checkpoint, leaseDirectly, nowSeconds } from "./setup.ts";
 
-const MAIN = fileURLToPath(new URL("../../main.ts", import.meta.url));
+const MODES = ["claim", "heartbeat", "release", "cycle"] as const;
 
-interface Args {
-  mode: "claim" | "heartbeat" | "release" | "cycle";
+/** What the profile was asked to run. */
+export interface Args {
+  mode: typeof MODES[number];
   licenses: number;
   strategy: Strategy;
   audit: boolean;
   seconds: number;
   connections: number;
+  /** `key=value` pragmas for `relay --pragma`. */
   pragmas: string[];
   top: number;
   load: Generator;
 }
 
-function parse(args: string[]): Args {
-  const out: Args = {
-    mode: "heartbeat",
-    licenses: 100_000,
-    strategy: "fifo",
-    audit: true,
-    seconds: 6,
-    connections: 64,
-    pragmas: [],
-    top: 20,
-    load: "wrk",
-  };
-  for (let i = 0; i < args.length; i++) {
-    const flag = args[i];
-    const value = () => args[++i];
-    if (flag === "--mode") out.mode = value() as Args["mode"];
-    else if (flag === "--licenses") out.licenses = Number(value());
-    else if (flag === "--strategy") out.strategy = value() as Strategy;
-    else if (flag === "--no-audit") out.audit = false;
-    else if (flag === "--seconds") out.seconds = Number(value());
-    else if (flag === "--connections") out.connections = Number(value());
-    else if (flag === "--pragma") out.pragmas.push(value());
-    else if (flag === "--top") out.top = Number(value());
-    else if (flag === "--load") out.load = value() as Generator;
-    else throw new Error(`unknown argument ${flag}`);
-  }
-  if (!["claim", "heartbeat", "release", "cycle"].includes(out.mode)) throw new Error("bad --mode");
-  return out;
+/** Parses the profile's command line; prints help or the error through `output`. */
+export function parseProfileArgs(args: string[], output: ScriptOutput = CONSOLE): Parsed<Args> {
+  const command = scriptCommand(
+    "scripts/bench/profile.ts",
+    "Profiles a loaded relay serve (V8 CPU profile) and summarises where its time goes.",
+    output,
+  )
+    .option(
+      "--mode <mode>",
+      `the load pattern: ${MODES.join(", ")}`,
+      oneOf(MODES, "mode"),
+      "heartbeat",
+    )
+    .option("--licenses <n>", "licenses in the database", positiveInteger, 100_000)
+    .option(
+      "--strategy <strategy>",
+      `how claims choose a license: ${STRATEGIES.join(", ")}`,
+      oneOf(STRATEGIES, "strategy"),
+      "fifo",
+    )
+    .option("--no-audit", "write no audit rows")
+    .option("--seconds <n>", "length of the load run", positiveInteger, 6)
+    .option("--connections <n>", "keep-alive connections", positiveInteger, 64)
+    .option("--pragma <key=value>", "extra SQLite pragma of the server, repeatable", pragmaList)
+    .option("--top <n>", "functions listed per table", positiveInteger, 20)
+    .option(
+      "--load <generator>",
+      `load generator: ${GENERATORS.join(", ")}`,
+      oneOf(GENERATORS, "load generator"),
+      "wrk",
+    );
+  return parseScriptArgs(command, args, (values) => ({
+    mode: values.mode as Args["mode"],
+    licenses: values.licenses as number,
+    strategy: values.strategy as Strategy,
+    audit: values.audit as boolean,
+    seconds: values.seconds as number,
+    connections: values.connections as number,
+    pragmas: (values.pragma as string[] | undefined) ?? [],
+    top: values.top as number,
+    load: values.load as Generator,
+  }));
 }
 
 interface ProfileNode {
@@ -150,40 +176,34 @@ export function summarise(profile: CpuProfile, top: number): void {
   }
 }
 
-async function main(): Promise<void> {
-  const args = parse(Deno.args);
+async function main(): Promise<number> {
+  const parsed = parseProfileArgs(Deno.args);
+  if (parsed.kind === "exit") return parsed.code;
+  const args = parsed.options;
   const dir = await Deno.makeTempDir({ prefix: "relay_profile_" });
   try {
     const path = `${dir}/relay.sqlite`;
-    const now = Math.floor(Date.now() / 1000);
+    const now = nowSeconds();
     await buildLicenseDb(path, args.licenses, now);
     if (args.mode === "heartbeat" || args.mode === "release") {
       leaseDirectly(path, { count: args.licenses, prefix: "n", heartbeatAt: now, now });
     }
     checkpoint(path);
-    const relayArgs = ["run", "--quiet", "--cpu-prof", `--cpu-prof-dir=${dir}`];
-    relayArgs.push(...RELAY_PERMISSIONS, MAIN);
-    if (!args.audit) relayArgs.push("--no-audit");
-    for (const pragma of args.pragmas) relayArgs.push("--pragma", pragma);
-    relayArgs.push("--database", path, "serve", "--bind", "127.0.0.1", "--port", "0");
-    relayArgs.push("--strategy", args.strategy, "--ttl", "24h");
-    const server = spawn(Deno.execPath(), relayArgs);
-    const port = await new Promise<number>((resolve, reject) => {
-      server.onStdout = (line) => {
-        if (line.includes("relay listening")) resolve(Number(JSON.parse(line).port));
-      };
-      server.done.then(() => reject(new Error(`relay exited: ${server.stderr.join("\n")}`)));
+    const server = await startRelay({
+      database: path,
+      strategy: args.strategy,
+      audit: args.audit,
+      pragmas: args.pragmas,
+      denoFlags: ["--cpu-prof", `--cpu-prof-dir=${dir}`],
     });
     const C = args.connections;
-    const split = (total: number) =>
-      Array.from({ length: C }, (_, i) => Math.floor(total / C) + (i < total % C ? 1 : 0));
     const plan: LoadPlan = args.mode === "claim"
       ? {
         mode: "claim",
         connections: C,
         seconds: args.seconds,
         prefix: "p-",
-        quota: split(args.licenses),
+        quota: splitEvenly(args.licenses, C),
       }
       : args.mode === "cycle"
       ? { mode: "cycle", connections: C, seconds: args.seconds, prefix: "y-" }
@@ -193,13 +213,14 @@ async function main(): Promise<void> {
         seconds: args.seconds,
         set: { kind: "range", prefix: "n", total: args.licenses },
       };
-    const result = await runLoad(args.load, port, plan, { workDir: dir });
+    const result = await runLoad(args.load, server.port, plan, { workDir: dir });
     console.log(
       `${args.mode}, ${args.licenses.toLocaleString("en-US")} licenses, ${args.strategy}, audit ${
         args.audit ? "on" : "off"
       }${args.pragmas.length ? `, ${args.pragmas.join(" ")}` : ""}: ${result.rate.toFixed(0)}/s, ` +
         `p50 ${result.p50} ms, p99 ${result.p99} ms, statuses ${JSON.stringify(result.statuses)}`,
     );
+    // Stopped gracefully, V8 writes the profiles.
     await server.stop(30_000);
     // One profile per thread: the main (JavaScript) thread, and the checkpoint worker's.
     const profiles: { thread: string; profile: CpuProfile }[] = [];
@@ -221,6 +242,7 @@ async function main(): Promise<void> {
     await killAll();
     await Deno.remove(dir, { recursive: true });
   }
+  return 0;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) Deno.exit(await main());

@@ -1,6 +1,6 @@
 /**
  * Databases for `scripts/bench.ts`, built fast: licenses are inserted through
- * the product's own `openStore()` and `Store.insertLicense()` in one
+ * the product's own `openStore()` and `Tx.insertLicense()` in one
  * transaction, with unique, realistically sized file bytes (a random body
  * framed like a Keygen license file, about 3.7 KB) instead of minted and
  * verified files; leases are made by writing the rows directly, as a running
@@ -12,6 +12,12 @@
 import { DatabaseSync } from "node:sqlite";
 import { openStore } from "../../lib/storage/open.ts";
 import type { NewLicenseRow } from "../../lib/storage/store.ts";
+import { DEFAULT_TTL_SECONDS, frameLicenseFile, randomLicenseKey } from "../mint.ts";
+
+/** The current unix time in whole seconds, as the database rows hold it. */
+export function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}
 
 /** Random bytes in a license file's body: 3,600 base64 characters, like a real file. */
 const BODY_BYTES = 2700;
@@ -19,17 +25,7 @@ const BODY_BYTES = 2700;
 /** A unique file shaped like a Keygen license file (header, base64 at 60 columns, footer). */
 function licenseFile(random: Uint8Array, encoder: TextEncoder): Uint8Array {
   crypto.getRandomValues(random);
-  const base64 = random.toBase64();
-  const lines: string[] = [];
-  for (let i = 0; i < base64.length; i += 60) lines.push(base64.slice(i, i + 60));
-  return encoder.encode(
-    `-----BEGIN LICENSE FILE-----\n${lines.join("\n")}\n-----END LICENSE FILE-----\n`,
-  );
-}
-
-function licenseKey(): string {
-  const hex = crypto.getRandomValues(new Uint8Array(15)).toHex().toUpperCase();
-  return `${hex.match(/.{6}/g)!.join("-")}-V3`;
+  return encoder.encode(frameLicenseFile(random.toBase64()));
 }
 
 /** A free license in the default pool, with a unique file and key, valid for 30 days. */
@@ -37,10 +33,10 @@ function licenseRow(random: Uint8Array, encoder: TextEncoder, now: number): NewL
   return {
     guid: crypto.randomUUID(),
     file: licenseFile(random, encoder),
-    key: licenseKey(),
+    key: randomLicenseKey(),
     poolId: null,
     fileIssuedAt: now,
-    fileExpiresAt: now + 30 * 86_400,
+    fileExpiresAt: now + DEFAULT_TTL_SECONDS,
     expiresAt: null,
   };
 }
@@ -195,29 +191,23 @@ export function checkpoint(path: string): void {
 export class Reader {
   #db: DatabaseSync;
   #free;
-  #active;
   #expired;
 
+  /** Opens `path` read-only. */
   constructor(path: string) {
     this.#db = new DatabaseSync(path, { readOnly: true });
     this.#db.exec("PRAGMA busy_timeout = 5000");
     this.#free = this.#db.prepare(
       "SELECT count(*) AS n FROM licenses WHERE pool_id IS NULL AND node_id IS NULL",
     );
-    this.#active = this.#db.prepare(
-      "SELECT count(*) AS n FROM nodes WHERE deactivated_at IS NULL",
-    );
     this.#expired = this.#db.prepare(
       "SELECT count(*) AS n FROM nodes WHERE deactivated_at IS NULL AND last_heartbeat_at <= ?",
     );
   }
 
+  /** Free licenses of the default pool. */
   freeLicenses(): number {
     return Number(this.#free.get()!.n);
-  }
-
-  activeNodes(): number {
-    return Number(this.#active.get()!.n);
   }
 
   /** Active nodes whose last heartbeat is at or before `cutoff`. */
@@ -225,8 +215,14 @@ export class Reader {
     return Number(this.#expired.get(cutoff)!.n);
   }
 
+  /** Closes the read-only connection. */
   close(): void {
     this.#db.close();
+  }
+
+  /** Closes the connection at the end of a `using` block. */
+  [Symbol.dispose](): void {
+    this.close();
   }
 }
 

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { importPublicKey, parseCertificate, verifyLicenseFile } from "../../lib/license_file.ts";
+import {
+  DEFAULT_TTL_SECONDS,
+  generateKeyPair,
+  main,
+  mintLicenseFile,
+  parseMintArgs,
+} from "../../scripts/mint.ts";
 import { unixSeconds } from "../../lib/time.ts";
-import { generateKeyPair, main, mintLicenseFile } from "../../scripts/mint.ts";
 import { KEYGEN } from "../helpers.ts";
 
 const REAL_FILE = KEYGEN.licenses[0].path;
@@ -127,5 +133,108 @@ Deno.test("mint CLI refuses bad arguments with exit code 2", async () => {
     ]
   ) {
     assert.equal(await mint(args), 2, args.join(" "));
+  }
+});
+
+Deno.test("parseMintArgs() has the defaults of the usage text", () => {
+  const quiet = { print: () => {}, printError: () => {} };
+  assert.deepEqual(parseMintArgs(["--out", "dir"], quiet), {
+    kind: "run",
+    options: {
+      out: "dir",
+      count: 1,
+      algorithm: "aes-256-gcm+ed25519",
+      kind: "ed25519",
+      ttl: DEFAULT_TTL_SECONDS,
+      expired: false,
+      entitlements: [],
+    },
+  });
+  assert.deepEqual(
+    parseMintArgs(
+      ["--out=dir", "--rsa", "--ttl", "none", "--entitlement", "A", "--entitlement=B"],
+      quiet,
+    ),
+    {
+      kind: "run",
+      options: {
+        out: "dir",
+        count: 1,
+        algorithm: "aes-256-gcm+rsa-pss-sha256",
+        kind: "rsa",
+        ttl: null,
+        expired: false,
+        entitlements: ["A", "B"],
+      },
+    },
+  );
+});
+
+Deno.test("mint CLI says why it refuses an argument", async (t) => {
+  const cases: [string[], string][] = [
+    [[], "error: required option '--out <dir>' not specified"],
+    [
+      ["--out", "x", "--count", "0"],
+      "'--count <n>' argument '0' is invalid. Expected a positive integer",
+    ],
+    [
+      ["--out", "x", "--algorithm", "aes-256-cbc+ed25519"],
+      `Unknown algorithm "aes-256-cbc+ed25519"`,
+    ],
+    [
+      ["--out", "x", "--rsa", "--algorithm", "base64+ed25519"],
+      `--rsa conflicts with --algorithm "base64+ed25519"`,
+    ],
+    [["--out", "x", "--ttl", "-5"], "Expected a positive number of seconds, or none"],
+    [
+      ["--out", "x", "--ttl", "none", "--expired"],
+      "--expired needs a ttl: without one a file never expires",
+    ],
+  ];
+  for (const [args, message] of cases) {
+    await t.step(args.join(" ") || "(none)", async () => {
+      const stderr: string[] = [];
+      assert.equal(await main(args, () => {}, (text) => stderr.push(text)), 2);
+      assert.ok(stderr.join("\n").includes(message), stderr.join("\n"));
+    });
+  }
+});
+
+Deno.test("deno task mint prints its help and mints files, with only --allow-write", async () => {
+  const task = (...args: string[]) =>
+    new Deno.Command(Deno.execPath(), {
+      args: ["task", "--quiet", "mint", ...args],
+      cwd: new URL("../..", import.meta.url),
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+  const help = await task("--help");
+  assert.equal(help.code, 0, new TextDecoder().decode(help.stderr));
+  const text = new TextDecoder().decode(help.stdout);
+  assert.match(text, /^Usage: deno task mint --out DIR \[options\]/);
+  for (
+    const flag of [
+      "--out",
+      "--count",
+      "--algorithm",
+      "--rsa",
+      "--ttl",
+      "--expired",
+      "--entitlement",
+    ]
+  ) {
+    assert.ok(text.includes(`  ${flag} `), flag);
+  }
+  const out = await Deno.makeTempDir();
+  try {
+    const minted = await task("--out", out, "--count", "2");
+    assert.equal(minted.code, 0, new TextDecoder().decode(minted.stderr));
+    assert.equal(
+      new TextDecoder().decode(minted.stdout).trim(),
+      `Minted 2 license file(s) (aes-256-gcm+ed25519, ttl ${DEFAULT_TTL_SECONDS} s) into ${out}`,
+    );
+    assert.equal([...Deno.readDirSync(out)].length, 5);
+  } finally {
+    await Deno.remove(out, { recursive: true });
   }
 });
