@@ -43,6 +43,11 @@ export async function runRelay(
   }
 }
 
+/** What `relay add` prints for these license ids. */
+export function addedLines(guids: readonly string[]): string {
+  return guids.map((guid) => `license added successfully: ${guid}\n`).join("");
+}
+
 /** Guids of the stored licenses in row-id order; [] when the database does not exist. */
 export async function storedGuids(db: string): Promise<string[]> {
   if (!(await exists(db))) return [];
