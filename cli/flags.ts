@@ -33,8 +33,6 @@ export interface FlagSpec {
   readonly required?: true;
   /** Repeatable, and each value may be a comma-separated list. */
   readonly list?: true;
-  /** A path, taken from the folder the command was run in (`INIT_CWD` under `deno task`). */
-  readonly path?: true;
 }
 
 /** `--plain` of `ls` and `stat`: `NO_COLOR` and `CI` ask for plain output as well. */
@@ -48,7 +46,6 @@ export const FLAGS = {
       env: ["RELAY_DATABASE"],
       default: DEFAULT_DATABASE,
       description: "path of the SQLite database file",
-      path: true,
     },
     noAudit: {
       flags: "--no-audit",
@@ -74,7 +71,6 @@ export const FLAGS = {
       description: "license file to add; repeat it or separate paths with commas",
       required: true,
       list: true,
-      path: true,
     },
     key: {
       flags: "--key <key>",
@@ -179,19 +175,16 @@ export const FLAGS = {
       flags: "--signing-secret-file <path>",
       env: ["RELAY_SIGNING_SECRET_FILE"],
       description: "read the signing secret from a file, keeping it out of the process list",
-      path: true,
     },
     tlsCert: {
       flags: "--tls-cert <path>",
       env: ["RELAY_TLS_CERT"],
       description: "serve HTTPS with this PEM certificate chain",
-      path: true,
     },
     tlsKey: {
       flags: "--tls-key <path>",
       env: ["RELAY_TLS_KEY"],
       description: "the PEM private key of --tls-cert",
-      path: true,
     },
     auditRetention: {
       flags: "--audit-retention <duration>",

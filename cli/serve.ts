@@ -1,7 +1,8 @@
 /**
  * `relay serve`: the leasing server. Parses its flags once into a
- * `ServeConfig` (`cli/serve_config.ts`), opens the store, serves the API with `Deno.serve`, runs the
- * reaper, and shuts down gracefully on SIGINT/SIGTERM.
+ * `ServeConfig` (`cli/serve_config.ts`), opens the store, serves the API
+ * with `Deno.serve`, runs the reaper, and shuts down gracefully on
+ * SIGINT/SIGTERM.
  *
  * @module
  */
