@@ -13,9 +13,10 @@ import {
 } from "../lib/errors.ts";
 import { importPublicKey, type PublicKey } from "../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../lib/licenses.ts";
+import type { CommandContext } from "./context.ts";
 import { readSmallFile } from "./files.ts";
+import { flagOption, FLAGS, flagValue } from "./flags.ts";
 import { startProgress } from "./output.ts";
-import { collectList, type CommandContext, envValue } from "./program.ts";
 
 /** Files from this many on get a progress bar (on a terminal). */
 const PROGRESS_THRESHOLD = 10;
@@ -31,28 +32,17 @@ interface AddOptions {
 export function addCommand(context: CommandContext): Command {
   return new Command("add")
     .description("verify license files and add them to the pool (all or nothing)")
-    .requiredOption(
-      "--file <path>",
-      "license file to add; repeat it or separate paths with commas",
-      collectList,
-    )
-    .requiredOption(
-      "--key <key>",
-      "license key of each --file, in the same order; repeat it or separate keys with commas",
-      collectList,
-    )
-    .option(
-      "--public-key <key|path>",
-      "your Keygen account's public key (64 hex chars for Ed25519, or RSA PEM), or a file holding it [$RELAY_PUBLIC_KEY]",
-    )
-    .option("--pool <name>", "pool to add the licenses to, created if missing [$RELAY_POOL]")
+    .addOption(flagOption(FLAGS.add.file))
+    .addOption(flagOption(FLAGS.add.key))
+    .addOption(flagOption(FLAGS.add.publicKey))
+    .addOption(flagOption(FLAGS.add.pool))
     .action(async (options: AddOptions) => {
       const { io } = context;
-      const publicKeyText = options.publicKey ?? envValue(io.env, "RELAY_PUBLIC_KEY");
+      const publicKeyText = flagValue(FLAGS.add.publicKey, options.publicKey, io.env);
       if (!publicKeyText) {
-        throw new UsageError("required option '--public-key <key|path>' not specified");
+        throw new UsageError(`required option '${FLAGS.add.publicKey.flags}' not specified`);
       }
-      const pool = options.pool ?? envValue(io.env, "RELAY_POOL");
+      const pool = flagValue(FLAGS.add.pool, options.pool, io.env);
       if (pool !== undefined && pool.trim() === "") {
         throw new UsageError("Pool name must not be empty");
       }
@@ -66,10 +56,11 @@ export function addCommand(context: CommandContext): Command {
         );
       }
 
-      const publicKey = await resolvePublicKey(publicKeyText);
+      const publicKey = await resolvePublicKey(publicKeyText, context);
       const inputs: LicenseInput[] = [];
       for (const [i, path] of options.file.entries()) {
-        const certificate = await readSmallFile(path, "license file");
+        // The source stays as typed: messages and logs name the file by it.
+        const certificate = await readSmallFile(context.path(path), "license file");
         inputs.push({ source: path, certificate, key: options.key[i] });
       }
 
@@ -111,16 +102,16 @@ export function addCommand(context: CommandContext): Command {
 
 /**
  * The public key itself (64 hex chars, or PEM text), or the path of a file
- * that holds it.
+ * that holds it (resolved as the user's paths are).
  */
-async function resolvePublicKey(text: string): Promise<PublicKey> {
+async function resolvePublicKey(text: string, context: CommandContext): Promise<PublicKey> {
   const trimmed = text.trim();
   if (/^[0-9a-f]{64}$/i.test(trimmed) || trimmed.includes("-----BEGIN")) {
     return await importPublicKey(trimmed);
   }
   let contents: Uint8Array;
   try {
-    contents = await readSmallFile(trimmed, "public key file", 64 * 1024);
+    contents = await readSmallFile(context.path(trimmed), "public key file", 64 * 1024);
   } catch (error) {
     if (!(error instanceof UnreadableFileError)) throw error;
     throw withContext(

@@ -7,18 +7,15 @@
 import { Command } from "commander";
 import { UsageError } from "../lib/errors.ts";
 import { removeLicenses } from "../lib/licenses.ts";
-import { collectList, type CommandContext } from "./program.ts";
+import type { CommandContext } from "./context.ts";
+import { flagOption, FLAGS } from "./flags.ts";
 
 /** Builds the `del` command. */
 export function delCommand(context: CommandContext): Command {
   return new Command("del")
     .description("delete licenses from the pool (all or nothing)")
-    .requiredOption(
-      "--license <id>",
-      "id of a license to delete; repeat it or separate ids with commas",
-      collectList,
-    )
-    .option("--force", "also delete licenses that a node is leasing right now")
+    .addOption(flagOption(FLAGS.del.license))
+    .addOption(flagOption(FLAGS.del.force))
     .action(async (options: { license: string[]; force?: boolean }) => {
       if (options.license.length === 0) {
         throw new UsageError("--license needs at least one license id");

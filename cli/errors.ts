@@ -13,6 +13,7 @@
 
 import { CommanderError } from "commander";
 import { RelayError } from "../lib/errors.ts";
+import type { UserPaths } from "./paths.ts";
 
 /** Exit code of a successful command. */
 export const EXIT_OK = 0;
@@ -23,23 +24,24 @@ export const EXIT_USAGE = 2;
 
 /**
  * Reports `error` on `stderr` (unless commander already did) and returns the
- * exit code for it.
+ * exit code for it. Paths in the message are quoted as the user typed them
+ * (`paths`), though the layers below only saw them resolved.
  */
 export function reportError(
   error: unknown,
-  stderr: (text: string) => void,
-  verbosity: number,
+  options: { stderr: (text: string) => void; verbosity: number; paths: UserPaths },
 ): number {
+  const { stderr, verbosity, paths } = options;
   if (error instanceof CommanderError) {
     // Commander has written its own message (or the help text) already.
     return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
   }
   if (error instanceof RelayError) {
-    stderr(`error: ${error.message}\n`);
+    stderr(`error: ${paths.asTyped(error.message)}\n`);
     return error.code === "usage" ? EXIT_USAGE : EXIT_FAILURE;
   }
   const message = error instanceof Error ? error.message : String(error);
-  stderr(`error: ${message}\n`);
+  stderr(`error: ${paths.asTyped(message)}\n`);
   if (verbosity >= 2 && error instanceof Error && error.stack) {
     stderr(`${error.stack}\n`);
   }

@@ -13,23 +13,23 @@ import {
   renderBoxTable,
   renderPlainTable,
 } from "./output.ts";
-import { type CommandContext, envValue, wantsPlain } from "./program.ts";
+import type { CommandContext } from "./context.ts";
+import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
 
 /** Builds the `ls` command. */
 export function lsCommand(context: CommandContext): Command {
   return new Command("ls")
     .description("list the licenses in the pool, with lease state and stats")
-    .option("--pool <name>", "list only this pool's licenses [$RELAY_POOL]")
-    .option("--plain", "plain text table, one line per license [$RELAY_PLAIN=1]")
-    .option("--json", "JSON array, for scripts")
+    .addOption(flagOption(FLAGS.ls.pool))
+    .addOption(flagOption(FLAGS.ls.plain))
+    .addOption(flagOption(FLAGS.ls.json))
     .action(async (options: { pool?: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
+      const pool = flagValue(FLAGS.ls.pool, options.pool, io.env);
       const store = await context.openStore();
       let licenses;
       try {
-        licenses = await listLicenses(store, {
-          pool: options.pool ?? envValue(io.env, "RELAY_POOL"),
-        });
+        licenses = await listLicenses(store, { pool });
       } finally {
         await store.close();
       }

@@ -13,15 +13,16 @@ import {
   renderBoxTable,
   renderPlainTable,
 } from "./output.ts";
-import { type CommandContext, wantsPlain } from "./program.ts";
+import type { CommandContext } from "./context.ts";
+import { flagOption, FLAGS, wantsPlain } from "./flags.ts";
 
 /** Builds the `stat` command. */
 export function statCommand(context: CommandContext): Command {
   return new Command("stat")
     .description("show one license in full, with the node that leases it")
-    .requiredOption("--license <id>", "id of the license")
-    .option("--plain", "plain text table [$RELAY_PLAIN=1]")
-    .option("--json", "JSON object, for scripts")
+    .addOption(flagOption(FLAGS.stat.license))
+    .addOption(flagOption(FLAGS.stat.plain))
+    .addOption(flagOption(FLAGS.stat.json))
     .action(async (options: { license: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
       const store = await context.openStore();

@@ -6,7 +6,7 @@
 
 import { Command } from "commander";
 import denoJson from "../deno.json" with { type: "json" };
-import type { CommandContext } from "./program.ts";
+import type { CommandContext } from "./context.ts";
 
 /** This Relay's version, from `deno.json`. */
 export const VERSION: string = denoJson.version;

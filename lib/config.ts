@@ -1,7 +1,8 @@
 /**
  * Typed configuration shared by every command, and the parsers for the values
  * that flags and environment variables carry. The CLI fills these objects once
- * (`cli/program.ts`); nothing below it reads flags or the environment.
+ * (`cli/context.ts`, `cli/serve_config.ts`, from the flag table in
+ * `cli/flags.ts`); nothing below it reads flags or the environment.
  *
  * @module
  */
@@ -10,7 +11,7 @@ import { UsageError } from "./errors.ts";
 
 /** Settings every command has. */
 export interface GlobalConfig {
-  /** Path of the SQLite database file. */
+  /** Path of the SQLite database file (the CLI resolved a relative one), or `:memory:`. */
   database: string;
   /** Whether audit rows are written. */
   audit: boolean;

@@ -10,8 +10,8 @@
 
 import assert from "node:assert/strict";
 import { MAX_FILE_BYTES } from "../../cli/files.ts";
-import { type CliResult, mintFiles, runCli, tempDir } from "../helpers.ts";
-import { dbPath, storedGuids } from "./support.ts";
+import { type CliResult, mintFiles, tempDir } from "../helpers.ts";
+import { dbPath, runRelay, storedGuids } from "./support.ts";
 
 /** Exit 1, nothing on stdout, exactly one `error: ` line that names `path` in quotes. */
 function assertRefused(result: CliResult, path: string, says: RegExp): void {
@@ -69,7 +69,7 @@ Deno.test("relay add refuses inputs that are not license files and stores nothin
 
   /** `relay add` with the good file and then `path`; refused, nothing stored. */
   async function addWithGood(path: string, says: RegExp): Promise<void> {
-    const result = await runCli(
+    const result = await runRelay(
       ["add", "--file", good.path, "--key", good.key, "--file", path, "--key", good.key],
       { cwd: dir.path, env: { RELAY_PUBLIC_KEY: publicKey }, timeoutMs: 30_000 },
     );
@@ -117,7 +117,7 @@ Deno.test("relay add refuses inputs that are not license files and stores nothin
   await t.step("a public key path that is a directory", async () => {
     const keyDir = `${dir.path}/public_key.d`;
     await Deno.mkdir(keyDir);
-    const result = await runCli(
+    const result = await runRelay(
       ["add", "--file", good.path, "--key", good.key, "--public-key", keyDir],
       { cwd: dir.path, timeoutMs: 30_000 },
     );

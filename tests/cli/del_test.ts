@@ -5,8 +5,8 @@
  */
 
 import assert from "node:assert/strict";
-import { auditTrail, type MintedFile, mintFiles, query, runCli, tempDir } from "../helpers.ts";
-import { auditCount, dbPath, fileArgs, lease, rowId, storedGuids } from "./support.ts";
+import { auditTrail, type MintedFile, mintFiles, query, tempDir } from "../helpers.ts";
+import { auditCount, dbPath, fileArgs, lease, rowId, runRelay, storedGuids } from "./support.ts";
 
 function deletedLines(guids: readonly string[]): string {
   return guids.map((guid) => `license deleted successfully: ${guid}\n`).join("");
@@ -19,7 +19,7 @@ async function poolWith(
   pool?: string,
 ): Promise<{ db: string; files: MintedFile[] }> {
   const { publicKey, files } = await mintFiles(dir, count);
-  const result = await runCli(
+  const result = await runRelay(
     ["add", ...fileArgs(files), "--public-key", publicKey, ...(pool ? ["--pool", pool] : [])],
     { cwd: dir },
   );
@@ -37,7 +37,7 @@ Deno.test("relay del deletes licenses given by repeated flags and comma lists", 
   assert.equal(trailBefore.length, 6);
 
   await t.step("repeated --license", async () => {
-    const result = await runCli(["del", "--license", b.id, "--license", a.id], { cwd: dir.path });
+    const result = await runRelay(["del", "--license", b.id, "--license", a.id], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(result.stdout, deletedLines([b.id, a.id]));
@@ -49,7 +49,7 @@ Deno.test("relay del deletes licenses given by repeated flags and comma lists", 
   });
 
   await t.step("a comma list", async () => {
-    const result = await runCli(["del", "--license", `${c.id},${e.id}`], { cwd: dir.path });
+    const result = await runRelay(["del", "--license", `${c.id},${e.id}`], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(result.stdout, deletedLines([c.id, e.id]));
@@ -64,7 +64,7 @@ Deno.test("relay del deletes licenses given by repeated flags and comma lists", 
     await using other = await tempDir();
     const { db, files } = await poolWith(other.path, 1);
     const id = rowId(db, files[0].id);
-    const result = await runCli(["del", "--license", files[0].id], { cwd: other.path });
+    const result = await runRelay(["del", "--license", files[0].id], { cwd: other.path });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, deletedLines([files[0].id]));
     assert.deepEqual(auditTrail(db), [
@@ -86,7 +86,7 @@ Deno.test("relay del refuses an unknown id and deletes nothing", async (t) => {
   ];
   for (const [name, args] of cases) {
     await t.step(name, async () => {
-      const result = await runCli(["del", ...args], { cwd: dir.path });
+      const result = await runRelay(["del", ...args], { cwd: dir.path });
       assert.equal(result.code, 1);
       assert.equal(result.stdout, "");
       assert.ok(result.stderr.startsWith("error: "), result.stderr);
@@ -113,7 +113,7 @@ Deno.test("relay del refuses a leased license unless --force", async (t) => {
     ] as [string, string[]][]
   ) {
     await t.step(`without --force: ${name}`, async () => {
-      const result = await runCli(["del", ...args], { cwd: dir.path });
+      const result = await runRelay(["del", ...args], { cwd: dir.path });
       assert.equal(result.code, 1);
       assert.equal(result.stdout, "");
       assert.ok(result.stderr.startsWith("error: "), result.stderr);
@@ -125,7 +125,7 @@ Deno.test("relay del refuses a leased license unless --force", async (t) => {
   }
 
   await t.step("with --force", async () => {
-    const result = await runCli(["del", "--license", leased.id, "--force"], { cwd: dir.path });
+    const result = await runRelay(["del", "--license", leased.id, "--force"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(result.stdout, deletedLines([leased.id]));
@@ -139,7 +139,7 @@ Deno.test("relay del refuses a leased license unless --force", async (t) => {
 
 Deno.test("relay del requires --license", async () => {
   await using dir = await tempDir();
-  const result = await runCli(["del"], { cwd: dir.path });
+  const result = await runRelay(["del"], { cwd: dir.path });
   assert.equal(result.code, 2);
   assert.equal(result.stdout, "");
   assert.ok(result.stderr.startsWith("error:"), result.stderr);

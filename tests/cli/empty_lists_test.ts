@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { runCli, tempDir } from "../helpers.ts";
+import { tempDir } from "../helpers.ts";
+import { runRelay } from "./support.ts";
 
 Deno.test("relay add and relay del refuse empty --file, --key and --license lists", async () => {
   await using dir = await tempDir();
@@ -10,7 +11,7 @@ Deno.test("relay add and relay del refuse empty --file, --key and --license list
     ["del", "--license", ","],
   ];
   for (const args of cases) {
-    const result = await runCli(args, { cwd: dir.path });
+    const result = await runRelay(args, { cwd: dir.path });
     assert.equal(result.code, 2, args.join(" "));
     assert.match(result.stderr, /^error: --(file|license) needs at least one/, args.join(" "));
     assert.equal(result.stdout, "");

@@ -7,8 +7,16 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { run } from "../../cli/program.ts";
-import { type MintedFile, mintFiles, runCli, tempDir } from "../helpers.ts";
-import { dbPath, fileArgs, lease, plainTable, rfc3339, wholeSecondsAgo } from "./support.ts";
+import { type MintedFile, mintFiles, tempDir } from "../helpers.ts";
+import {
+  dbPath,
+  fileArgs,
+  lease,
+  plainTable,
+  rfc3339,
+  runRelay,
+  wholeSecondsAgo,
+} from "./support.ts";
 
 const TTL = 7 * 86_400;
 
@@ -23,9 +31,12 @@ async function fixture(dir: string) {
   const { publicKey, files } = await mintFiles(dir, 3, { issued, ttl: TTL });
   const [prod, none, dev] = files;
   const add = async (file: MintedFile, pool: string[]) => {
-    const result = await runCli(["add", ...fileArgs([file]), "--public-key", publicKey, ...pool], {
-      cwd: dir,
-    });
+    const result = await runRelay(
+      ["add", ...fileArgs([file]), "--public-key", publicKey, ...pool],
+      {
+        cwd: dir,
+      },
+    );
     assert.equal(result.code, 0, result.stderr);
   };
   await add(prod, ["--pool", "prod"]);
@@ -66,7 +77,7 @@ Deno.test("relay ls on an empty pool says so", async (t) => {
     ] as [string[], string][]
   ) {
     await t.step(args.join(" "), async () => {
-      const result = await runCli(args, { cwd: dir.path });
+      const result = await runRelay(args, { cwd: dir.path });
       assert.equal(result.stderr, "");
       assert.equal(result.code, 0);
       assert.equal(result.stdout, expected);
@@ -80,7 +91,7 @@ Deno.test("relay ls --plain prints the reference table layout", async (t) => {
   const expected = plainTable([rows.prod, rows.none, rows.dev]);
 
   await t.step("the exact text", async () => {
-    const result = await runCli(["ls", "--plain"], { cwd: dir.path });
+    const result = await runRelay(["ls", "--plain"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(result.stdout, expected);
@@ -97,7 +108,7 @@ Deno.test("relay ls --plain prints the reference table layout", async (t) => {
 
   await t.step("non-terminal stdout defaults to plain", async () => {
     // runCli sets NO_COLOR=1, which asks for plain too; unset it here.
-    const result = await runCli(["ls"], { cwd: dir.path, env: { NO_COLOR: "" } });
+    const result = await runRelay(["ls"], { cwd: dir.path, env: { NO_COLOR: "" } });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, expected);
   });
@@ -127,13 +138,13 @@ Deno.test("relay ls --pool lists one pool's licenses", async (t) => {
   await using dir = await tempDir();
   const { files, rows } = await fixture(dir.path);
   const ids = async (args: string[], env?: Record<string, string>) => {
-    const result = await runCli(["ls", "--json", ...args], { cwd: dir.path, env });
+    const result = await runRelay(["ls", "--json", ...args], { cwd: dir.path, env });
     assert.equal(result.code, 0, result.stderr);
     return (JSON.parse(result.stdout) as { id: string }[]).map((license) => license.id);
   };
 
   await t.step("--pool prod, plain", async () => {
-    const result = await runCli(["ls", "--plain", "--pool", "prod"], { cwd: dir.path });
+    const result = await runRelay(["ls", "--plain", "--pool", "prod"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(result.stdout, plainTable([rows.prod]));
@@ -158,7 +169,7 @@ Deno.test("relay ls --pool lists one pool's licenses", async (t) => {
     ] as [string, string[], Record<string, string> | undefined][]
   ) {
     await t.step(name, async () => {
-      const result = await runCli(["ls", ...args], { cwd: dir.path, env });
+      const result = await runRelay(["ls", ...args], { cwd: dir.path, env });
       assert.equal(result.code, 1);
       assert.equal(result.stdout, "");
       assert.equal(result.stderr, "error: pool not found\n");
@@ -169,7 +180,7 @@ Deno.test("relay ls --pool lists one pool's licenses", async (t) => {
 Deno.test("relay ls --json lists licenses with their lease state", async () => {
   await using dir = await tempDir();
   const { files, nodeId, claimedAt, releasedAt, expiresAt } = await fixture(dir.path);
-  const result = await runCli(["ls", "--json"], { cwd: dir.path });
+  const result = await runRelay(["ls", "--json"], { cwd: dir.path });
   assert.equal(result.stderr, "");
   assert.equal(result.code, 0);
   assert.ok(result.stdout.endsWith("\n"));

@@ -2,6 +2,9 @@
  * The `relay` program as a whole: version, help, unknown commands, global
  * flags and their environment variables, the database file, exit codes.
  *
+ * Most cases run in-process (`runRelay`); those about the real process (its
+ * exit code, its working folder, file modes, its stderr) spawn `main.ts`.
+ *
  * @module
  */
 
@@ -9,7 +12,7 @@ import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { fileURLToPath } from "node:url";
 import { mintFiles, runCli, tempDir } from "../helpers.ts";
-import { auditCount, dbPath, exists, fileArgs, storedGuids } from "./support.ts";
+import { auditCount, dbPath, exists, fileArgs, runRelay, storedGuids } from "./support.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../../deno.json", import.meta.url));
 const COMMANDS = ["add", "del", "ls", "stat", "version"];
@@ -19,7 +22,7 @@ Deno.test("relay version and relay --version print the version of deno.json", as
   const { version } = JSON.parse(await Deno.readTextFile(DENO_JSON));
   assert.equal(typeof version, "string");
   for (const args of [["version"], ["--version"]]) {
-    await t.step(args.join(" "), async () => {
+    await t.step(`${args.join(" ")}, in a real process`, async () => {
       const result = await runCli(args, { cwd: dir.path });
       assert.equal(result.stderr, "");
       assert.equal(result.code, 0);
@@ -33,7 +36,7 @@ Deno.test("relay prints usage with no arguments and help for every command", asy
   await using dir = await tempDir();
 
   await t.step("no arguments", async () => {
-    const result = await runCli([], { cwd: dir.path });
+    const result = await runRelay([], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.ok(result.stdout.startsWith("Usage: relay"), result.stdout);
@@ -43,7 +46,7 @@ Deno.test("relay prints usage with no arguments and help for every command", asy
   });
 
   await t.step("--help", async () => {
-    const result = await runCli(["--help"], { cwd: dir.path });
+    const result = await runRelay(["--help"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.ok(result.stdout.includes("Usage:"), result.stdout);
@@ -59,7 +62,7 @@ Deno.test("relay prints usage with no arguments and help for every command", asy
   };
   for (const command of COMMANDS) {
     await t.step(`${command} --help`, async () => {
-      const result = await runCli([command, "--help"], { cwd: dir.path });
+      const result = await runRelay([command, "--help"], { cwd: dir.path });
       assert.equal(result.stderr, "");
       assert.equal(result.code, 0);
       assert.ok(result.stdout.includes(`Usage: relay ${command}`), result.stdout);
@@ -76,7 +79,7 @@ Deno.test("relay refuses an unknown command or global flag with exit code 2", as
     "--bogus",
   ]];
   for (const [args, named] of cases) {
-    await t.step(args.join(" "), async () => {
+    await t.step(`${args.join(" ")}, in a real process`, async () => {
       const result = await runCli(args, { cwd: dir.path });
       assert.equal(result.code, 2);
       assert.equal(result.stdout, "");
@@ -92,7 +95,7 @@ Deno.test("relay --database and RELAY_DATABASE choose the database file", async 
   const { publicKey, files } = await mintFiles(dir.path, 4);
   await Deno.mkdir(`${dir.path}/sub`);
 
-  await t.step("relay --database x ls", async () => {
+  await t.step("relay --database x ls, relative to a real process's folder", async () => {
     const result = await runCli(["--database", "sub/before.sqlite", "ls"], { cwd: dir.path });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(result.stdout, "license pool is empty\n");
@@ -100,14 +103,14 @@ Deno.test("relay --database and RELAY_DATABASE choose the database file", async 
   });
 
   await t.step("relay ls --database x", async () => {
-    const result = await runCli(["ls", "--database", "sub/after.sqlite"], { cwd: dir.path });
+    const result = await runRelay(["ls", "--database", "sub/after.sqlite"], { cwd: dir.path });
     assert.equal(result.code, 0, result.stderr);
     assert.ok(await exists(`${dir.path}/sub/after.sqlite`));
   });
 
   await t.step("relay add ... --database x", async () => {
     const db = `${dir.path}/sub/add.sqlite`;
-    const result = await runCli(
+    const result = await runRelay(
       ["add", ...fileArgs([files[0]]), "--public-key", publicKey, "--database", db],
       { cwd: dir.path },
     );
@@ -116,13 +119,13 @@ Deno.test("relay --database and RELAY_DATABASE choose the database file", async 
   });
 
   await t.step("RELAY_DATABASE", async () => {
-    const result = await runCli(["add", ...fileArgs([files[1]]), "--public-key", publicKey], {
+    const result = await runRelay(["add", ...fileArgs([files[1]]), "--public-key", publicKey], {
       cwd: dir.path,
       env: { RELAY_DATABASE: "sub/env.sqlite" },
     });
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(await storedGuids(`${dir.path}/sub/env.sqlite`), [files[1].id]);
-    const listed = await runCli(["ls", "--json"], {
+    const listed = await runRelay(["ls", "--json"], {
       cwd: dir.path,
       env: { RELAY_DATABASE: "sub/env.sqlite" },
     });
@@ -131,7 +134,7 @@ Deno.test("relay --database and RELAY_DATABASE choose the database file", async 
   });
 
   await t.step("--database wins over RELAY_DATABASE", async () => {
-    const result = await runCli(
+    const result = await runRelay(
       ["--database", "sub/flag.sqlite", "add", ...fileArgs([files[2]]), "--public-key", publicKey],
       { cwd: dir.path, env: { RELAY_DATABASE: "sub/ignored.sqlite" } },
     );
@@ -154,7 +157,7 @@ Deno.test("relay --no-audit and RELAY_NO_AUDIT=1 add licenses without audit rows
   for (const [i, [name, args, env]] of cases.entries()) {
     await t.step(name, async () => {
       const db = `${dir.path}/${i}.sqlite`;
-      const result = await runCli(
+      const result = await runRelay(
         ["--database", db, ...args, ...fileArgs([files[i]]), "--public-key", publicKey],
         { cwd: dir.path, env },
       );
@@ -168,7 +171,7 @@ Deno.test("relay --no-audit and RELAY_NO_AUDIT=1 add licenses without audit rows
 
   await t.step("with audit on, the same add writes audit rows", async () => {
     const db = `${dir.path}/audited.sqlite`;
-    const result = await runCli(
+    const result = await runRelay(
       ["--database", db, "add", ...fileArgs([files[3]]), "--public-key", publicKey],
       { cwd: dir.path, env: { RELAY_NO_AUDIT: "0" } },
     );
@@ -180,6 +183,7 @@ Deno.test("relay --no-audit and RELAY_NO_AUDIT=1 add licenses without audit rows
 Deno.test("relay creates a new database file readable by its owner only", async () => {
   await using dir = await tempDir();
   const { publicKey, files } = await mintFiles(dir.path, 1);
+  // A real process: the mode must not depend on anything the test process set up.
   const result = await runCli(["add", ...fileArgs(files), "--public-key", publicKey], {
     cwd: dir.path,
   });
@@ -208,7 +212,7 @@ Deno.test("relay creates a new database file readable by its owner only", async 
 Deno.test("relay reports an unusable database on one error line", async (t) => {
   await using dir = await tempDir();
 
-  await t.step("a folder that does not exist", async () => {
+  await t.step("a folder that does not exist, in a real process", async () => {
     const result = await runCli(["--database", "no/such/folder/relay.sqlite", "ls"], {
       cwd: dir.path,
     });
@@ -225,7 +229,7 @@ Deno.test("relay reports an unusable database on one error line", async (t) => {
   await Deno.writeFile(junk, bytes);
   for (const command of [["ls"], ["del", "--license", "x"], ["stat", "--license", "x"]]) {
     await t.step(`a file that is not a SQLite database: ${command[0]}`, async () => {
-      const result = await runCli(["--database", junk, ...command], { cwd: dir.path });
+      const result = await runRelay(["--database", junk, ...command], { cwd: dir.path });
       assert.equal(result.code, 1);
       assert.equal(result.stdout, "");
       assert.ok(result.stderr.startsWith("error: "), result.stderr);
@@ -240,12 +244,12 @@ Deno.test("relay reports an unusable database on one error line", async (t) => {
 Deno.test("relay add -v and del -v log one line per license on stderr, never the key", async () => {
   await using dir = await tempDir();
   const { publicKey, files } = await mintFiles(dir.path, 2);
-  const quiet = await runCli(
+  const quiet = await runRelay(
     ["add", "--file", files[0].path, "--key", files[0].key, "--public-key", publicKey],
     { cwd: dir.path },
   );
   assert.equal(quiet.stderr, "");
-  const add = await runCli(
+  const add = await runRelay(
     ["-v", "add", "--file", files[1].path, "--key", files[1].key, "--public-key", publicKey],
     { cwd: dir.path },
   );
@@ -255,7 +259,7 @@ Deno.test("relay add -v and del -v log one line per license on stderr, never the
     ["info", "license file verified", files[1].id, files[1].path],
   ]);
   assert.ok(!add.stderr.includes(files[1].key));
-  const del = await runCli(["del", "-v", "--license", files[1].id], { cwd: dir.path });
+  const del = await runRelay(["del", "-v", "--license", files[1].id], { cwd: dir.path });
   assert.equal(del.code, 0);
   assert.deepEqual(
     del.stderr.trim().split("\n").map((line) => JSON.parse(line).msg),

@@ -5,8 +5,16 @@
  */
 
 import assert from "node:assert/strict";
-import { mintFiles, runCli, tempDir } from "../helpers.ts";
-import { dbPath, fileArgs, lease, plainTable, rfc3339, wholeSecondsAgo } from "./support.ts";
+import { mintFiles, tempDir } from "../helpers.ts";
+import {
+  dbPath,
+  fileArgs,
+  lease,
+  plainTable,
+  rfc3339,
+  runRelay,
+  wholeSecondsAgo,
+} from "./support.ts";
 
 const TTL = 3 * 86_400;
 
@@ -17,7 +25,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
   const issuedAt = issued.getTime() / 1000;
   const { publicKey, files } = await mintFiles(dir.path, 2, { issued, ttl: TTL });
   const [free, leased] = files;
-  const added = await runCli(
+  const added = await runRelay(
     ["add", ...fileArgs(files), "--public-key", publicKey, "--pool", "prod"],
     { cwd: dir.path },
   );
@@ -30,7 +38,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
   });
 
   await t.step("--plain: a one-row table", async () => {
-    const result = await runCli(["stat", "--license", free.id, "--plain"], { cwd: dir.path });
+    const result = await runRelay(["stat", "--license", free.id, "--plain"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.equal(
@@ -42,7 +50,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
   });
 
   await t.step("--plain on a leased license", async () => {
-    const result = await runCli(["stat", "--license", leased.id, "--plain"], { cwd: dir.path });
+    const result = await runRelay(["stat", "--license", leased.id, "--plain"], { cwd: dir.path });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(
       result.stdout,
@@ -61,7 +69,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
   });
 
   await t.step("--json on a free license", async () => {
-    const result = await runCli(["stat", "--license", free.id, "--json"], { cwd: dir.path });
+    const result = await runRelay(["stat", "--license", free.id, "--json"], { cwd: dir.path });
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
     assert.ok(result.stdout.endsWith("}\n"), result.stdout);
@@ -77,7 +85,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
   });
 
   await t.step("--json on a leased license", async () => {
-    const result = await runCli(["stat", "--license", leased.id, "--json"], { cwd: dir.path });
+    const result = await runRelay(["stat", "--license", leased.id, "--json"], { cwd: dir.path });
     assert.equal(result.code, 0, result.stderr);
     const license = JSON.parse(result.stdout);
     assert.equal(license.id, leased.id);
@@ -96,7 +104,7 @@ Deno.test("relay stat refuses an unknown id and a missing --license", async (t) 
   await using dir = await tempDir();
 
   await t.step("an unknown id", async () => {
-    const result = await runCli(["stat", "--license", "no-such-license", "--json"], {
+    const result = await runRelay(["stat", "--license", "no-such-license", "--json"], {
       cwd: dir.path,
     });
     assert.equal(result.code, 1);
@@ -106,7 +114,7 @@ Deno.test("relay stat refuses an unknown id and a missing --license", async (t) 
   });
 
   await t.step("no --license", async () => {
-    const result = await runCli(["stat"], { cwd: dir.path });
+    const result = await runRelay(["stat"], { cwd: dir.path });
     assert.equal(result.code, 2);
     assert.equal(result.stdout, "");
     assert.ok(result.stderr.startsWith("error:"), result.stderr);

@@ -1,13 +1,52 @@
 /**
- * Small helpers shared by the CLI tests: database paths, tolerant row reads,
- * simulated leases, and the expected `--plain` table layout.
+ * Small helpers shared by the CLI tests: running `relay` in-process,
+ * database paths, tolerant row reads, simulated leases, and the expected
+ * `--plain` table layout.
  *
  * @module
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { exists, type MintedFile, query } from "../helpers.ts";
+import { type CliResult, exists, type MintedFile, query, runInProcess } from "../helpers.ts";
 export { dbPath, exists } from "../helpers.ts";
+
+/**
+ * Runs `relay ...args` in this process, through the same `run()` as `main.ts`,
+ * as if the user ran it in `cwd`: relative paths resolve against `cwd` by
+ * `INIT_CWD`, as under `deno task`. Like `runCli`, the environment is `env`
+ * plus `NO_COLOR=1`; output is not a terminal; the clock is `now` (default:
+ * the moment of the call). A run that takes longer than `timeoutMs` (default
+ * 60 s) fails the test instead of hanging it.
+ */
+export async function runRelay(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string>; now?: Date; timeoutMs?: number },
+): Promise<CliResult> {
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`relay ${args.join(" ")} took over ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    return await Promise.race([
+      runInProcess(args, {
+        now: options.now ?? new Date(),
+        env: { NO_COLOR: "1", INIT_CWD: options.cwd, ...options.env },
+      }),
+      timeout,
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** What `relay add` prints for these license ids. */
+export function addedLines(guids: readonly string[]): string {
+  return guids.map((guid) => `license added successfully: ${guid}\n`).join("");
+}
 
 /** Guids of the stored licenses in row-id order; [] when the database does not exist. */
 export async function storedGuids(db: string): Promise<string[]> {

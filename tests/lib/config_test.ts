@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { parseDuration, parseEnvFlag, parsePragma } from "../../lib/config.ts";
+import { parseDuration, parseEnvFlag, parsePort, parsePragma } from "../../lib/config.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 Deno.test("parseDuration() reads Go-style durations into milliseconds", () => {
@@ -36,5 +36,13 @@ Deno.test("parsePragma() accepts key=value and refuses what could inject SQL", (
   assert.deepEqual(parsePragma("synchronous=NORMAL"), ["synchronous", "NORMAL"]);
   for (const text of ["cache_size", "=1", "a=1; DROP TABLE licenses", "a b=1", "x='y'"]) {
     assert.throws(() => parsePragma(text), UsageError, text);
+  }
+});
+
+Deno.test("parsePort() accepts 0 to 65535 and refuses the rest", () => {
+  const cases: [string, number][] = [["0", 0], ["6349", 6349], ["65535", 65535], [" 80 ", 80]];
+  for (const [text, port] of cases) assert.equal(parsePort(text), port, text);
+  for (const text of ["", "65536", "-1", "80a", "1e3", "0x50", "8.0", "port"]) {
+    assert.throws(() => parsePort(text), UsageError, text);
   }
 });

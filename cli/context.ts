@@ -1,0 +1,115 @@
+/**
+ * What every command gets: the process edges (`Io`), the global settings
+ * parsed once, a logger and the store, and the user's paths resolved.
+ *
+ * Commands import this module, never `program.ts`, so the program can import
+ * every command without an import cycle.
+ *
+ * @module
+ */
+
+import { type GlobalConfig, parsePragma } from "../lib/config.ts";
+import { createLogger, type Logger } from "../lib/logger.ts";
+import { openStore, type StoreOptions } from "../lib/storage/open.ts";
+import type { Store } from "../lib/storage/store.ts";
+import { unixSeconds } from "../lib/time.ts";
+import { type Env, envSwitch, FLAGS, flagValue } from "./flags.ts";
+import type { UserPaths } from "./paths.ts";
+
+/** What the program may touch of the process: output, environment, clock. */
+export interface Io {
+  /** Writes to standard output, as is. */
+  stdout: (text: string) => void;
+  /** Writes to standard error, as is. */
+  stderr: (text: string) => void;
+  /** The environment variables. */
+  env: Readonly<Record<string, string | undefined>>;
+  /** Whether standard output is a terminal (tables are boxed, not plain). */
+  stdoutIsTerminal: boolean;
+  /** Whether standard error is a terminal (progress bars are drawn). */
+  stderrIsTerminal: boolean;
+  /** The clock. */
+  now: () => Date;
+  /**
+   * Stops `relay serve` when aborted, as SIGINT/SIGTERM do; lets tests run the
+   * server in-process. Absent: only the process's signals stop it.
+   */
+  shutdown?: AbortSignal;
+}
+
+/** What each subcommand gets: the process edges and the global settings. */
+export interface CommandContext {
+  io: Io;
+  /** The global options of this invocation, with env-var defaults applied. */
+  config(): GlobalConfig;
+  /** A logger at the configured verbosity: JSON lines unless the stream is a terminal. */
+  logger(stream: "stdout" | "stderr"): Logger;
+  /** The clock, read now, in unix seconds. */
+  now(): number;
+  /** Opens the configured database, with `extra` options; the caller closes it. */
+  openStore(extra?: Pick<StoreOptions, "groupCommit" | "backgroundCheckpoints">): Promise<Store>;
+  /**
+   * A path the user gave, resolved against the folder they ran the command in
+   * (see `cli/paths.ts`); error messages still quote it as typed.
+   */
+  path(typed: string): string;
+}
+
+/** The global options as commander parses them (`program.opts()`). */
+export interface GlobalOptions {
+  database?: string;
+  audit: boolean;
+  verbose: number;
+  pragma?: string[];
+}
+
+/**
+ * The context of one run. `options` is read on first use of `config()`, once
+ * commander has parsed the command line.
+ */
+export function createContext(
+  io: Io,
+  options: { globalOptions: () => GlobalOptions; paths: UserPaths },
+): CommandContext {
+  let config: GlobalConfig | undefined;
+  const context: CommandContext = {
+    io,
+    config() {
+      config ??= globalConfig(options.globalOptions(), io.env, options.paths);
+      return config;
+    },
+    logger(stream) {
+      return createLogger({
+        verbosity: context.config().verbosity,
+        write: stream === "stdout" ? io.stdout : io.stderr,
+        json: !(stream === "stdout" ? io.stdoutIsTerminal : io.stderrIsTerminal),
+        now: io.now,
+      });
+    },
+    now() {
+      return unixSeconds(io.now());
+    },
+    openStore(extra = {}) {
+      const { database, audit, pragmas } = context.config();
+      return openStore(database, { ...extra, audit, pragmas, now: context.now() });
+    },
+    path(typed) {
+      return options.paths.resolve(typed);
+    },
+  };
+  return context;
+}
+
+/** Global flags over env vars over defaults. */
+function globalConfig(options: GlobalOptions, env: Env, paths: UserPaths): GlobalConfig {
+  const { database, noAudit, verbose } = FLAGS.global;
+  // Never undefined: the flag has a default.
+  const path = flagValue(database, options.database, env)!;
+  return {
+    // SQLite's in-memory database is a name, not a path.
+    database: path === ":memory:" ? path : paths.resolve(path),
+    audit: options.audit && !envSwitch(noAudit, env),
+    verbosity: Math.max(options.verbose, envSwitch(verbose, env) ? 2 : 0),
+    pragmas: Object.fromEntries((options.pragma ?? []).map(parsePragma)),
+  };
+}

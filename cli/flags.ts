@@ -1,0 +1,257 @@
+/**
+ * Every flag of `relay` in one table: its syntax, the environment variables
+ * that set it when the flag is absent, its default and its help text.
+ *
+ * Parsing (flag over env var over default), `--help` (the
+ * `[$RELAY_X=default]` suffix) and the README's flag tables all follow this
+ * table; `tests/cli/flags_test.ts` fails when the README disagrees with it.
+ *
+ * @module
+ */
+
+import { Option } from "commander";
+import { DEFAULT_DATABASE, DEFAULT_PORT, MIN_TTL_SECONDS, parseEnvFlag } from "../lib/config.ts";
+
+/** The environment as the CLI sees it (`Io.env`). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** One flag of one command. */
+export interface FlagSpec {
+  /** Commander's syntax: `-p, --port <port>`; a flag without `<value>` is a switch. */
+  readonly flags: string;
+  /**
+   * Environment variables that stand in for the flag, in order of precedence;
+   * `--help` names the first. A value flag takes the first one set and not
+   * empty; a switch is on when any of them is true (`1`, `true`, `yes`, `on`).
+   */
+  readonly env: readonly string[];
+  /** The value when neither the flag nor an env var gives one. */
+  readonly default?: string;
+  /** Help text, without the env-var suffix that {@link helpText} adds. */
+  readonly description: string;
+  /** The command fails without it. */
+  readonly required?: true;
+  /** Repeatable, and each value may be a comma-separated list. */
+  readonly list?: true;
+}
+
+/** `--plain` of `ls` and `stat`: `NO_COLOR` and `CI` ask for plain output as well. */
+const PLAIN_ENV = ["RELAY_PLAIN", "NO_COLOR", "CI"] as const;
+
+/** The flags of each command, in the order `--help` lists them; `global` work with any command. */
+export const FLAGS = {
+  global: {
+    database: {
+      flags: "--database <path>",
+      env: ["RELAY_DATABASE"],
+      default: DEFAULT_DATABASE,
+      description: "path of the SQLite database file",
+    },
+    noAudit: {
+      flags: "--no-audit",
+      env: ["RELAY_NO_AUDIT"],
+      description: "do not write audit log records",
+    },
+    verbose: {
+      flags: "-v, --verbose",
+      env: ["DEBUG"],
+      description: "more detail in the logs (stdout for serve, stderr otherwise); -vv for debug",
+    },
+    noColor: { flags: "--no-color", env: ["NO_COLOR"], description: "disable colors in output" },
+    pragma: {
+      flags: "--pragma <key=value>",
+      env: [],
+      description: "extra SQLite pragma, repeatable (e.g. --pragma cache_size=-20000)",
+    },
+  },
+  add: {
+    file: {
+      flags: "--file <path>",
+      env: [],
+      description: "license file to add; repeat it or separate paths with commas",
+      required: true,
+      list: true,
+    },
+    key: {
+      flags: "--key <key>",
+      env: [],
+      description:
+        "license key of each --file, in the same order; repeat it or separate keys with commas",
+      required: true,
+      list: true,
+    },
+    publicKey: {
+      flags: "--public-key <key|path>",
+      env: ["RELAY_PUBLIC_KEY"],
+      description:
+        "your Keygen account's public key (64 hex chars for Ed25519, or RSA PEM), or a file holding it",
+    },
+    pool: {
+      flags: "--pool <name>",
+      env: ["RELAY_POOL"],
+      description: "pool to add the licenses to, created if missing",
+    },
+  },
+  del: {
+    license: {
+      flags: "--license <id>",
+      env: [],
+      description: "id of a license to delete; repeat it or separate ids with commas",
+      required: true,
+      list: true,
+    },
+    force: {
+      flags: "--force",
+      env: [],
+      description: "also delete licenses that a node is leasing right now",
+    },
+  },
+  ls: {
+    pool: {
+      flags: "--pool <name>",
+      env: ["RELAY_POOL"],
+      description: "list only this pool's licenses",
+    },
+    plain: {
+      flags: "--plain",
+      env: PLAIN_ENV,
+      description: "plain text table, one line per license",
+    },
+    json: { flags: "--json", env: [], description: "JSON array, for scripts" },
+  },
+  stat: {
+    license: {
+      flags: "--license <id>",
+      env: [],
+      description: "id of the license",
+      required: true,
+    },
+    plain: { flags: "--plain", env: PLAIN_ENV, description: "plain text table" },
+    json: { flags: "--json", env: [], description: "JSON object, for scripts" },
+  },
+  serve: {
+    port: {
+      flags: "-p, --port <port>",
+      env: ["RELAY_PORT", "PORT"],
+      default: String(DEFAULT_PORT),
+      description: "port to listen on",
+    },
+    bind: {
+      flags: "-b, --bind <addr>",
+      env: ["RELAY_ADDR", "BIND_ADDR"],
+      default: "0.0.0.0",
+      description: "address to bind",
+    },
+    ttl: {
+      flags: "-t, --ttl <duration>",
+      env: ["RELAY_LEASE_TTL"],
+      default: "60s",
+      description: `lease time to live after each heartbeat, at least ${MIN_TTL_SECONDS}s`,
+    },
+    cullInterval: {
+      flags: "--cull-interval <duration>",
+      env: ["RELAY_CULL_INTERVAL"],
+      default: "15s",
+      description: "how often expired leases are reaped",
+    },
+    strategy: {
+      flags: "--strategy <strategy>",
+      env: ["RELAY_STRATEGY"],
+      default: "fifo",
+      description: "which free license a new node gets",
+    },
+    noHeartbeats: {
+      flags: "--no-heartbeats",
+      env: ["RELAY_NO_HEARTBEATS"],
+      description: "leases last until released: no extension by heartbeat, no reaping",
+    },
+    pool: { flags: "--pool <name>", env: ["RELAY_POOL"], description: "serve only this pool" },
+    signingSecret: {
+      flags: "--signing-secret <secret>",
+      env: ["RELAY_SIGNING_SECRET"],
+      description: "sign responses with HMAC-SHA256",
+    },
+    signingSecretFile: {
+      flags: "--signing-secret-file <path>",
+      env: ["RELAY_SIGNING_SECRET_FILE"],
+      description: "read the signing secret from a file, keeping it out of the process list",
+    },
+    tlsCert: {
+      flags: "--tls-cert <path>",
+      env: ["RELAY_TLS_CERT"],
+      description: "serve HTTPS with this PEM certificate chain",
+    },
+    tlsKey: {
+      flags: "--tls-key <path>",
+      env: ["RELAY_TLS_KEY"],
+      description: "the PEM private key of --tls-cert",
+    },
+    auditRetention: {
+      flags: "--audit-retention <duration>",
+      env: ["RELAY_AUDIT_RETENTION"],
+      description: "delete audit records older than this, e.g. 30d (default: keep all)",
+    },
+  },
+} as const satisfies Record<string, Record<string, FlagSpec>>;
+
+/** Whether the flag takes no value (`--plain`, `--no-audit`, `-v`). */
+export function isSwitch(spec: FlagSpec): boolean {
+  return !/[<[]/.test(spec.flags);
+}
+
+/**
+ * The help line: the description, then the first env var as the reference
+ * Relay shows it, `[$RELAY_PORT=6349]`, `[$RELAY_POOL]` (no default) or
+ * `[$RELAY_NO_AUDIT=1]` (a switch).
+ */
+export function helpText(spec: FlagSpec): string {
+  if (spec.env.length === 0) return spec.description;
+  const value = isSwitch(spec) ? "=1" : spec.default === undefined ? "" : `=${spec.default}`;
+  return `${spec.description} [$${spec.env[0]}${value}]`;
+}
+
+/** The commander option of `spec`, with its help text, list parser and mandatory mark. */
+export function flagOption(spec: FlagSpec): Option {
+  const option = new Option(spec.flags, helpText(spec));
+  if (spec.list) option.argParser(collectList);
+  if (spec.required) option.makeOptionMandatory();
+  return option;
+}
+
+/**
+ * A value flag's setting: the flag's value, else the first of its env vars
+ * that is set and not empty, else its default (undefined if it has none).
+ */
+export function flagValue(spec: FlagSpec, given: string | undefined, env: Env): string | undefined {
+  return given ?? envValue(env, ...spec.env) ?? spec.default;
+}
+
+/** Whether any env var of a switch is true (`1`, `true`, `yes`, `on`, any case). */
+export function envSwitch(spec: FlagSpec, env: Env): boolean {
+  return spec.env.some((name) => parseEnvFlag(env[name]));
+}
+
+/** The first of the named environment variables that is set and not empty. */
+export function envValue(env: Env, ...names: string[]): string | undefined {
+  for (const name of names) {
+    const value = env[name];
+    if (value !== undefined && value !== "") return value;
+  }
+  return undefined;
+}
+
+/** Splits repeated and comma-separated flag values into one list. */
+export function collectList(value: string, previous: string[] = []): string[] {
+  return [...previous, ...value.split(",").map((item) => item.trim()).filter(Boolean)];
+}
+
+/**
+ * Whether tables use the plain layout: `--plain`, one of its env vars, or
+ * standard output that is not a terminal.
+ */
+export function wantsPlain(
+  plainFlag: boolean | undefined,
+  io: { env: Env; stdoutIsTerminal: boolean },
+): boolean {
+  return plainFlag === true || envSwitch(FLAGS.ls.plain, io.env) || !io.stdoutIsTerminal;
+}
