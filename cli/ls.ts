@@ -26,6 +26,7 @@ export function lsCommand(context: CommandContext): Command {
     .action(async (options: { pool?: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
       const pool = flagValue(FLAGS.ls.pool, options.pool, io.env);
+      const now = context.now();
       const store = await context.openStore();
       let licenses;
       try {
@@ -34,11 +35,14 @@ export function lsCommand(context: CommandContext): Command {
         await store.close();
       }
       if (options.json) {
-        io.stdout(JSON.stringify(licenses.map(licenseJson)) + "\n");
+        io.stdout(JSON.stringify(licenses.map((license) => licenseJson(license, now))) + "\n");
       } else if (licenses.length === 0) {
         io.stdout("license pool is empty\n");
       } else {
-        const table = { columns: LICENSE_COLUMNS, rows: licenses.map(licenseRow) };
+        const table = {
+          columns: LICENSE_COLUMNS,
+          rows: licenses.map((license) => licenseRow(license, now)),
+        };
         io.stdout(wantsPlain(options.plain, io) ? renderPlainTable(table) : renderBoxTable(table));
       }
     });

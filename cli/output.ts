@@ -9,6 +9,7 @@ import Table from "cli-table3";
 import cliProgress from "cli-progress";
 import process from "node:process";
 import type { LicenseInfo } from "../lib/storage/store.ts";
+import { leaseState } from "../lib/licenses.ts";
 
 /** A table: column titles, then rows of cells. */
 export interface TableData {
@@ -62,8 +63,8 @@ export const LICENSE_COLUMNS = [
   "file_expires_at",
 ];
 
-/** One license as a table row matching {@link LICENSE_COLUMNS}. */
-export function licenseRow(license: LicenseInfo): string[] {
+/** One license as a table row matching {@link LICENSE_COLUMNS}, its lease as at `now`. */
+export function licenseRow(license: LicenseInfo, now: number): string[] {
   return [
     license.guid,
     license.poolName ?? "-",
@@ -71,22 +72,26 @@ export function licenseRow(license: LicenseInfo): string[] {
     license.nodeId === null ? "-" : String(license.nodeId),
     formatTime(license.lastClaimedAt),
     formatTime(license.lastReleasedAt),
-    license.nodeId === null ? "free" : "leased",
+    leaseState(license, now),
     license.nodeFingerprint ?? "-",
     formatTime(license.fileExpiresAt),
   ];
 }
 
-/** One license as a JSON object for `--json` (snake_case, RFC 3339 times). */
-export function licenseJson(license: LicenseInfo): Record<string, unknown> {
+/**
+ * One license as a JSON object for `--json` (snake_case, RFC 3339 times), its
+ * lease as at `now`.
+ */
+export function licenseJson(license: LicenseInfo, now: number): Record<string, unknown> {
   return {
     id: license.guid,
     pool: license.poolName,
-    status: license.nodeId === null ? "free" : "leased",
+    status: leaseState(license, now),
     claims: license.claims,
     node_id: license.nodeId,
     node_fingerprint: license.nodeFingerprint,
     node_last_heartbeat_at: isoTime(license.nodeLastHeartbeatAt),
+    lease_expires_at: isoTime(license.leaseExpiresAt),
     last_claimed_at: isoTime(license.lastClaimedAt),
     last_released_at: isoTime(license.lastReleasedAt),
     added_at: isoTime(license.createdAt),

@@ -25,6 +25,7 @@ export function statCommand(context: CommandContext): Command {
     .addOption(flagOption(FLAGS.stat.json))
     .action(async (options: { license: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
+      const now = context.now();
       const store = await context.openStore();
       let license;
       try {
@@ -33,11 +34,11 @@ export function statCommand(context: CommandContext): Command {
         await store.close();
       }
       if (options.json) {
-        io.stdout(JSON.stringify(licenseJson(license)) + "\n");
+        io.stdout(JSON.stringify(licenseJson(license, now)) + "\n");
       } else if (wantsPlain(options.plain, io)) {
-        io.stdout(renderPlainTable({ columns: LICENSE_COLUMNS, rows: [licenseRow(license)] }));
+        io.stdout(renderPlainTable({ columns: LICENSE_COLUMNS, rows: [licenseRow(license, now)] }));
       } else {
-        const details = Object.entries(licenseJson(license)).map(([key, value]) => [
+        const details = Object.entries(licenseJson(license, now)).map(([key, value]) => [
           key,
           value === null ? "-" : String(value),
         ]);

@@ -226,8 +226,12 @@ export function reap(
   );
 }
 
-/** Ends an expired lease exactly as the reaper would. */
-async function expireLease(
+/**
+ * Ends an expired lease inside the caller's transaction exactly as the reaper
+ * would: releases the license (`license.lease_expired`) and deactivates the
+ * node (`node.culled`).
+ */
+export async function expireLease(
   tx: Tx,
   { nodeId, held, now }: { nodeId: number; held: LeasedLicense; now: number },
 ): Promise<void> {

@@ -17,6 +17,7 @@ import {
   withContext,
 } from "./errors.ts";
 import { type LicenseFile, type PublicKey, verifyLicenseFile } from "./license_file.ts";
+import { expireLease } from "./leases.ts";
 import { unixSeconds } from "./time.ts";
 import type { LicenseInfo, Pool, Store, Tx } from "./storage/store.ts";
 
@@ -171,7 +172,12 @@ export function removeLicenses(
     const removed: LicenseInfo[] = [];
     for (const guid of new Set(guids)) {
       const license = await findLicenseIn(tx, guid);
-      if (license.nodeId !== null) {
+      const state = leaseState(license, now);
+      if (state === "expired") {
+        // Ended exactly as the reaper would end it, before the license goes.
+        const held = { id: license.id, poolId: license.poolId };
+        await expireLease(tx, { nodeId: license.nodeId!, held, now });
+      } else if (state === "leased") {
         if (!options.force) {
           throw new LicenseLeasedError(
             `License "${guid}" is leased by node "${license.nodeFingerprint}"; wait for the node to release it, or pass --force to delete it anyway`,
@@ -216,6 +222,21 @@ export function listLicenses(
     if (!pool) throw new PoolNotFoundError("pool not found");
     return await tx.licenses({ poolId: pool.id });
   });
+}
+
+/**
+ * A license's lease at `now`: none (`free`), live (`leased`), or past its
+ * stored expiry and not yet reaped (`expired`). A lease stored without an
+ * expiry (by Keygen Relay, or with `--no-heartbeats`) counts as live: only
+ * the server that serves it knows its ttl.
+ */
+export type LeaseState = "free" | "leased" | "expired";
+
+/** The {@link LeaseState} of `license` at `now` (unix seconds). */
+export function leaseState(license: LicenseInfo, now: number): LeaseState {
+  if (license.nodeId === null) return "free";
+  const expiresAt = license.leaseExpiresAt;
+  return expiresAt !== null && expiresAt <= now ? "expired" : "leased";
 }
 
 /** The pool with this name, if any. */

@@ -32,6 +32,8 @@ export interface LicenseInfo {
   nodeId: number | null;
   nodeFingerprint: string | null;
   nodeLastHeartbeatAt: number | null;
+  /** The lease's stored expiry (see {@link ActiveNode.leaseExpiresAt}). */
+  leaseExpiresAt: number | null;
   lastClaimedAt: number | null;
   lastReleasedAt: number | null;
   createdAt: number;

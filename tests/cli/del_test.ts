@@ -137,6 +137,42 @@ Deno.test("relay del refuses a leased license unless --force", async (t) => {
   });
 });
 
+Deno.test("relay del deletes a license whose lease has expired without --force, ending the lease first", async () => {
+  await using dir = await tempDir();
+  const { db, files } = await poolWith(dir.path, 2, "prod");
+  const [expired, live] = files;
+  const expiredId = rowId(db, expired.id);
+  const poolId = query<{ id: number }>(db, "SELECT id FROM pools WHERE name = 'prod'")[0].id;
+  const now = Math.floor(Date.now() / 1000);
+  const nodeId = lease(db, expired.id, "node-gone", {
+    heartbeatAt: now - 120,
+    claimedAt: now - 120,
+    expiresAt: now - 60,
+  });
+  lease(db, live.id, "node-live", { heartbeatAt: now, claimedAt: now, expiresAt: now + 60 });
+
+  const refused = await runRelay(["del", "--license", live.id], { cwd: dir.path });
+  assert.equal(refused.code, 1, "a live lease still needs --force");
+  assert.ok(refused.stderr.includes("node-live"), refused.stderr);
+
+  const result = await runRelay(["del", "--license", expired.id], { cwd: dir.path });
+  assert.equal(result.stderr, "");
+  assert.equal(result.code, 0);
+  assert.equal(result.stdout, deletedLines([expired.id]));
+  assert.deepEqual(await storedGuids(db), [live.id]);
+  assert.deepEqual(auditTrail(db).slice(3), [
+    ["license.lease_expired", "license", expiredId, poolId],
+    ["node.culled", "node", nodeId, poolId],
+    ["license.removed", "license", expiredId, poolId],
+  ]);
+  assert.equal(
+    query<{ d: number | null }>(db, "SELECT deactivated_at AS d FROM nodes WHERE id = ?", nodeId)[0]
+      .d !== null,
+    true,
+    "the node that held it is deactivated",
+  );
+});
+
 Deno.test("relay del requires --license", async () => {
   await using dir = await tempDir();
   const result = await runRelay(["del"], { cwd: dir.path });

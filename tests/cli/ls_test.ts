@@ -235,3 +235,23 @@ Deno.test("relay ls --json lists licenses with their lease state", async () => {
     },
   ]);
 });
+
+Deno.test("relay ls and stat tell a lease past its stored expiry from a live one", async () => {
+  await using dir = await tempDir();
+  const { files } = await fixture(dir.path);
+  const db = dbPath(dir.path);
+  const now = Math.floor(Date.now() / 1000);
+  // files.dev was free: now leased, and expired a minute ago.
+  lease(db, files.dev.id, "node-gone", { heartbeatAt: now - 120, expiresAt: now - 60 });
+  const listed = JSON.parse((await runRelay(["ls", "--json"], { cwd: dir.path })).stdout);
+  const byId = new Map(listed.map((license: Record<string, unknown>) => [license.id, license]));
+  const gone = byId.get(files.dev.id) as Record<string, unknown>;
+  assert.equal(gone.status, "expired");
+  assert.equal(gone.lease_expires_at, rfc3339(now - 60));
+  assert.equal((byId.get(files.prod.id) as Record<string, unknown>).status, "leased");
+  const plain = await runRelay(["ls", "--plain"], { cwd: dir.path });
+  const row = plain.stdout.split("\n").find((line) => line.includes(files.dev.id))!;
+  assert.match(row, /\| expired +\| node-gone /);
+  const stat = await runRelay(["stat", "--license", files.dev.id, "--json"], { cwd: dir.path });
+  assert.equal(JSON.parse(stat.stdout).status, "expired");
+});

@@ -87,13 +87,20 @@ export function lease(
   db: string,
   guid: string,
   fingerprint: string,
-  options: { heartbeatAt: number; claimedAt?: number; claims?: number },
+  options: {
+    heartbeatAt: number;
+    claimedAt?: number;
+    claims?: number;
+    /** The lease's stored expiry (default none, as Keygen Relay stores it). */
+    expiresAt?: number;
+  },
 ): number {
   const database = new DatabaseSync(db);
   try {
     const node = database.prepare(
-      "INSERT INTO nodes (fingerprint, last_heartbeat_at) VALUES (?, ?) RETURNING id",
-    ).get(fingerprint, options.heartbeatAt) as { id: number };
+      `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at) VALUES (?, ?, ?)
+       RETURNING id`,
+    ).get(fingerprint, options.heartbeatAt, options.expiresAt ?? null) as { id: number };
     const changed = database.prepare(
       `UPDATE licenses SET node_id = ?, claims = ?, last_claimed_at = ? WHERE guid = ?`,
     ).run(node.id, options.claims ?? 1, options.claimedAt ?? null, guid);

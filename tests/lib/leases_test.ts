@@ -396,3 +396,65 @@ Deno.test("audit rows are part of the lease transaction: none when audit is off"
   }
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 0);
 });
+
+Deno.test("each lease keeps the expiry it was granted with, whatever the reader's ttl", async () => {
+  await withLicenses({ "": 1 }, async (store, path) => {
+    const long = { pool: null, policy: { ...HEARTBEATS, ttl: 600 } };
+    const short = { pool: null, policy: { ...HEARTBEATS, ttl: 30 } };
+    assert.equal((await claim(store, "a", { ...long, now: T0 })).kind, "created");
+    assert.deepEqual(
+      query(path, "SELECT last_heartbeat_at, lease_expires_at FROM nodes WHERE fingerprint = 'a'"),
+      [{ last_heartbeat_at: T0, lease_expires_at: T0 + 600 }],
+    );
+    // A server with a 30 s ttl neither reaps it nor hands its license out.
+    assert.equal(await reap(store, { now: T0 + 60, ttl: 30, limit: 10 }), 0);
+    assert.deepEqual(await claim(store, "b", { ...short, now: T0 + 60 }), { kind: "exhausted" });
+    // Its holder's heartbeat through that server extends it, by that server's ttl.
+    assert.deepEqual(await claim(store, "a", { ...short, now: T0 + 61 }), {
+      kind: "extended",
+      expiresAt: T0 + 91,
+    });
+    assert.equal(await reap(store, { now: T0 + 90, ttl: 600, limit: 10 }), 0);
+    assert.equal(await reap(store, { now: T0 + 91, ttl: 600, limit: 10 }), 1);
+    assert.deepEqual(auditTrail(path).slice(-2), [
+      ["license.lease_expired", "license", 1, null],
+      ["node.culled", "node", 1, null],
+    ]);
+  });
+});
+
+Deno.test("a lease stored without an expiry (Keygen Relay, Relay 0.1) expires by the reader's ttl", async () => {
+  await withLicenses({ "": 2 }, async (store, path) => {
+    const options = { pool: null, policy: HEARTBEATS };
+    await claim(store, "old", { ...options, now: T0 });
+    await claim(store, "new", { ...options, now: T0 + 50 });
+    const db = new DatabaseSync(path);
+    db.exec("UPDATE nodes SET lease_expires_at = NULL WHERE fingerprint = 'old'");
+    db.close();
+    // Without heartbeats such a lease never expires ("new" is still live).
+    const noHeartbeats = { ...options, policy: { ...HEARTBEATS, heartbeats: false } };
+    assert.deepEqual(await claim(store, "x", { ...noHeartbeats, now: T0 + 100 }), {
+      kind: "exhausted",
+    });
+    assert.equal(await reap(store, { now: T0 + 59, ttl: 60, limit: 10 }), 0);
+    // Both kinds in one batch: the stored-expiry-less one by last heartbeat + ttl.
+    assert.equal(await reap(store, { now: T0 + 110, ttl: 60, limit: 10 }), 2);
+    assert.deepEqual(
+      query(path, "SELECT fingerprint FROM nodes WHERE deactivated_at = ? ORDER BY id", T0 + 110),
+      [{ fingerprint: "old" }, { fingerprint: "new" }],
+    );
+  });
+});
+
+Deno.test("without heartbeats a lease is stored without an expiry and never reaped", async () => {
+  await withLicenses({ "": 1 }, async (store, path) => {
+    const options = { pool: null, policy: { ...HEARTBEATS, heartbeats: false } };
+    assert.equal((await claim(store, "a", { ...options, now: T0 })).kind, "created");
+    assert.deepEqual(query(path, "SELECT lease_expires_at FROM nodes"), [{
+      lease_expires_at: null,
+    }]);
+    assert.deepEqual(await claim(store, "b", { ...options, now: T0 + 86_400 }), {
+      kind: "exhausted",
+    });
+  });
+});

@@ -29,7 +29,8 @@ import { FREE_COUNT_SHIFTS } from "./schema.ts";
 const LICENSE_INFO_SELECT = `
   SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
          l.claims AS claims, l.node_id AS nodeId, n.fingerprint AS nodeFingerprint,
-         n.last_heartbeat_at AS nodeLastHeartbeatAt, l.last_claimed_at AS lastClaimedAt,
+         n.last_heartbeat_at AS nodeLastHeartbeatAt, n.lease_expires_at AS leaseExpiresAt,
+         l.last_claimed_at AS lastClaimedAt,
          l.last_released_at AS lastReleasedAt, l.created_at AS createdAt,
          l.file_issued_at AS fileIssuedAt, l.file_expires_at AS fileExpiresAt,
          l.expires_at AS expiresAt
