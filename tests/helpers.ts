@@ -7,6 +7,7 @@
 
 import { DatabaseSync } from "node:sqlite";
 import { FREE_COUNT_SHIFTS } from "../lib/storage/sqlite/schema.ts";
+import { resolve } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { type Io, run } from "../cli/program.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
@@ -52,32 +53,182 @@ export interface CliResult {
   stderr: string;
 }
 
-/** A temporary folder, removed when disposed (`await using`). */
+/**
+ * Parent variables a spawned `relay` keeps: where Deno and npm keep their
+ * caches and find the registry (so a child reuses the packages the test run
+ * already has, and needs no network), and `PATH` for wrapper commands.
+ * Everything else is dropped, so `RELAY_*`, `DEBUG`, `NO_COLOR` and the like
+ * never leak into a test.
+ */
+const KEPT_ENV =
+  /^(DENO_DIR|DENO_CERT|DENO_TLS_CA_STORE|DENO_NO_UPDATE_CHECK|HOME|XDG_CACHE_HOME|PATH|npm_config_\w+)$/i;
+
+/**
+ * The environment of a spawned `relay`: the parent's cache and registry
+ * settings (see {@link KEPT_ENV}), `NO_COLOR=1`, then `env`.
+ */
+export function childEnv(env: Record<string, string> = {}): Record<string, string> {
+  const kept = Object.entries(Deno.env.toObject()).filter(([name]) => KEPT_ENV.test(name));
+  return { ...Object.fromEntries(kept), NO_COLOR: "1", ...env };
+}
+
+/** Where {@link tempDir} folders go: `relay_test_<pid of the test process>_<random>`. */
+const TEMP_PREFIX = `relay_test_${Deno.pid}_`;
+
+/** Folders made by {@link tempDir} in this module instance and not removed yet. */
+const liveTempDirs = new Set<string>();
+
+/** Spawned `relay` processes not known to have exited, with their working folder. */
+const liveChildren = new Map<Deno.ChildProcess, string>();
+
+/** Whether the stale folders of earlier, killed runs were looked for yet. */
+let swept = false;
+
+/**
+ * A temporary folder `relay_test_<pid>_<random>`, removed when disposed
+ * (`await using`), also when the test failed half-way: a `relay` spawned in
+ * it that still runs is killed first, folders made read-only are made
+ * writable again, and a removal that races a child's last write is retried.
+ * Folders a test never disposed are removed when its module unloads; those
+ * of a run that was killed outright, by the next run.
+ */
 export async function tempDir(): Promise<AsyncDisposable & { path: string }> {
-  const path = await Deno.makeTempDir({ prefix: "relay_test_" });
-  return {
-    path,
-    [Symbol.asyncDispose]: () => Deno.remove(path, { recursive: true }),
-  };
+  const path = await Deno.makeTempDir({ prefix: TEMP_PREFIX });
+  liveTempDirs.add(path);
+  if (!swept) {
+    swept = true;
+    // Best effort: a folder that cannot be removed fails no test.
+    await removeStaleTempDirs(path.slice(0, path.lastIndexOf("/"))).catch(() => {});
+  }
+  return { path, [Symbol.asyncDispose]: () => removeTempDir(path) };
+}
+
+/** Kills what still runs in `path`, then removes it; retried while a child's write races it. */
+async function removeTempDir(path: string): Promise<void> {
+  const inside = [...liveChildren].filter(([, cwd]) => cwd === path || cwd.startsWith(`${path}/`));
+  for (const [child] of inside) {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited meanwhile.
+    }
+    await child.status;
+  }
+  for (let attempt = 1;; attempt++) {
+    try {
+      await Deno.remove(path, { recursive: true });
+      break;
+    } catch (error) {
+      if (error instanceof Deno.errors.NotFound) break;
+      if (attempt === 5) throw error;
+      // A folder a test made read-only (as a non-root user), or a file
+      // created while the tree was being removed: fix and try again.
+      if (error instanceof Deno.errors.PermissionDenied) makeWritable(path);
+      await new Promise((resolve) => setTimeout(resolve, 20 * attempt));
+    }
+  }
+  liveTempDirs.delete(path);
+}
+
+/** Gives the owner full access to `path` and every folder under it (not following links). */
+function makeWritable(path: string): void {
+  try {
+    Deno.chmodSync(path, 0o700);
+    for (const entry of Deno.readDirSync(path)) {
+      if (entry.isDirectory) makeWritable(`${path}/${entry.name}`);
+    }
+  } catch {
+    // Not ours, or gone: the removal reports what is left.
+  }
 }
 
 /**
- * Spawns `deno run <permissions> main.ts ...args` in `cwd`, with a clean
- * environment plus `env`, and collects its output. Killed after `timeoutMs`
- * (default 60 s), so a command that hangs fails the test instead.
+ * Removes `relay_test_<pid>_*` folders in `tmp` whose test process no longer
+ * exists (a run killed before it could clean up). Linux only: asks `sh`
+ * which pids are in `/proc`, since Deno lets only `--allow-all` read it.
+ * Folders of another user or with a mount inside stay. Assumes the runs that
+ * share a temp folder share a pid namespace (a run in another one would look
+ * dead).
  */
-export async function runCli(
+async function removeStaleTempDirs(tmp: string): Promise<void> {
+  const candidates = new Map<string, string[]>();
+  for await (const entry of Deno.readDir(tmp)) {
+    const pid = /^relay_test_(\d+)_/.exec(entry.name)?.[1];
+    if (!entry.isDirectory || pid === undefined || Number(pid) === Deno.pid) continue;
+    candidates.set(pid, [...candidates.get(pid) ?? [], `${tmp}/${entry.name}`]);
+  }
+  if (candidates.size === 0) return;
+  const script = 'test -d /proc/self || exit 1; for p do test -d "/proc/$p" || echo "$p"; done';
+  const output = await new Deno.Command("sh", {
+    args: ["-c", script, "sh", ...candidates.keys()],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  if (!output.success) return;
+  for (const pid of new TextDecoder().decode(output.stdout).split("\n")) {
+    for (const path of candidates.get(pid) ?? []) {
+      makeWritable(path);
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    }
+  }
+}
+
+// A test that never disposed its folder (or whose disposal failed): last try.
+globalThis.addEventListener("unload", () => {
+  for (const path of liveTempDirs) {
+    try {
+      makeWritable(path);
+      Deno.removeSync(path, { recursive: true });
+    } catch {
+      // Left for the next run's sweep.
+    }
+  }
+});
+
+/** Spawns `deno run main.ts ...args` (through `wrap` when given) and tracks it until it exits. */
+function spawnMain(
   args: string[],
-  options: { cwd: string; env?: Record<string, string>; timeoutMs?: number },
-): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
+  options: {
+    cwd: string;
+    env?: Record<string, string>;
+    wrap?: readonly string[];
+    signal?: AbortSignal;
+  },
+): Deno.ChildProcess {
+  const command = [...(options.wrap ?? []), Deno.execPath()];
+  const child = new Deno.Command(command[0], {
+    args: [...command.slice(1), "run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
     cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
+    env: childEnv(options.env),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    signal: options.signal,
+  }).spawn();
+  liveChildren.set(child, options.cwd);
+  child.status.finally(() => liveChildren.delete(child));
+  return child;
+}
+
+/**
+ * Spawns `deno run <permissions> main.ts ...args` in `cwd`, with a clean
+ * environment (see {@link childEnv}) plus `env`, and collects its output.
+ * Killed after `timeoutMs` (default 60 s), so a command that hangs fails the
+ * test instead. `wrap` is a command line that runs the rest, e.g.
+ * `["setpriv", "--bounding-set=-dac_override", "--"]`.
+ */
+export async function runCli(
+  args: string[],
+  options: {
+    cwd: string;
+    env?: Record<string, string>;
+    timeoutMs?: number;
+    wrap?: readonly string[];
+  },
+): Promise<CliResult> {
+  const output = await spawnMain(args, {
+    ...options,
     signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
   }).output();
   const decoder = new TextDecoder();
@@ -213,22 +364,15 @@ export interface ServerProcess extends AsyncDisposable {
 }
 
 /**
- * Spawns `relay ...args` as given in `cwd`, with a clean environment plus
- * `env`, and waits for its "relay listening" line, which names the port.
+ * Spawns `relay ...args` as given in `cwd`, with a clean environment (see
+ * {@link childEnv}) plus `env`, and waits for its "relay listening" line,
+ * which names the port.
  */
 export async function spawnRelay(
   args: string[],
   options: { cwd: string; env?: Record<string, string>; host?: string },
 ): Promise<ServerProcess> {
-  const process = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
-    cwd: options.cwd,
-    env: { NO_COLOR: "1", ...options.env },
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
+  const process = spawnMain(args, options);
   const lines: string[] = [];
   const stderr = new Response(process.stderr).text();
   const reader = process.stdout.pipeThrough(new TextDecoderStream()).getReader();
@@ -315,7 +459,10 @@ export async function exists(path: string): Promise<boolean> {
   }
 }
 
-/** Adds minted licenses to the database in `dir` through the real CLI; returns them. */
+/**
+ * Adds minted licenses to the database in `dir` (or `database`, relative to
+ * `dir`) through the real CLI program, run in-process; returns them.
+ */
 export async function addMinted(
   dir: string,
   count: number,
@@ -325,8 +472,8 @@ export async function addMinted(
   const args = ["add", "--public-key", publicKey];
   for (const file of files) args.push("--file", file.path, "--key", file.key);
   if (options.pool) args.push("--pool", options.pool);
-  if (options.database) args.push("--database", options.database);
-  const result = await runCli(args, { cwd: dir });
+  args.push("--database", resolve(dir, options.database ?? dbPath(dir)));
+  const result = await runInProcess(args, { now: new Date(), env: { NO_COLOR: "1" } });
   if (result.code !== 0) throw new Error(`relay add failed: ${result.stderr}`);
   return files;
 }

@@ -173,13 +173,6 @@ async function stopCleanly(server: ServerProcess, label: string): Promise<void> 
   assert.doesNotMatch(stdout, /"level":"error"/, `${label} logged an error`);
 }
 
-/** A folder with `count` minted licenses added through the real CLI. */
-async function seeded(count: number) {
-  const dir = await tempDir();
-  const files = await addMinted(dir.path, count);
-  return { dir, files };
-}
-
 Deno.test("500 concurrent claims against 100 licenses lease exactly 100, for every strategy", async (t) => {
   // One database with 100 licenses, copied for each strategy.
   await using template = await tempDir();
@@ -202,8 +195,8 @@ Deno.test("500 concurrent claims against 100 licenses lease exactly 100, for eve
 });
 
 Deno.test("~5 s of churn by 150 clients never leases more than 100 licenses", async () => {
-  const { dir } = await seeded(LICENSES);
-  await using _dir = dir;
+  await using dir = await tempDir();
+  await addMinted(dir.path, LICENSES);
   const db = dbPath(dir.path);
   await using server = await startServer(["--strategy", "rand"], { cwd: dir.path });
 
@@ -305,8 +298,8 @@ Deno.test("~5 s of churn by 150 clients never leases more than 100 licenses", as
 });
 
 Deno.test("two relay serve processes on one database: 500 claims lease exactly 100", async () => {
-  const { dir } = await seeded(LICENSES);
-  await using _dir = dir;
+  await using dir = await tempDir();
+  await addMinted(dir.path, LICENSES);
   await using first = await startServer(["--strategy", "fifo"], { cwd: dir.path });
   await using second = await startServer(["--strategy", "fifo"], { cwd: dir.path });
   const { results, peakInFlight } = await burst([first.url, second.url], "two", CLIENTS);
@@ -332,8 +325,8 @@ Deno.test("two relay serve processes on one database: 500 claims lease exactly 1
 });
 
 Deno.test("two servers, relay add and relay del on one database during 500 claims stay consistent", async () => {
-  const { dir, files: initial } = await seeded(LICENSES);
-  await using _dir = dir;
+  await using dir = await tempDir();
+  const initial = await addMinted(dir.path, LICENSES);
   const db = dbPath(dir.path);
   // Ten more licenses, added to be deleted while the claims run; with fifo they
   // are the last free ones, so the claims may or may not reach them first.
