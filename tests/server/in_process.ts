@@ -70,10 +70,11 @@ export interface InProcessServer extends AsyncDisposable {
 export interface InProcessOptions {
   /**
    * The database file, given as `RELAY_DATABASE` so that a `--database` flag
-   * (or `env.RELAY_DATABASE`) still wins. Tests run in the repository, so a
-   * relative default would land there: always name one.
+   * (or `env.RELAY_DATABASE`) still wins. The test process runs in the
+   * repository, where the relative default would land: omit it only when the
+   * arguments or `env` name the database.
    */
-  database: string;
+  database?: string;
   /** Environment variables; the rest of the test process's environment is not seen. */
   env?: Record<string, string>;
   /** Global options, placed before `serve` (e.g. `-v`, `--no-audit`). */
@@ -115,7 +116,11 @@ export async function serveInProcess(
       }
     },
     stderr: (text) => (stderr += text),
-    env: { NO_COLOR: "1", RELAY_DATABASE: options.database, ...options.env },
+    env: {
+      NO_COLOR: "1",
+      ...(options.database === undefined ? {} : { RELAY_DATABASE: options.database }),
+      ...options.env,
+    },
     stdoutIsTerminal: false,
     stderrIsTerminal: false,
     now: () => clock.now(),
