@@ -51,7 +51,7 @@ export interface ServerExit {
 
 /** A `relay serve` running in this process. */
 export interface InProcessServer extends AsyncDisposable {
-  /** `http://127.0.0.1:<port>` (or the bound host given in the options). */
+  /** `http://127.0.0.1:<port>` (`https:` with TLS; the host given in the options). */
   url: string;
   port: number;
   /** The server's clock. */
@@ -144,7 +144,7 @@ export async function serveInProcess(
     return stopped;
   }
   return {
-    url: `http://${options.host ?? "127.0.0.1"}:${port}`,
+    url: `${new URL(String(startup.address)).protocol}//${options.host ?? "127.0.0.1"}:${port}`,
     port,
     clock,
     lines,
