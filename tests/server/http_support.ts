@@ -20,9 +20,9 @@ export function unixNow(): number {
 
 /**
  * Where a request goes: a base URL (a server on the real clock), or a server
- * with a clock the test controls (an in-process one).
+ * with a clock the test controls (an in-process one), and its own client.
  */
-export type Target = string | { url: string; clock: { unix(): number } };
+export type Target = string | { url: string; clock: { unix(): number }; client?: Deno.HttpClient };
 
 /** A response read to the end. */
 export interface Reply {
@@ -43,10 +43,10 @@ export async function call(
   path: string,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  const [base, clock] = typeof target === "string"
-    ? [target, null]
-    : [target.url, target.clock.unix()];
-  const res = await fetch(`${base}${path}`, { method, headers });
+  const [base, clock, client] = typeof target === "string"
+    ? [target, null, undefined]
+    : [target.url, target.clock.unix(), target.client];
+  const res = await fetch(`${base}${path}`, { method, headers, client });
   const body = await res.text();
   return { status: res.status, headers: res.headers, body, clock };
 }

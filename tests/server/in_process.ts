@@ -56,6 +56,11 @@ export interface InProcessServer extends AsyncDisposable {
   port: number;
   /** The server's clock. */
   clock: FakeClock;
+  /**
+   * An HTTP client for this server alone, closed when it stops: no pooled
+   * connection outlives the server, to be handed to a later one on its port.
+   */
+  client: Deno.HttpClient;
   /** Every stdout line so far (JSON log lines, the start-up line first unless warnings came). */
   lines: string[];
   /** The parsed "relay listening" line. */
@@ -134,11 +139,13 @@ export async function serveInProcess(
     throw new Error(`relay serve did not start (exit ${await exited}): ${stderr}${output()}`);
   }
   const port = Number(startup.port);
+  const client = Deno.createHttpClient({});
   let stopped: Promise<ServerExit> | undefined;
   function stop(): Promise<ServerExit> {
     stopped ??= (async () => {
       shutdown.abort();
       const code = await exited;
+      client.close();
       return { code, stdout: output(), stderr };
     })();
     return stopped;
@@ -147,6 +154,7 @@ export async function serveInProcess(
     url: `${new URL(String(startup.address)).protocol}//${options.host ?? "127.0.0.1"}:${port}`,
     port,
     clock,
+    client,
     lines,
     startup,
     stderr: () => stderr,

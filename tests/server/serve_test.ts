@@ -160,7 +160,11 @@ Deno.test("--port, -p, RELAY_PORT, PORT", async (t) => {
       assert.equal(server.port, port);
       assert.equal(server.startup.address, `http://127.0.0.1:${port}`);
       assertEmpty(
-        await call({ url: `http://127.0.0.1:${port}`, clock: server.clock }, "GET", "/v1/health"),
+        await call(
+          { url: `http://127.0.0.1:${port}`, clock: server.clock, client: server.client },
+          "GET",
+          "/v1/health",
+        ),
         200,
       );
     });
