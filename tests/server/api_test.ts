@@ -1,12 +1,14 @@
 /**
- * The HTTP API as a client sees it, against the real `relay serve` process:
- * status codes, exact body bytes, headers, and the rows it leaves behind.
+ * The HTTP API as a client sees it, against the real `relay serve` command
+ * run in-process on port 0 (the same `run()` as the binary, on a clock the
+ * test controls): status codes, exact body bytes, headers, and the rows it
+ * leaves behind.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { addMinted, auditTrail, type MintedFile, query, startServer, tempDir } from "../helpers.ts";
+import { addMinted, auditTrail, type MintedFile, query, tempDir } from "../helpers.ts";
 import {
   assertEmpty,
   assertJson,
@@ -19,9 +21,9 @@ import {
   extendedBody,
   relayClock,
   release,
-  spawnRelay,
-  unixNow,
+  type Target,
 } from "./http_support.ts";
+import { serveInProcess } from "./in_process.ts";
 
 interface LicenseRow {
   id: number;
@@ -75,28 +77,28 @@ function leasedKey(body: string): string {
 
 Deno.test("GET /v1/health: 200, empty, Relay-Clock, unsigned", async (t) => {
   await using dir = await tempDir();
-  await using server = await startServer([], { cwd: dir.path });
+  await using server = await serveInProcess([], { database: dbPath(dir.path) });
 
   await t.step("GET", async () => {
-    const reply = await call(server.url, "GET", "/v1/health");
+    const reply = await call(server, "GET", "/v1/health");
     assertEmpty(reply, 200);
     assert.equal(reply.headers.get("Relay-Signature"), null);
   });
 
   await t.step("HEAD", async () => {
-    const reply = await call(server.url, "HEAD", "/v1/health");
+    const reply = await call(server, "HEAD", "/v1/health");
     assertEmpty(reply, 200);
     assert.equal(reply.headers.get("Relay-Signature"), null);
   });
 
   await t.step("POST is 405 with Allow", async () => {
-    const reply = await call(server.url, "POST", "/v1/health");
+    const reply = await call(server, "POST", "/v1/health");
     assertJson(reply, 405, errorBody("method not allowed"));
     assert.equal(reply.headers.get("Allow"), "GET, HEAD");
   });
 
   await t.step("an empty database answers claims with 410", async () => {
-    assertJson(await claim(server.url, "node-1"), 410, errorBody("no licenses available"));
+    assertJson(await claim(server, "node-1"), 410, errorBody("no licenses available"));
     assert.deepEqual(query(dbPath(dir.path), "SELECT * FROM nodes"), []);
   });
 });
@@ -106,12 +108,12 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
   const db = dbPath(dir.path);
   const [file] = await addMinted(dir.path, 1);
   const before = auditTrail(db).length;
-  await using server = await startServer([], { cwd: dir.path });
+  await using server = await serveInProcess([], { database: dbPath(dir.path) });
   const license = licenseRow(db, file.key);
   let firstClaimClock = 0;
 
   await t.step("PUT with a free license: 201 with the license file and key", async () => {
-    const reply = await claim(server.url, "node-1");
+    const reply = await claim(server, "node-1");
     firstClaimClock = relayClock(reply);
     assertJson(reply, 201, createdBody(file.certificate, file.key, firstClaimClock, 60));
     const json = JSON.parse(reply.body);
@@ -128,12 +130,12 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
   });
 
   await t.step("the same node again: 202 with the new expiry", async () => {
-    const reply = await claim(server.url, "node-1");
+    const reply = await claim(server, "node-1");
     assertJson(reply, 202, extendedBody(relayClock(reply), 60));
   });
 
   await t.step("another node while the only license is leased: 410", async () => {
-    assertJson(await claim(server.url, "node-2"), 410, errorBody("no licenses available"));
+    assertJson(await claim(server, "node-2"), 410, errorBody("no licenses available"));
   });
 
   let node1 = 0;
@@ -152,7 +154,7 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
 
   let releaseClock = 0;
   await t.step("DELETE: 204, empty, no Content-Type", async () => {
-    const reply = await release(server.url, "node-1");
+    const reply = await release(server, "node-1");
     assertEmpty(reply, 204);
     releaseClock = relayClock(reply);
     const row = licenseRow(db, file.key);
@@ -162,19 +164,19 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
   });
 
   await t.step("DELETE again, and DELETE of a never-seen node: 404", async () => {
-    assertJson(await release(server.url, "node-1"), 404, errorBody("claim not found"));
-    assertJson(await release(server.url, "never-seen"), 404, errorBody("claim not found"));
+    assertJson(await release(server, "node-1"), 404, errorBody("claim not found"));
+    assertJson(await release(server, "never-seen"), 404, errorBody("claim not found"));
   });
 
   await t.step("the released license goes to the next node: claims counts leases", async () => {
-    const reply = await claim(server.url, "node-2");
+    const reply = await claim(server, "node-2");
     const clock = relayClock(reply);
     assertJson(reply, 201, createdBody(file.certificate, file.key, clock, 60));
     const row = licenseRow(db, file.key);
     assert.equal(row.claims, 2);
     assert.equal(row.last_claimed_at, clock);
     assert.equal(row.node_id, nodeRow(db, "node-2").id);
-    assertEmpty(await release(server.url, "node-2"), 204);
+    assertEmpty(await release(server, "node-2"), 204);
   });
 
   await t.step("audit trail", () => {
@@ -197,7 +199,7 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
   });
 
   await t.step("a released node that claims again is reactivated with a new lease", async () => {
-    const reply = await claim(server.url, "node-1");
+    const reply = await claim(server, "node-1");
     assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
     const node = nodeRow(db, "node-1");
     assert.equal(node.id, node1, "the same nodes row");
@@ -212,26 +214,26 @@ Deno.test("--ttl and --no-heartbeats", async (t) => {
   const [file] = await addMinted(dir.path, 1);
 
   await t.step("--ttl 2m: expires_in 120 on 201 and 202", async () => {
-    await using server = await startServer(["--ttl", "2m"], { cwd: dir.path });
-    const created = await claim(server.url, "node-1");
+    await using server = await serveInProcess(["--ttl", "2m"], { database: dbPath(dir.path) });
+    const created = await claim(server, "node-1");
     assertJson(created, 201, createdBody(file.certificate, file.key, relayClock(created), 120));
-    const extended = await claim(server.url, "node-1");
+    const extended = await claim(server, "node-1");
     assertJson(extended, 202, extendedBody(relayClock(extended), 120));
-    assertEmpty(await release(server.url, "node-1"), 204);
+    assertEmpty(await release(server, "node-1"), 204);
   });
 
   await t.step("--no-heartbeats: a second claim by the same node is 409", async () => {
     const before = auditTrail(db).length;
-    await using server = await startServer(["--no-heartbeats"], { cwd: dir.path });
-    const created = await claim(server.url, "node-1");
+    await using server = await serveInProcess(["--no-heartbeats"], { database: dbPath(dir.path) });
+    const created = await claim(server, "node-1");
     assertJson(created, 201, createdBody(file.certificate, file.key, relayClock(created), 60));
     assertJson(
-      await claim(server.url, "node-1"),
+      await claim(server, "node-1"),
       409,
       errorBody("failed to claim license due to conflict"),
     );
-    assertJson(await claim(server.url, "node-2"), 410, errorBody("no licenses available"));
-    assertEmpty(await release(server.url, "node-1"), 204);
+    assertJson(await claim(server, "node-2"), 410, errorBody("no licenses available"));
+    assertEmpty(await release(server, "node-1"), 204);
     const node = nodeRow(db, "node-1").id;
     const license = licenseRow(db, file.key).id;
     assert.deepEqual(auditTrail(db).slice(before), [
@@ -253,18 +255,18 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
   const devId = poolId(db, "dev");
 
   await t.step("without --pool", async (t) => {
-    await using server = await startServer([], { cwd: dir.path });
+    await using server = await serveInProcess([], { database: dbPath(dir.path) });
 
     await t.step("no header: only licenses without a pool, so 410", async () => {
-      assertJson(await claim(server.url, "n1"), 410, errorBody("no licenses available"));
+      assertJson(await claim(server, "n1"), 410, errorBody("no licenses available"));
     });
 
     await t.step("Relay-Pool: dev claims the dev license", async () => {
       const before = auditTrail(db).length;
-      const reply = await claim(server.url, "n1", "dev");
+      const reply = await claim(server, "n1", "dev");
       assertJson(reply, 201, createdBody(dev.certificate, dev.key, relayClock(reply), 60));
       assert.equal(leasedKey(reply.body), dev.key);
-      const extended = await claim(server.url, "n1", "dev");
+      const extended = await claim(server, "n1", "dev");
       assertJson(extended, 202, extendedBody(relayClock(extended), 60));
       const node = nodeRow(db, "n1").id;
       const license = licenseRow(db, dev.key);
@@ -280,13 +282,13 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
     });
 
     await t.step("an unknown pool header: 400", async () => {
-      assertJson(await claim(server.url, "n2", "nope"), 400, errorBody("invalid pool header"));
-      assertJson(await release(server.url, "n1", "nope"), 400, errorBody("invalid pool header"));
+      assertJson(await claim(server, "n2", "nope"), 400, errorBody("invalid pool header"));
+      assertJson(await release(server, "n1", "nope"), 400, errorBody("invalid pool header"));
     });
 
     await t.step("a node leasing in dev claiming in prod: 409", async () => {
       assertJson(
-        await claim(server.url, "n1", "prod"),
+        await claim(server, "n1", "prod"),
         409,
         errorBody("failed to claim license due to conflict"),
       );
@@ -295,10 +297,10 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
 
     await t.step("release with the wrong pool header: 404; the right one: 204", async () => {
       const before = auditTrail(db).length;
-      assertJson(await release(server.url, "n1", "prod"), 404, errorBody("claim not found"));
-      assertJson(await release(server.url, "n1"), 404, errorBody("claim not found"));
+      assertJson(await release(server, "n1", "prod"), 404, errorBody("claim not found"));
+      assertJson(await release(server, "n1"), 404, errorBody("claim not found"));
       assert.equal(licenseRow(db, dev.key).node_id, nodeRow(db, "n1").id);
-      assertEmpty(await release(server.url, "n1", "dev"), 204);
+      assertEmpty(await release(server, "n1", "dev"), 204);
       const node = nodeRow(db, "n1").id;
       const license = licenseRow(db, dev.key).id;
       assert.deepEqual(auditTrail(db).slice(before), [
@@ -308,25 +310,25 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
     });
 
     await t.step("a node leasing in prod claiming in dev: 409", async () => {
-      const reply = await claim(server.url, "n3", "prod");
+      const reply = await claim(server, "n3", "prod");
       assertJson(reply, 201, createdBody(prod.certificate, prod.key, relayClock(reply), 60));
       assertJson(
-        await claim(server.url, "n3", "dev"),
+        await claim(server, "n3", "dev"),
         409,
         errorBody("failed to claim license due to conflict"),
       );
       assert.equal(licenseRow(db, dev.key).node_id, null);
-      assertEmpty(await release(server.url, "n3", "prod"), 204);
+      assertEmpty(await release(server, "n3", "prod"), 204);
     });
   });
 
   await t.step("--pool prod", async (t) => {
-    await using server = await startServer(["--pool", "prod"], { cwd: dir.path });
+    await using server = await serveInProcess(["--pool", "prod"], { database: dbPath(dir.path) });
 
     await t.step("Relay-Pool: dev is 400 unsupported", async () => {
-      assertJson(await claim(server.url, "p1", "dev"), 400, errorBody("unsupported pool header"));
+      assertJson(await claim(server, "p1", "dev"), 400, errorBody("unsupported pool header"));
       assertJson(
-        await release(server.url, "p1", "dev"),
+        await release(server, "p1", "dev"),
         400,
         errorBody("unsupported pool header"),
       );
@@ -334,10 +336,10 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
 
     await t.step("no header claims and releases in prod", async () => {
       const before = auditTrail(db).length;
-      const reply = await claim(server.url, "p1");
+      const reply = await claim(server, "p1");
       assertJson(reply, 201, createdBody(prod.certificate, prod.key, relayClock(reply), 60));
-      assertJson(await claim(server.url, "p2"), 410, errorBody("no licenses available"));
-      assertEmpty(await release(server.url, "p1"), 204);
+      assertJson(await claim(server, "p2"), 410, errorBody("no licenses available"));
+      assertEmpty(await release(server, "p1"), 204);
       const node = nodeRow(db, "p1").id;
       const license = licenseRow(db, prod.key).id;
       assert.deepEqual(auditTrail(db).slice(before), [
@@ -350,21 +352,21 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
     });
 
     await t.step("Relay-Pool: prod claims and releases in prod", async () => {
-      const reply = await claim(server.url, "p2", "prod");
+      const reply = await claim(server, "p2", "prod");
       assertJson(reply, 201, createdBody(prod.certificate, prod.key, relayClock(reply), 60));
-      assertEmpty(await release(server.url, "p2", "prod"), 204);
+      assertEmpty(await release(server, "p2", "prod"), 204);
     });
   });
 
   await t.step(
     "--pool naming no pool: a warning at start, then claims are 400 invalid pool header",
     async () => {
-      await using server = await startServer(["--pool", "nope"], { cwd: dir.path });
+      await using server = await serveInProcess(["--pool", "nope"], { database: dbPath(dir.path) });
       const warning = JSON.parse(server.lines[0]);
       assert.equal(warning.level, "warn");
       assert.equal(warning.pool, "nope");
       assert.match(warning.msg, /does not exist yet/);
-      assertJson(await claim(server.url, "q1"), 400, errorBody("invalid pool header"));
+      assertJson(await claim(server, "q1"), 400, errorBody("invalid pool header"));
     },
   );
 });
@@ -375,7 +377,7 @@ Deno.test("strategies pick the first, last or a random free license", async (t) 
   const keys = files.map((file) => file.key);
 
   /** Two claims, a release, a third claim: the keys each claim got. */
-  async function sequence(url: string): Promise<string[]> {
+  async function sequence(url: Target): Promise<string[]> {
     const got: string[] = [];
     for (const fp of ["a", "b"]) {
       const reply = await claim(url, fp);
@@ -391,49 +393,55 @@ Deno.test("strategies pick the first, last or a random free license", async (t) 
   }
 
   await t.step("default is fifo", async () => {
-    await using server = await startServer([], { cwd: dir.path });
-    assert.deepEqual(await sequence(server.url), [keys[0], keys[1], keys[0]]);
+    await using server = await serveInProcess([], { database: dbPath(dir.path) });
+    assert.deepEqual(await sequence(server), [keys[0], keys[1], keys[0]]);
   });
 
   await t.step("--strategy fifo", async () => {
-    await using server = await startServer(["--strategy", "fifo"], { cwd: dir.path });
-    assert.deepEqual(await sequence(server.url), [keys[0], keys[1], keys[0]]);
+    await using server = await serveInProcess(["--strategy", "fifo"], {
+      database: dbPath(dir.path),
+    });
+    assert.deepEqual(await sequence(server), [keys[0], keys[1], keys[0]]);
   });
 
   await t.step("--strategy lifo", async () => {
-    await using server = await startServer(["--strategy", "lifo"], { cwd: dir.path });
-    assert.deepEqual(await sequence(server.url), [keys[2], keys[1], keys[2]]);
+    await using server = await serveInProcess(["--strategy", "lifo"], {
+      database: dbPath(dir.path),
+    });
+    assert.deepEqual(await sequence(server), [keys[2], keys[1], keys[2]]);
   });
 
   await t.step("RELAY_STRATEGY=lifo", async () => {
-    await using server = await startServer([], {
-      cwd: dir.path,
+    await using server = await serveInProcess([], {
+      database: dbPath(dir.path),
       env: { RELAY_STRATEGY: "lifo" },
     });
-    assert.deepEqual(await sequence(server.url), [keys[2], keys[1], keys[2]]);
+    assert.deepEqual(await sequence(server), [keys[2], keys[1], keys[2]]);
   });
 
   await t.step("--strategy rand: every license, and only these", async () => {
-    await using server = await startServer(["--strategy", "rand"], { cwd: dir.path });
+    await using server = await serveInProcess(["--strategy", "rand"], {
+      database: dbPath(dir.path),
+    });
     const seen = new Map<string, number>();
     for (let i = 0; i < 60; i++) {
-      const reply = await claim(server.url, "r");
+      const reply = await claim(server, "r");
       assert.equal(reply.status, 201);
       const key = leasedKey(reply.body);
       assert.ok(keys.includes(key), `a license of the pool: ${key}`);
       seen.set(key, (seen.get(key) ?? 0) + 1);
-      assertEmpty(await release(server.url, "r"), 204);
+      assertEmpty(await release(server, "r"), 204);
     }
     assert.deepEqual([...seen.keys()].sort(), [...keys].sort(), `all seen: ${[...seen]}`);
 
     const held = new Set<string>();
     for (const fp of ["x", "y", "z"]) {
-      const reply = await claim(server.url, fp);
+      const reply = await claim(server, fp);
       assert.equal(reply.status, 201);
       held.add(leasedKey(reply.body));
     }
     assert.equal(held.size, 3, "three nodes hold three different licenses");
-    assertJson(await claim(server.url, "w"), 410, errorBody("no licenses available"));
+    assertJson(await claim(server, "w"), 410, errorBody("no licenses available"));
   });
 });
 
@@ -443,17 +451,19 @@ Deno.test("signed responses", async (t) => {
   const [file] = await addMinted(dir.path, 1);
 
   await t.step("--signing-secret signs every response", async () => {
-    await using server = await startServer(["--signing-secret", secret], { cwd: dir.path });
+    await using server = await serveInProcess(["--signing-secret", secret], {
+      database: dbPath(dir.path),
+    });
     const replies = [
-      await call(server.url, "GET", "/v1/health"),
-      await claim(server.url, "n1"),
-      await claim(server.url, "n1"),
-      await claim(server.url, "n2"),
-      await claim(server.url, "n1", "nope"),
-      await call(server.url, "POST", "/v1/nodes/n1"),
-      await call(server.url, "GET", "/nope"),
-      await release(server.url, "n1"),
-      await release(server.url, "n1"),
+      await call(server, "GET", "/v1/health"),
+      await claim(server, "n1"),
+      await claim(server, "n1"),
+      await claim(server, "n2"),
+      await claim(server, "n1", "nope"),
+      await call(server, "POST", "/v1/nodes/n1"),
+      await call(server, "GET", "/nope"),
+      await release(server, "n1"),
+      await release(server, "n1"),
     ];
     assert.deepEqual(replies.map((reply) => reply.status), [
       200,
@@ -474,26 +484,26 @@ Deno.test("signed responses", async (t) => {
   });
 
   await t.step("--no-heartbeats 409 is signed too", async () => {
-    await using server = await startServer(["--signing-secret", secret, "--no-heartbeats"], {
-      cwd: dir.path,
+    await using server = await serveInProcess(["--signing-secret", secret, "--no-heartbeats"], {
+      database: dbPath(dir.path),
     });
-    assert.equal((await claim(server.url, "n1")).status, 201);
-    const conflict = await claim(server.url, "n1");
+    assert.equal((await claim(server, "n1")).status, 201);
+    const conflict = await claim(server, "n1");
     assertJson(conflict, 409, errorBody("failed to claim license due to conflict"));
     await assertSigned(conflict, secret);
-    assertEmpty(await release(server.url, "n1"), 204);
+    assertEmpty(await release(server, "n1"), 204);
   });
 
   await t.step("RELAY_SIGNING_SECRET", async () => {
-    await using server = await startServer([], {
-      cwd: dir.path,
+    await using server = await serveInProcess([], {
+      database: dbPath(dir.path),
       env: { RELAY_SIGNING_SECRET: secret },
     });
     for (
       const reply of [
-        await call(server.url, "GET", "/v1/health"),
-        await claim(server.url, "n1"),
-        await release(server.url, "n1"),
+        await call(server, "GET", "/v1/health"),
+        await claim(server, "n1"),
+        await release(server, "n1"),
       ]
     ) {
       await assertSigned(reply, secret);
@@ -509,12 +519,12 @@ Deno.test("audit: pooled trail, and --no-audit / RELAY_NO_AUDIT write none", asy
 
   await t.step("claim, extend, release in a pool", async () => {
     const before = auditTrail(db).length;
-    await using server = await startServer([], { cwd: dir.path });
-    const created = await claim(server.url, "n1", "prod");
+    await using server = await serveInProcess([], { database: dbPath(dir.path) });
+    const created = await claim(server, "n1", "prod");
     const createdClock = relayClock(created);
     assertJson(created, 201, createdBody(prod.certificate, prod.key, createdClock, 60));
-    assert.equal((await claim(server.url, "n1", "prod")).status, 202);
-    const released = await release(server.url, "n1", "prod");
+    assert.equal((await claim(server, "n1", "prod")).status, 202);
+    const released = await release(server, "n1", "prod");
     assertEmpty(released, 204);
     const node = nodeRow(db, "n1");
     const license = licenseRow(db, prod.key);
@@ -542,26 +552,23 @@ Deno.test("audit: pooled trail, and --no-audit / RELAY_NO_AUDIT write none", asy
 
   for (
     const [name, args, env] of [
-      ["relay --no-audit serve", ["--no-audit", "serve"], {}],
-      ["relay serve with RELAY_NO_AUDIT=1", ["serve"], { RELAY_NO_AUDIT: "1" }],
+      ["relay --no-audit serve", ["--no-audit"], {}],
+      ["relay serve with RELAY_NO_AUDIT=1", [], { RELAY_NO_AUDIT: "1" }],
     ] as const
   ) {
     await t.step(name, async () => {
       const before = auditTrail(db).length;
-      await using server = await spawnRelay([...args, "--bind", "127.0.0.1", "--port", "0"], {
-        cwd: dir.path,
-        env,
-      });
+      await using server = await serveInProcess([], { database: db, global: [...args], env });
       assert.equal(server.startup.audit, false);
-      assert.equal((await claim(server.url, "n2", "prod")).status, 201);
-      assert.equal((await claim(server.url, "n2", "prod")).status, 202);
-      assertEmpty(await release(server.url, "n2", "prod"), 204);
+      assert.equal((await claim(server, "n2", "prod")).status, 201);
+      assert.equal((await claim(server, "n2", "prod")).status, 202);
+      assertEmpty(await release(server, "n2", "prod"), 204);
       assert.equal(auditTrail(db).length, before, "no audit rows");
       const license = licenseRow(db, prod.key);
       assert.equal(license.node_id, null);
-      assert.ok(license.last_released_at !== null && license.last_released_at >= unixNow() - 5);
-      const { status } = await server.stop();
-      assert.equal(status.code, 0);
+      assert.equal(license.last_released_at, server.clock.unix());
+      const { code } = await server.stop();
+      assert.equal(code, 0);
     });
   }
 });
@@ -570,60 +577,60 @@ Deno.test("bad requests", async (t) => {
   await using dir = await tempDir();
   const db = dbPath(dir.path);
   const files: MintedFile[] = await addMinted(dir.path, 2);
-  await using server = await startServer([], { cwd: dir.path });
+  await using server = await serveInProcess([], { database: dbPath(dir.path) });
 
   await t.step("POST /v1/nodes/x: 405 with Allow", async () => {
-    const reply = await call(server.url, "POST", "/v1/nodes/x");
+    const reply = await call(server, "POST", "/v1/nodes/x");
     assertJson(reply, 405, errorBody("method not allowed"));
     assert.equal(reply.headers.get("Allow"), "PUT, DELETE");
-    const get = await call(server.url, "GET", "/v1/nodes/x");
+    const get = await call(server, "GET", "/v1/nodes/x");
     assertJson(get, 405, errorBody("method not allowed"));
     assert.equal(get.headers.get("Allow"), "PUT, DELETE");
   });
 
   await t.step("unknown paths: 404 not found", async () => {
     for (const path of ["/nope", "/", "/v1", "/v1/nodes", "/v1/nodes/", "/v1/nodes/a/b"]) {
-      assertJson(await call(server.url, "GET", path), 404, errorBody("not found"));
+      assertJson(await call(server, "GET", path), 404, errorBody("not found"));
     }
-    assertJson(await call(server.url, "PUT", "/v1/nodes/a/b"), 404, errorBody("not found"));
+    assertJson(await call(server, "PUT", "/v1/nodes/a/b"), 404, errorBody("not found"));
   });
 
   await t.step("a fingerprint over 256 characters: 400; exactly 256: accepted", async () => {
     assertJson(
-      await claim(server.url, "f".repeat(257)),
+      await claim(server, "f".repeat(257)),
       400,
       errorBody("fingerprint too long"),
     );
     assertJson(
-      await release(server.url, "f".repeat(257)),
+      await release(server, "f".repeat(257)),
       400,
       errorBody("fingerprint too long"),
     );
-    const exact = await claim(server.url, "f".repeat(256));
+    const exact = await claim(server, "f".repeat(256));
     assert.equal(exact.status, 201);
     assert.equal(nodeRow(db, "f".repeat(256)).fingerprint.length, 256);
-    assertEmpty(await release(server.url, "f".repeat(256)), 204);
+    assertEmpty(await release(server, "f".repeat(256)), 204);
     // Counted in characters after decoding, not in encoded bytes.
     const accented = "é".repeat(256);
-    assert.equal((await claim(server.url, encodeURIComponent(accented))).status, 201);
+    assert.equal((await claim(server, encodeURIComponent(accented))).status, 201);
     assert.equal(nodeRow(db, accented).fingerprint, accented);
-    assertEmpty(await release(server.url, encodeURIComponent(accented)), 204);
+    assertEmpty(await release(server, encodeURIComponent(accented)), 204);
   });
 
   await t.step("control characters and invalid UTF-8: 400 invalid fingerprint", async () => {
     for (const fp of ["%00", "a%0Ab", "%0D", "%1F", "%7F", "%FF", "a%C3", "%zz"]) {
-      assertJson(await claim(server.url, fp), 400, errorBody("invalid fingerprint"));
-      assertJson(await release(server.url, fp), 400, errorBody("invalid fingerprint"));
+      assertJson(await claim(server, fp), 400, errorBody("invalid fingerprint"));
+      assertJson(await release(server, fp), 400, errorBody("invalid fingerprint"));
     }
   });
 
   await t.step("a percent-encoded fingerprint is decoded", async () => {
-    const reply = await claim(server.url, "a%20b%2Fc");
+    const reply = await claim(server, "a%20b%2Fc");
     assertJson(reply, 201, createdBody(files[0].certificate, files[0].key, relayClock(reply), 60));
     assert.equal(nodeRow(db, "a b/c").fingerprint, "a b/c");
-    const extended = await claim(server.url, "a%20b%2fc");
+    const extended = await claim(server, "a%20b%2fc");
     assertJson(extended, 202, extendedBody(relayClock(extended), 60));
-    assertEmpty(await release(server.url, "a%20b%2Fc"), 204);
+    assertEmpty(await release(server, "a%20b%2Fc"), 204);
   });
 
   await t.step("no rows for rejected requests", () => {

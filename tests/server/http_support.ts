@@ -1,6 +1,8 @@
 /**
  * Helpers shared by the server tests: HTTP calls that read the whole reply,
- * signature checks and free ports.
+ * signature checks and free ports. Requests go to a spawned server (a URL,
+ * checked against the real clock) or to an in-process one (checked against
+ * the clock the test controls).
  *
  * @module
  */
@@ -16,33 +18,52 @@ export function unixNow(): number {
   return Math.floor(Date.now() / 1000);
 }
 
+/**
+ * Where a request goes: a base URL (a server on the real clock), or a server
+ * with a clock the test controls (an in-process one), and its own client.
+ */
+export type Target = string | { url: string; clock: { unix(): number }; client?: Deno.HttpClient };
+
 /** A response read to the end. */
 export interface Reply {
   status: number;
   headers: Headers;
   body: string;
+  /**
+   * The server's clock when the request was sent, in unix seconds, if the
+   * test controls it (it stands still during a request); null: the real clock.
+   */
+  clock: number | null;
 }
 
 /** Sends one request and reads the whole body. */
 export async function call(
-  base: string,
+  target: Target,
   method: string,
   path: string,
   headers: Record<string, string> = {},
 ): Promise<Reply> {
-  const res = await fetch(`${base}${path}`, { method, headers });
+  const [base, clock, client] = typeof target === "string"
+    ? [target, null, undefined]
+    : [target.url, target.clock.unix(), target.client];
+  const res = await fetch(`${base}${path}`, { method, headers, client });
   const body = await res.text();
-  return { status: res.status, headers: res.headers, body };
+  return { status: res.status, headers: res.headers, body, clock };
 }
 
 /** `PUT /v1/nodes/{fp}` (fp used as is: encode it yourself if needed). */
-export function claim(base: string, fp: string, pool?: string): Promise<Reply> {
-  return call(base, "PUT", `/v1/nodes/${fp}`, pool === undefined ? {} : { "Relay-Pool": pool });
+export function claim(target: Target, fp: string, pool?: string): Promise<Reply> {
+  return call(target, "PUT", `/v1/nodes/${fp}`, pool === undefined ? {} : { "Relay-Pool": pool });
 }
 
 /** `DELETE /v1/nodes/{fp}`. */
-export function release(base: string, fp: string, pool?: string): Promise<Reply> {
-  return call(base, "DELETE", `/v1/nodes/${fp}`, pool === undefined ? {} : { "Relay-Pool": pool });
+export function release(target: Target, fp: string, pool?: string): Promise<Reply> {
+  return call(
+    target,
+    "DELETE",
+    `/v1/nodes/${fp}`,
+    pool === undefined ? {} : { "Relay-Pool": pool },
+  );
 }
 
 /** The exact JSON error body the API sends. */
@@ -50,13 +71,20 @@ export function errorBody(message: string): string {
   return JSON.stringify({ error: message }) + "\n";
 }
 
-/** `Relay-Clock` as a number, checked to be within ±5 s of the test's clock. */
+/**
+ * `Relay-Clock` as a number, checked to equal the server's clock the test
+ * controls, or to be within ±5 s of the real clock.
+ */
 export function relayClock(reply: Reply): number {
   const text = reply.headers.get("Relay-Clock");
   assert.ok(text !== null, "Relay-Clock header present");
   assert.match(text, /^\d+$/);
   const clock = Number(text);
-  assert.ok(Math.abs(clock - unixNow()) <= 5, `Relay-Clock ${clock} near ${unixNow()}`);
+  if (reply.clock !== null) {
+    assert.equal(clock, reply.clock, "Relay-Clock is the server's clock");
+  } else {
+    assert.ok(Math.abs(clock - unixNow()) <= 5, `Relay-Clock ${clock} near ${unixNow()}`);
+  }
   return clock;
 }
 
@@ -119,7 +147,8 @@ export async function assertSigned(reply: Reply, secret: string): Promise<void> 
   const clock = relayClock(reply);
   assert.equal(Number(match[1]), clock, "t equals Relay-Clock");
   assert.equal(match[2], await hmacHex(secret, `${clock}.${reply.body}`));
-  const now = unixNow();
+  // The receiver's clock: the one the server ran on.
+  const now = reply.clock ?? unixNow();
   assert.equal(await verifySignature(header, reply.body, { secret, now }), true);
   assert.equal(await verifySignature(header, reply.body, { secret: `${secret}x`, now }), false);
   assert.equal(await verifySignature(header, `${reply.body} `, { secret, now }), false);

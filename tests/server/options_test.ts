@@ -4,7 +4,8 @@ import { createLogger } from "../../lib/logger.ts";
 import { openStore } from "../../lib/storage/open.ts";
 import { startReaper } from "../../server/reaper.ts";
 import { verifySignature } from "../../server/signing.ts";
-import { addMinted, dbPath, query, runCli, startServer, tempDir } from "../helpers.ts";
+import { addMinted, dbPath, query, runInProcess, startServer, tempDir } from "../helpers.ts";
+import { FakeClock, serveInProcess } from "./in_process.ts";
 
 /**
  * A throwaway certificate authority and a server certificate it signed for
@@ -67,8 +68,8 @@ Deno.test("relay serve --tls-cert/--tls-key serves HTTPS that a client verifies"
   using client = Deno.createHttpClient({ caCerts: [await Deno.readTextFile(ca)] });
 
   await t.step("by flags", async () => {
-    await using server = await startServer(["--tls-cert", cert, "--tls-key", key], {
-      cwd: dir.path,
+    await using server = await serveInProcess(["--tls-cert", cert, "--tls-key", key], {
+      database: dbPath(dir.path),
     });
     assert.equal(server.startup.address, `https://127.0.0.1:${server.port}`);
     const response = await fetch(`https://127.0.0.1:${server.port}/v1/nodes/tls-node`, {
@@ -79,12 +80,12 @@ Deno.test("relay serve --tls-cert/--tls-key serves HTTPS that a client verifies"
     assert.equal((await response.json()).license_key, files[0].key);
     // Plain HTTP to the HTTPS port gets no API answer.
     await assert.rejects(fetch(`http://127.0.0.1:${server.port}/v1/health`).then((r) => r.text()));
-    assert.equal((await server.stop()).status.code, 0);
+    assert.equal((await server.stop()).code, 0);
   });
 
   await t.step("by env vars", async () => {
-    await using server = await startServer([], {
-      cwd: dir.path,
+    await using server = await serveInProcess([], {
+      database: dbPath(dir.path),
       env: { RELAY_TLS_CERT: cert, RELAY_TLS_KEY: key },
     });
     const response = await fetch(`https://127.0.0.1:${server.port}/v1/health`, { client });
@@ -93,14 +94,17 @@ Deno.test("relay serve --tls-cert/--tls-key serves HTTPS that a client verifies"
   });
 
   await t.step("half a pair, or a key that is not a key, is refused", async () => {
-    const half = await runCli(["serve", "--bind", "127.0.0.1", "--port", "0", "--tls-cert", cert], {
-      cwd: dir.path,
-    });
+    const env = { RELAY_DATABASE: dbPath(dir.path) };
+    const now = new Date();
+    const half = await runInProcess(
+      ["serve", "--bind", "127.0.0.1", "--port", "0", "--tls-cert", cert],
+      { now, env },
+    );
     assert.equal(half.code, 2);
     assert.equal(half.stderr, "error: HTTPS needs both --tls-cert and --tls-key\n");
-    const bad = await runCli(
+    const bad = await runInProcess(
       ["serve", "--bind", "127.0.0.1", "--port", "0", "--tls-cert", cert, "--tls-key", cert],
-      { cwd: dir.path },
+      { now, env },
     );
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^error: Cannot serve HTTPS: [^\n]*\n$/);
@@ -142,26 +146,24 @@ Deno.test("relay serve --signing-secret-file keeps the secret out of the process
 
   await t.step("a secret and a file, an empty file, a missing file", async () => {
     const base = ["serve", "--bind", "127.0.0.1", "--port", "0"];
-    const both = await runCli([
-      ...base,
-      "--signing-secret",
-      "x",
-      "--signing-secret-file",
-      secretFile,
-    ], {
-      cwd: dir.path,
-    });
+    const options = { now: new Date(), env: { RELAY_DATABASE: dbPath(dir.path) } };
+    const both = await runInProcess(
+      [...base, "--signing-secret", "x", "--signing-secret-file", secretFile],
+      options,
+    );
     assert.equal(both.code, 2);
     assert.match(both.stderr, /^error: Give the signing secret or a file holding it, not both\n$/);
     await Deno.writeTextFile(`${dir.path}/empty`, "\n");
-    const empty = await runCli([...base, "--signing-secret-file", `${dir.path}/empty`], {
-      cwd: dir.path,
-    });
+    const empty = await runInProcess(
+      [...base, "--signing-secret-file", `${dir.path}/empty`],
+      options,
+    );
     assert.equal(empty.code, 2);
     assert.match(empty.stderr, /holds no secret/);
-    const missing = await runCli([...base, "--signing-secret-file", `${dir.path}/nope`], {
-      cwd: dir.path,
-    });
+    const missing = await runInProcess(
+      [...base, "--signing-secret-file", `${dir.path}/nope`],
+      options,
+    );
     assert.equal(missing.code, 1);
     assert.match(
       missing.stderr,
@@ -216,17 +218,18 @@ Deno.test("relay serve --audit-retention prunes on its own, also without heartbe
   await using dir = await tempDir();
   await addMinted(dir.path, 1);
   const path = dbPath(dir.path);
+  const clock = new FakeClock();
   const db = new DatabaseSync(path);
-  const now = Math.floor(Date.now() / 1000);
+  const now = clock.unix();
   db.prepare(
     "INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, created_at) VALUES (8, 2, 1, ?)",
   ).run(now - 31 * 86_400);
   db.close();
   const before = query(path, "SELECT count(*) AS n FROM audit_logs")[0].n as number;
 
-  await using server = await startServer(
-    ["--no-heartbeats", "--audit-retention", "30d", "--cull-interval", "200ms"],
-    { cwd: dir.path },
+  await using server = await serveInProcess(
+    ["--no-heartbeats", "--audit-retention", "30d", "--cull-interval", "100ms"],
+    { database: path, clock },
   );
   assert.equal(server.startup.audit_retention, "2592000s");
   const deadline = Date.now() + 10_000;
@@ -241,7 +244,10 @@ Deno.test("relay serve --audit-retention prunes on its own, also without heartbe
     0,
   );
 
-  const short = await runCli(["serve", "--audit-retention", "10s"], { cwd: dir.path });
+  const short = await runInProcess(["serve", "--audit-retention", "10s"], {
+    now: clock.now(),
+    env: { RELAY_DATABASE: path },
+  });
   assert.equal(short.code, 2);
   assert.equal(short.stderr, "error: Audit retention must be at least 1m\n");
 });

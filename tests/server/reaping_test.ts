@@ -1,9 +1,9 @@
 /**
- * Lease expiry against the real server, with the minimum `--ttl 30s`. One
- * test, one wait: two servers start together, one whose reaper never runs
- * (`--cull-interval 1h`: expired leases are handled by the requests that
- * meet them) and one whose reaper runs every second (leases reaped with no
- * request at all).
+ * Lease expiry against the real server, with the minimum `--ttl 30s`. Two
+ * servers run in-process on one clock that the test moves, so no test waits
+ * for a lease to expire: one whose reaper never runs (`--cull-interval 1h`:
+ * expired leases are handled by the requests that meet them) and one whose
+ * reaper runs every 100 ms (leases reaped with no request at all).
  *
  * @module
  */
@@ -22,11 +22,13 @@ import {
   relayClock,
   release,
   sleep,
-  spawnRelay,
-  unixNow,
 } from "./http_support.ts";
+import { FakeClock, serveInProcess } from "./in_process.ts";
 
 const TTL = 30;
+
+/** The reaping server's cull interval, in ms: the shortest allowed. */
+const CULL_MS = 100;
 
 function id(db: string, sql: string, param: string): number {
   const rows = query<{ id: number }>(db, sql, param);
@@ -74,9 +76,17 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
   const db2 = dbPath(dir2.path);
   const [r] = await addMinted(dir2.path, 1);
 
-  const args = ["-v", "serve", "--bind", "127.0.0.1", "--port", "0", "--ttl", `${TTL}s`];
-  await using lazy = await spawnRelay([...args, "--cull-interval", "1h"], { cwd: dir1.path });
-  await using reaping = await spawnRelay([...args, "--cull-interval", "1s"], { cwd: dir2.path });
+  // One clock for both servers, as the real one would be.
+  const clock = new FakeClock();
+  const common = { global: ["-v"], clock };
+  await using lazy = await serveInProcess(["--ttl", `${TTL}s`, "--cull-interval", "1h"], {
+    ...common,
+    database: db1,
+  });
+  await using reaping = await serveInProcess(
+    ["--ttl", `${TTL}s`, "--cull-interval", `${CULL_MS}ms`],
+    { ...common, database: db2 },
+  );
   assert.equal(lazy.startup.ttl, "30s");
   assert.equal(reaping.startup.ttl, "30s");
 
@@ -92,12 +102,12 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
         f,
       ]] as const
     ) {
-      const reply = await claim(lazy.url, fp, pool);
+      const reply = await claim(lazy, fp, pool);
       const clock = relayClock(reply);
       assertJson(reply, 201, createdBody(file.certificate, file.key, clock, TTL));
       lastClaim = Math.max(lastClaim, clock);
     }
-    const reply = await claim(reaping.url, "R");
+    const reply = await claim(reaping, "R");
     reapedClaim = relayClock(reply);
     assertJson(reply, 201, createdBody(r.certificate, r.key, reapedClaim, TTL));
     lastClaim = Math.max(lastClaim, reapedClaim);
@@ -105,29 +115,31 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
 
   let heartbeatClock = 0;
   await t.step("half-way: a heartbeat extends; the reaper leaves live leases alone", async () => {
-    await sleep(Math.max(0, (lastClaim + 15) * 1000 - Date.now()));
-    const reply = await claim(lazy.url, "E", "e");
+    clock.advanceTo(lastClaim + 15);
+    const reply = await claim(lazy, "E", "e");
     heartbeatClock = relayClock(reply);
     assertJson(reply, 202, extendedBody(heartbeatClock, TTL));
+    // The reaper reads the moved clock on its next runs: let a few of them pass.
+    await sleep(3 * CULL_MS);
     assert.equal(lease(db2, r).node_id, nodeId(db2, "R"));
     assert.equal(deactivatedAt(db2, "R"), null);
   });
 
-  await t.step("wait until the first leases have expired", async () => {
+  await t.step("move the clock until the first leases have expired", () => {
     // Expired when the server's clock reaches last heartbeat + ttl; a second more for margin.
-    await sleep(Math.max(0, (lastClaim + TTL + 1) * 1000 - Date.now()));
-    assert.ok(unixNow() >= lastClaim + TTL + 1);
+    clock.advanceTo(lastClaim + TTL + 1);
+    assert.ok(clock.unix() >= lastClaim + TTL + 1);
   });
 
   await t.step("the reaper alone released the idle lease on server 2", async () => {
-    // No request to server 2 since the claim; give the 1 s reaper a few seconds.
+    // No request to server 2 since the claim; its reaper runs every 100 ms of real time.
     const deadline = Date.now() + 8_000;
-    while (lease(db2, r).node_id !== null && Date.now() < deadline) await sleep(200);
+    while (lease(db2, r).node_id !== null && Date.now() < deadline) await sleep(CULL_MS);
     const row = lease(db2, r);
     assert.equal(row.node_id, null, "reaped");
     assert.ok(row.last_released_at! >= reapedClaim + TTL, "not before the lease expired");
     const culledAt = deactivatedAt(db2, "R");
-    assert.ok(culledAt !== null && culledAt >= reapedClaim + TTL && culledAt <= unixNow());
+    assert.ok(culledAt !== null && culledAt >= reapedClaim + TTL && culledAt <= clock.unix());
     const node = nodeId(db2, "R");
     const license = licenseId(db2, r);
     assert.deepEqual(auditTrail(db2).slice(before2), [
@@ -154,7 +166,7 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
   await t.step("a node whose lease expired gets a new lease (201), not an extension", async () => {
     const before = auditTrail(db1).length;
     const node = nodeId(db1, "C");
-    const reply = await claim(lazy.url, "C", "c");
+    const reply = await claim(lazy, "C", "c");
     assertJson(reply, 201, createdBody(c.certificate, c.key, relayClock(reply), TTL));
     assert.equal(nodeId(db1, "C"), node, "the same nodes row, reactivated");
     assert.equal(deactivatedAt(db1, "C"), null);
@@ -174,7 +186,7 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
 
   await t.step("releasing an expired lease: 404, recorded as expired", async () => {
     const before = auditTrail(db1).length;
-    assertJson(await release(lazy.url, "F", "f"), 404, errorBody("claim not found"));
+    assertJson(await release(lazy, "F", "f"), 404, errorBody("claim not found"));
     assert.equal(lease(db1, f).node_id, null);
     assert.ok(deactivatedAt(db1, "F") !== null);
     const pool = poolId(db1, "f");
@@ -185,8 +197,8 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
   });
 
   await t.step("a heartbeat within the ttl keeps the lease: 202", async () => {
-    assert.ok(unixNow() < heartbeatClock + TTL, "still within the ttl of the heartbeat");
-    const reply = await claim(lazy.url, "E", "e");
+    assert.ok(clock.unix() < heartbeatClock + TTL, "still within the ttl of the heartbeat");
+    const reply = await claim(lazy, "E", "e");
     assertJson(reply, 202, extendedBody(relayClock(reply), TTL));
     assert.equal(lease(db1, e).claims, 1);
   });
@@ -194,7 +206,7 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
   await t.step("another node gets an expired, unreaped license (201, not 410)", async () => {
     const before = auditTrail(db1).length;
     const a = nodeId(db1, "A");
-    const reply = await claim(lazy.url, "B", "ab");
+    const reply = await claim(lazy, "B", "ab");
     assertJson(reply, 201, createdBody(ab.certificate, ab.key, relayClock(reply), TTL));
     const b = nodeId(db1, "B");
     assert.equal(lease(db1, ab).node_id, b);
@@ -214,18 +226,18 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
     "the expired node then finds its license taken: 410, and 404 on release",
     async () => {
       const before = auditTrail(db1).length;
-      assertJson(await claim(lazy.url, "A", "ab"), 410, errorBody("no licenses available"));
-      assertJson(await release(lazy.url, "A", "ab"), 404, errorBody("claim not found"));
+      assertJson(await claim(lazy, "A", "ab"), 410, errorBody("no licenses available"));
+      assertJson(await release(lazy, "A", "ab"), 404, errorBody("claim not found"));
       assert.equal(lease(db1, ab).node_id, nodeId(db1, "B"));
       assert.equal(auditTrail(db1).length, before, "no rows");
     },
   );
 
   await t.step("both servers stop cleanly", async () => {
-    assertEmpty(await release(lazy.url, "B", "ab"), 204);
+    assertEmpty(await release(lazy, "B", "ab"), 204);
     for (const server of [lazy, reaping]) {
-      const { status, stderr } = await server.stop();
-      assert.equal(status.code, 0);
+      const { code, stderr } = await server.stop();
+      assert.equal(code, 0);
       assert.equal(stderr, "");
     }
   });

@@ -2,12 +2,17 @@
  * `relay serve` as an operator runs it: flags and environment variables, the
  * start-up line, request logs, start-up errors and graceful shutdown.
  *
+ * Flags, environment variables and logs are tested on the command run
+ * in-process (the same `run()` as the binary); the real process is spawned
+ * for what only it shows: its defaults relative to its working folder, exit
+ * codes of `main.ts`, and the signals that stop it.
+ *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { addMinted, query, tempDir } from "../helpers.ts";
+import { addMinted, query, runInProcess, tempDir } from "../helpers.ts";
 import {
   assertEmpty,
   assertJson,
@@ -25,7 +30,9 @@ import {
   runRelay,
   sleep,
   spawnRelay,
+  type Target,
 } from "./http_support.ts";
+import { serveInProcess } from "./in_process.ts";
 
 const LOCAL = ["--bind", "127.0.0.1", "--port", "0"];
 
@@ -71,9 +78,7 @@ Deno.test("the start-up line", async (t) => {
   });
 
   await t.step("flags", async () => {
-    await using server = await spawnRelay([
-      "serve",
-      ...LOCAL,
+    await using server = await serveInProcess([
       "--pool",
       "prod",
       "--strategy",
@@ -83,7 +88,7 @@ Deno.test("the start-up line", async (t) => {
       "--no-heartbeats",
       "--signing-secret",
       "s3cret",
-    ], { cwd: dir.path });
+    ], { database: dbPath(dir.path) });
     assert.equal(server.startup.pool, "prod");
     assert.equal(server.startup.strategy, "lifo");
     assert.equal(server.startup.ttl, "120s");
@@ -93,8 +98,8 @@ Deno.test("the start-up line", async (t) => {
   });
 
   await t.step("environment variables", async () => {
-    await using server = await spawnRelay(["serve", ...LOCAL], {
-      cwd: dir.path,
+    await using server = await serveInProcess([], {
+      database: dbPath(dir.path),
       env: {
         RELAY_POOL: "dev",
         RELAY_STRATEGY: "rand",
@@ -113,9 +118,12 @@ Deno.test("the start-up line", async (t) => {
   });
 
   await t.step("flags win over environment variables", async () => {
-    await using server = await spawnRelay(
-      ["serve", ...LOCAL, "--strategy", "fifo", "--ttl", "45s", "--pool", "prod"],
-      { cwd: dir.path, env: { RELAY_STRATEGY: "lifo", RELAY_LEASE_TTL: "90s", RELAY_POOL: "dev" } },
+    await using server = await serveInProcess(
+      ["--strategy", "fifo", "--ttl", "45s", "--pool", "prod"],
+      {
+        database: dbPath(dir.path),
+        env: { RELAY_STRATEGY: "lifo", RELAY_LEASE_TTL: "90s", RELAY_POOL: "dev" },
+      },
     );
     assert.equal(server.startup.strategy, "fifo");
     assert.equal(server.startup.ttl, "45s");
@@ -144,13 +152,21 @@ Deno.test("--port, -p, RELAY_PORT, PORT", async (t) => {
   for (const [name, args, env] of cases) {
     await t.step(name, async () => {
       const port = freePort();
-      await using server = await spawnRelay(["serve", "--bind", "127.0.0.1", ...args(port)], {
-        cwd: dir.path,
+      await using server = await serveInProcess([], {
+        database: dbPath(dir.path),
+        listen: ["--bind", "127.0.0.1", ...args(port)],
         env: env(port),
       });
       assert.equal(server.port, port);
       assert.equal(server.startup.address, `http://127.0.0.1:${port}`);
-      assertEmpty(await call(`http://127.0.0.1:${port}`, "GET", "/v1/health"), 200);
+      assertEmpty(
+        await call(
+          { url: `http://127.0.0.1:${port}`, clock: server.clock, client: server.client },
+          "GET",
+          "/v1/health",
+        ),
+        200,
+      );
     });
   }
 });
@@ -172,22 +188,26 @@ Deno.test("--bind, -b, RELAY_ADDR, BIND_ADDR", async (t) => {
   ];
   for (const [name, args, env, host] of cases) {
     await t.step(name, async () => {
-      await using server = await spawnRelay(["serve", "--port", "0", ...args], {
-        cwd: dir.path,
+      await using server = await serveInProcess([], {
+        database: dbPath(dir.path),
+        listen: ["--port", "0", ...args],
         env,
         host,
       });
       assert.equal(server.startup.address, `http://${host}:${server.port}`);
-      assertEmpty(await call(server.url, "GET", "/v1/health"), 200);
+      assertEmpty(await call(server, "GET", "/v1/health"), 200);
       // Bound to that address only: 127.0.0.1 is not served.
       await assert.rejects(fetch(`http://127.0.0.1:${server.port}/v1/health`));
     });
   }
 
   await t.step("default 0.0.0.0", async () => {
-    await using server = await spawnRelay(["serve", "--port", "0"], { cwd: dir.path });
+    await using server = await serveInProcess([], {
+      database: dbPath(dir.path),
+      listen: ["--port", "0"],
+    });
     assert.equal(server.startup.address, `http://0.0.0.0:${server.port}`);
-    assertEmpty(await call(server.url, "GET", "/v1/health"), 200);
+    assertEmpty(await call(server, "GET", "/v1/health"), 200);
   });
 });
 
@@ -195,35 +215,47 @@ Deno.test("--database and RELAY_DATABASE", async (t) => {
   await using dir = await tempDir();
   await Deno.mkdir(`${dir.path}/data`);
   const [file] = await addMinted(dir.path, 1, { database: "data/x.sqlite" });
+  // In-process the working folder is the test's: name the files by absolute path.
   const db = `${dir.path}/data/x.sqlite`;
+  const other = `${dir.path}/other.sqlite`;
   let claims = 0;
 
   for (
     const [name, args, env] of [
-      ["--database", ["--database", "data/x.sqlite"], {}],
-      ["RELAY_DATABASE", [], { RELAY_DATABASE: "data/x.sqlite" }],
-      ["--database over RELAY_DATABASE", ["--database", "data/x.sqlite"], {
-        RELAY_DATABASE: "other.sqlite",
-      }],
+      ["--database", ["--database", db], {}],
+      ["RELAY_DATABASE", [], { RELAY_DATABASE: db }],
+      ["--database over RELAY_DATABASE", ["--database", db], { RELAY_DATABASE: other }],
     ] as const
   ) {
     await t.step(name, async () => {
-      await using server = await spawnRelay(["serve", ...LOCAL, ...args], {
-        cwd: dir.path,
-        env,
-      });
-      assert.equal(server.startup.database, "data/x.sqlite");
-      const reply = await claim(server.url, "n1");
+      await using server = await serveInProcess([], { global: [...args], env });
+      assert.equal(server.startup.database, db);
+      const reply = await claim(server, "n1");
       assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
-      assertEmpty(await release(server.url, "n1"), 204);
-      const { status } = await server.stop();
-      assert.equal(status.code, 0);
+      assertEmpty(await release(server, "n1"), 204);
+      const { code } = await server.stop();
+      assert.equal(code, 0);
       assert.equal(await exists(dbPath(dir.path)), false, "no ./relay.sqlite");
-      assert.equal(await exists(`${dir.path}/other.sqlite`), false);
+      assert.equal(await exists(other), false);
       claims++;
       assert.deepEqual(query(db, "SELECT claims FROM licenses"), [{ claims }]);
     });
   }
+
+  await t.step("a relative path, in the working folder of the real process", async () => {
+    await using server = await spawnRelay(["serve", ...LOCAL, "--database", "data/x.sqlite"], {
+      cwd: dir.path,
+    });
+    assert.equal(server.startup.database, "data/x.sqlite");
+    const reply = await claim(server.url, "n1");
+    assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
+    assertEmpty(await release(server.url, "n1"), 204);
+    const { status } = await server.stop();
+    assert.equal(status.code, 0);
+    assert.equal(await exists(dbPath(dir.path)), false, "no ./relay.sqlite");
+    claims++;
+    assert.deepEqual(query(db, "SELECT claims FROM licenses"), [{ claims }]);
+  });
 
   await t.step("a database in a folder that does not exist: exit 1", async () => {
     const result = await runRelay(["serve", ...LOCAL, "--database", "missing/x.sqlite"], {
@@ -254,9 +286,9 @@ Deno.test("invalid settings exit 2 before opening the database", async (t) => {
   ];
   for (const [name, args, env, stderr] of cases) {
     await t.step(name, async () => {
-      const result = await runRelay(["serve", "--bind", "127.0.0.1", ...args], {
-        cwd: dir.path,
-        env,
+      const result = await runInProcess(["serve", "--bind", "127.0.0.1", ...args], {
+        now: new Date(),
+        env: { RELAY_DATABASE: dbPath(dir.path), ...env },
       });
       assert.equal(result.code, 2, result.stderr);
       assert.match(result.stderr, stderr);
@@ -264,6 +296,16 @@ Deno.test("invalid settings exit 2 before opening the database", async (t) => {
       assert.equal(await exists(dbPath(dir.path)), false, "no database created");
     });
   }
+
+  await t.step("the real process exits 2 with the error alone", async () => {
+    const result = await runRelay(["serve", "--bind", "127.0.0.1", "--ttl", "29s"], {
+      cwd: dir.path,
+    });
+    assert.equal(result.code, 2, result.stderr);
+    assert.equal(result.stderr, "error: time-to-live value must be at least 30s\n");
+    assert.equal(result.stdout, "");
+    assert.equal(await exists(dbPath(dir.path)), false, "no database created");
+  });
 });
 
 Deno.test("a port already in use: exit 1 with one error line", async () => {
@@ -286,7 +328,7 @@ Deno.test("request logs and secrets", async (t) => {
   const secret = "s3cret-Signing-Value";
 
   /** Claim, heartbeat, release, a few errors: the requests every step makes. */
-  async function traffic(url: string): Promise<void> {
+  async function traffic(url: Target): Promise<void> {
     assertEmpty(await call(url, "GET", "/v1/health"), 200);
     assert.equal((await claim(url, "n1")).status, 201);
     assert.equal((await claim(url, "n1")).status, 202);
@@ -311,53 +353,62 @@ Deno.test("request logs and secrets", async (t) => {
     ["DELETE", "/v1/nodes/n1", 404],
   ];
 
+  const database = dbPath(dir.path);
+
   await t.step("without -v: no request lines", async () => {
-    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
-    await traffic(server.url);
-    const { status, stdout, stderr } = await server.stop();
-    assert.equal(status.code, 0);
+    await using server = await serveInProcess([], { database });
+    await traffic(server);
+    const { code, stdout, stderr } = await server.stop();
+    assert.equal(code, 0);
     assert.equal(stderr, "");
     assert.deepEqual(logLines(stdout.trimEnd().split("\n"), "request"), []);
     assert.equal(stdout.trimEnd().split("\n").length, 3, stdout);
   });
 
-  for (const args of [["-v", "serve"], ["serve", "-v"]]) {
-    await t.step(`relay ${args.join(" ")}: one JSON line per request`, async () => {
-      await using server = await spawnRelay([...args, ...LOCAL], { cwd: dir.path });
-      await traffic(server.url);
-      const { status, stdout, stderr } = await server.stop();
-      assert.equal(status.code, 0);
-      assert.equal(stderr, "");
-      const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
-      const requests = lines.filter((line) => line.msg === "request");
-      assert.deepEqual(
-        requests.map((line) => [line.method, line.path, line.status]),
-        expected,
-      );
-      for (const line of requests) {
-        assert.equal(line.level, "info");
-        assert.equal(typeof line.duration_ms, "number");
-        assert.ok(line.duration_ms >= 0 && line.duration_ms < 5000);
-      }
-      assert.equal(lines.length, requests.length + 3);
-    });
+  for (const [global, args] of [[["-v"], []], [[], ["-v"]]]) {
+    await t.step(
+      `relay ${[...global, "serve", ...args].join(" ")}: one JSON line per request`,
+      async () => {
+        await using server = await serveInProcess(args, { database, global });
+        await traffic(server);
+        const { code, stdout, stderr } = await server.stop();
+        assert.equal(code, 0);
+        assert.equal(stderr, "");
+        const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
+        const requests = lines.filter((line) => line.msg === "request");
+        assert.deepEqual(
+          requests.map((line) => [line.method, line.path, line.status]),
+          expected,
+        );
+        for (const line of requests) {
+          assert.equal(line.level, "info");
+          assert.equal(typeof line.duration_ms, "number");
+          assert.ok(line.duration_ms >= 0 && line.duration_ms < 5000);
+        }
+        assert.equal(lines.length, requests.length + 3);
+      },
+    );
   }
 
   for (
-    const [name, args, env] of [
-      ["-vv", ["-vv", "serve", "--signing-secret", secret], {}],
-      ["DEBUG=1 and RELAY_SIGNING_SECRET", ["serve"], {
+    const [name, global, args, env] of [
+      ["-vv", ["-vv"], ["--signing-secret", secret], {}],
+      ["DEBUG=1 and RELAY_SIGNING_SECRET", [], [], {
         DEBUG: "1",
         RELAY_SIGNING_SECRET: secret,
       }],
     ] as const
   ) {
     await t.step(`${name}: no license key or secret in the output`, async () => {
-      await using server = await spawnRelay([...args, ...LOCAL], { cwd: dir.path, env });
+      await using server = await serveInProcess([...args], {
+        database,
+        global: [...global],
+        env,
+      });
       assert.equal(server.startup.signing, true);
-      await traffic(server.url);
-      const { status, stdout, stderr } = await server.stop();
-      assert.equal(status.code, 0);
+      await traffic(server);
+      const { code, stdout, stderr } = await server.stop();
+      assert.equal(code, 0);
       assert.equal(logLines(stdout.trimEnd().split("\n"), "request").length, expected.length);
       for (const text of [stdout, stderr]) {
         for (const needle of [secret, file.key, pooled.key]) {

@@ -1,10 +1,20 @@
-import assert from "node:assert/strict";
-import { addMinted, query, runCli, startServer, tempDir } from "../helpers.ts";
+/**
+ * Two servers and `relay add` on one database file. One server runs in the
+ * test's process and one is a real process: in one process the synchronous
+ * transactions of two servers would never overlap, while a second process
+ * contends for the write lock for real.
+ *
+ * @module
+ */
 
-Deno.test("two relay serve processes and a relay add share one database without a double lease", async () => {
+import assert from "node:assert/strict";
+import { addMinted, dbPath, query, runInProcess, startServer, tempDir } from "../helpers.ts";
+import { serveInProcess } from "./in_process.ts";
+
+Deno.test("two relay serve (one in-process, one spawned) and a relay add share one database without a double lease", async () => {
   await using dir = await tempDir();
   await addMinted(dir.path, 20);
-  await using first = await startServer([], { cwd: dir.path });
+  await using first = await serveInProcess([], { database: dbPath(dir.path) });
   await using second = await startServer([], { cwd: dir.path });
 
   const claimAll = (prefix: string, count: number) =>
@@ -47,12 +57,15 @@ Deno.test("two relay serve processes and a relay add share one database without 
     25,
     "one license.leased record per lease",
   );
-  const ls = await runCli(["ls", "--json"], { cwd: dir.path });
+  const ls = await runInProcess(["ls", "--json"], {
+    now: new Date(),
+    env: { RELAY_DATABASE: db },
+  });
   assert.equal(ls.code, 0);
   assert.equal(
     JSON.parse(ls.stdout).filter((l: { status: string }) => l.status === "leased").length,
     25,
   );
-  assert.equal((await first.stop()).status.code, 0);
+  assert.equal((await first.stop()).code, 0);
   assert.equal((await second.stop()).status.code, 0);
 });
