@@ -123,6 +123,7 @@ Deno.test("openStore() carries a reference Relay database forward without losing
         nodeId: 1,
         nodeFingerprint: "node-a",
         nodeLastHeartbeatAt: 200,
+        leaseExpiresAt: null,
         lastClaimedAt: 190,
         lastReleasedAt: null,
         createdAt: 120,
