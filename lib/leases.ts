@@ -96,7 +96,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
   const poolId = await resolvePool(tx, options.pool);
   let node = await tx.activeNode(fingerprint);
   const held = node && await tx.licenseLeasedBy(node.id);
-  /** The node gave up a license whose file expired: it holds none now. */
+  // The node gave up a license whose file expired: it holds none now.
   let moved = false;
   if (node && held) {
     if (isExpired(node, { now, policy })) {
