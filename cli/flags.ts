@@ -118,6 +118,11 @@ export const FLAGS = {
       description: "plain text table, one line per license",
     },
     json: { flags: "--json", env: [], description: "JSON array, for scripts" },
+    expiring: {
+      flags: "--expiring <duration>",
+      env: [],
+      description: "list only licenses that expire within this (e.g. 7d), or have expired",
+    },
   },
   stat: {
     license: {
@@ -190,6 +195,12 @@ export const FLAGS = {
       flags: "--audit-retention <duration>",
       env: ["RELAY_AUDIT_RETENTION"],
       description: "delete audit records older than this, e.g. 30d (default: keep all)",
+    },
+    expiryWarning: {
+      flags: "--expiry-warning <duration>",
+      env: ["RELAY_EXPIRY_WARNING"],
+      default: "7d",
+      description: "warn at start and daily about license files that expire within this",
     },
   },
 } as const satisfies Record<string, Record<string, FlagSpec>>;

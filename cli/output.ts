@@ -9,6 +9,7 @@ import Table from "cli-table3";
 import cliProgress from "cli-progress";
 import process from "node:process";
 import type { LicenseInfo } from "../lib/storage/store.ts";
+import { fileState } from "../lib/expiry.ts";
 import { leaseState } from "../lib/licenses.ts";
 
 /** A table: column titles, then rows of cells. */
@@ -50,6 +51,15 @@ export function renderBoxTable({ columns, rows }: TableData): string {
   return table.toString() + "\n";
 }
 
+/**
+ * The moment a license row shows: `now` (unix seconds) for its lease state,
+ * and the window (seconds) within which a file counts as `expiring`.
+ */
+export interface RowTime {
+  now: number;
+  within: number;
+}
+
 /** Column titles of `ls` and `stat`: the reference's six, then Relay's. */
 export const LICENSE_COLUMNS = [
   "id",
@@ -61,10 +71,15 @@ export const LICENSE_COLUMNS = [
   "status",
   "node",
   "file_expires_at",
+  "file_state",
 ];
 
-/** One license as a table row matching {@link LICENSE_COLUMNS}, its lease as at `now`. */
-export function licenseRow(license: LicenseInfo, now: number): string[] {
+/**
+ * One license as a table row matching {@link LICENSE_COLUMNS}: its lease and
+ * the validity of its file as at `at`.
+ */
+export function licenseRow(license: LicenseInfo, at: RowTime): string[] {
+  const { now } = at;
   return [
     license.guid,
     license.poolName ?? "-",
@@ -75,14 +90,16 @@ export function licenseRow(license: LicenseInfo, now: number): string[] {
     leaseState(license, now),
     license.nodeFingerprint ?? "-",
     formatTime(license.fileExpiresAt),
+    fileState(license, at),
   ];
 }
 
 /**
  * One license as a JSON object for `--json` (snake_case, RFC 3339 times), its
- * lease as at `now`.
+ * lease and the validity of its file as at `at`.
  */
-export function licenseJson(license: LicenseInfo, now: number): Record<string, unknown> {
+export function licenseJson(license: LicenseInfo, at: RowTime): Record<string, unknown> {
+  const { now } = at;
   return {
     id: license.guid,
     pool: license.poolName,
@@ -98,6 +115,7 @@ export function licenseJson(license: LicenseInfo, now: number): Record<string, u
     file_issued_at: isoTime(license.fileIssuedAt),
     file_expires_at: isoTime(license.fileExpiresAt),
     expires_at: isoTime(license.expiresAt),
+    file_state: fileState(license, at),
   };
 }
 

@@ -9,10 +9,12 @@
 
 import { Command } from "commander";
 import type { ServeConfig } from "../lib/config.ts";
-import { ListenError } from "../lib/errors.ts";
+import { DatabaseError, ListenError } from "../lib/errors.ts";
+import { writeProblem } from "../lib/health.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
 import { createHandler } from "../server/app.ts";
+import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { startReaper } from "../server/reaper.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
@@ -35,6 +37,7 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.tlsCert))
     .addOption(flagOption(flags.tlsKey))
     .addOption(flagOption(flags.auditRetention))
+    .addOption(flagOption(flags.expiryWarning))
     .action(async (options: ServeOptions) => {
       const { io } = context;
       const config = await serveConfig(options, { env: io.env, path: context.path });
@@ -46,6 +49,13 @@ export function serveCommand(context: CommandContext): Command {
       });
       const database = context.config().database;
       try {
+        // Refuse now rather than answer every claim with a 500.
+        const problem = await writeProblem(store, now());
+        if (problem !== null) {
+          throw new DatabaseError(
+            `Cannot serve "${database}": the database does not accept writes (${problem})`,
+          );
+        }
         if (config.pool !== null && !(await findPool(store, config.pool))) {
           logger.warn(
             "the pool to serve does not exist yet; claims answer 400 until licenses are added to it",
@@ -54,6 +64,15 @@ export function serveCommand(context: CommandContext): Command {
             },
           );
         }
+        const expiryWarnings = startExpiryWarnings({
+          store,
+          within: config.expiryWarningSeconds,
+          now,
+          logger,
+        });
+        await expiryWarnings.check().catch((error) =>
+          logger.error("license expiry check failed", { error: error.message })
+        );
         const handler = await createHandler({
           store,
           logger,
@@ -104,12 +123,14 @@ export function serveCommand(context: CommandContext): Command {
           }, handler);
         } catch (error) {
           await reaper?.stop();
+          await expiryWarnings.stop();
           throw listenError(error, config);
         }
         await untilSignal(io.shutdown);
         logger.notice("relay stopping: finishing requests in flight");
         await server.shutdown();
         await reaper?.stop();
+        await expiryWarnings.stop();
       } finally {
         await store.close();
       }

@@ -26,6 +26,7 @@ export interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   auditRetention?: string;
+  expiryWarning?: string;
 }
 
 /** What parsing needs of the run: the environment, and how the user's paths resolve. */
@@ -79,6 +80,9 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
     signingSecret: await signingSecret(options, run),
     tls: await tlsFiles(options, run),
     auditRetentionSeconds: auditRetentionMs === null ? null : Math.floor(auditRetentionMs / 1000),
+    expiryWarningSeconds: Math.floor(
+      parseDuration(flagValue(FLAG.expiryWarning, options.expiryWarning, env)!) / 1000,
+    ),
   };
 }
 

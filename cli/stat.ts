@@ -5,6 +5,7 @@
  */
 
 import { Command } from "commander";
+import { DEFAULT_EXPIRY_WARNING_SECONDS } from "../lib/expiry.ts";
 import { findLicense } from "../lib/licenses.ts";
 import {
   LICENSE_COLUMNS,
@@ -25,7 +26,7 @@ export function statCommand(context: CommandContext): Command {
     .addOption(flagOption(FLAGS.stat.json))
     .action(async (options: { license: string; plain?: boolean; json?: boolean }) => {
       const { io } = context;
-      const now = context.now();
+      const at = { now: context.now(), within: DEFAULT_EXPIRY_WARNING_SECONDS };
       const store = await context.openStore();
       let license;
       try {
@@ -34,11 +35,11 @@ export function statCommand(context: CommandContext): Command {
         await store.close();
       }
       if (options.json) {
-        io.stdout(JSON.stringify(licenseJson(license, now)) + "\n");
+        io.stdout(JSON.stringify(licenseJson(license, at)) + "\n");
       } else if (wantsPlain(options.plain, io)) {
-        io.stdout(renderPlainTable({ columns: LICENSE_COLUMNS, rows: [licenseRow(license, now)] }));
+        io.stdout(renderPlainTable({ columns: LICENSE_COLUMNS, rows: [licenseRow(license, at)] }));
       } else {
-        const details = Object.entries(licenseJson(license, now)).map(([key, value]) => [
+        const details = Object.entries(licenseJson(license, at)).map(([key, value]) => [
           key,
           value === null ? "-" : String(value),
         ]);

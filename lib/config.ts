@@ -42,6 +42,8 @@ export interface ServeConfig {
   tls: { cert: string; key: string } | null;
   /** How long audit records are kept, in seconds; null keeps them forever. */
   auditRetentionSeconds: number | null;
+  /** Warn about licenses that stop being valid within this many seconds. */
+  expiryWarningSeconds: number;
 }
 
 /** The port of the reference Relay, and ours. */

@@ -13,18 +13,21 @@
  * a node whose own lease expired gets a new lease (201), never a silent
  * extension of one that could already have been given away.
  *
+ * Only licenses valid at the moment of the claim are handed out: neither the
+ * file's `meta.expiry` nor the license's own expiry has passed
+ * (`lib/expiry.ts`), since the application's verifier refuses an expired
+ * file. A node whose leased license has expired is moved to a valid one.
+ *
  * @module
  */
 
 import { EntityType, EventType } from "./audit.ts";
 import { PoolNotFoundError } from "./errors.ts";
+import { isValidAt } from "./expiry.ts";
+import { pickFreeLicense, type Strategy } from "./strategy.ts";
 import type { ActiveNode, LeasedLicense, Store, Tx } from "./storage/store.ts";
 
-/** How a free license is chosen: first added, last added, or uniformly at random. */
-export type Strategy = "fifo" | "lifo" | "rand";
-
-/** Every {@link Strategy}. */
-export const STRATEGIES: readonly Strategy[] = ["fifo", "lifo", "rand"];
+export { STRATEGIES, type Strategy } from "./strategy.ts";
 
 /** The server's lease rules. */
 export interface LeasePolicy {
@@ -52,7 +55,8 @@ export type ClaimResult =
   | { kind: "created"; licenseFile: Uint8Array; licenseKey: string; expiresAt: number }
   | { kind: "extended"; expiresAt: number }
   | { kind: "conflict" }
-  | { kind: "exhausted" };
+  | { kind: "exhausted" }
+  | { kind: "expired_only" };
 
 /** What a release did. */
 export type ReleaseResult = { kind: "released" } | { kind: "not_found" };
@@ -63,11 +67,18 @@ const CLAIM_REAP_BATCH = 100;
 /**
  * Claims a lease for the node `fingerprint` in one transaction.
  *
- * - the node leases a live license in this pool: with heartbeats, the lease is
- *   extended (`extended`); without, `conflict`.
  * - the node leases a live license in another pool: `conflict`.
- * - otherwise a free license is leased by the strategy (`created`), after
- *   reaping expired leases if none is free; `exhausted` if there is still none.
+ * - the node leases a live license in this pool whose file or license has
+ *   expired: that license is released (`license.released`) and the node gets
+ *   another, as below; if there is none, the node is deactivated
+ *   (`node.deactivated`). With or without heartbeats: the node cannot use
+ *   the file it holds.
+ * - the node leases a live, valid license in this pool: with heartbeats, the
+ *   lease is extended (`extended`); without, `conflict`.
+ * - otherwise a free license valid at `now` is leased by the strategy
+ *   (`created`), after reaping expired leases if none is free; if there is
+ *   still none: `expired_only` when free licenses are left but all of them
+ *   have expired, else `exhausted`.
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
  */
@@ -85,11 +96,25 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
   const poolId = await resolvePool(tx, options.pool);
   let node = await tx.activeNode(fingerprint);
   const held = node && await tx.licenseLeasedBy(node.id);
+  // The node gave up a license whose file expired: it holds none now.
+  let moved = false;
   if (node && held) {
     if (isExpired(node, { now, policy })) {
       await expireLease(tx, { nodeId: node.id, held, now });
       node = undefined;
-    } else if (held.poolId !== poolId || !policy.heartbeats) {
+    } else if (held.poolId !== poolId) {
+      return { kind: "conflict" };
+    } else if (!isValidAt(held, now)) {
+      await tx.releaseLicense(held.id, now);
+      await tx.audit({
+        event: EventType.licenseReleased,
+        entity: EntityType.license,
+        entityId: held.id,
+        poolId: poolId,
+        now: now,
+      });
+      moved = true;
+    } else if (!policy.heartbeats) {
       return { kind: "conflict" };
     } else {
       await tx.heartbeat(node.id, { now, expiresAt: storedExpiry(now, policy) });
@@ -111,14 +136,27 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     }
   }
 
-  const pick = { poolId, strategy: policy.strategy, random: options.random };
+  const pick = { poolId, strategy: policy.strategy, random: options.random, now };
   let licenseId = await pickFreeLicense(tx, pick);
   while (licenseId === undefined) {
     const batch = { now, cutoff: legacyCutoff(now, policy), limit: CLAIM_REAP_BATCH };
     if (await tx.reapExpired(batch) === 0) break;
     licenseId = await pickFreeLicense(tx, pick);
   }
-  if (licenseId === undefined) return { kind: "exhausted" };
+  if (licenseId === undefined) {
+    if (node && moved) {
+      await tx.deactivateNode(node.id, now);
+      await tx.audit({
+        event: EventType.nodeDeactivated,
+        entity: EntityType.node,
+        entityId: node.id,
+        poolId: poolId,
+        now: now,
+      });
+    }
+    // Free licenses are left, but none is valid: say so, not "none available".
+    return await tx.freeLicenseCount(poolId) > 0 ? { kind: "expired_only" } : { kind: "exhausted" };
+  }
 
   let nodeId = node?.id;
   if (nodeId === undefined) {
@@ -233,7 +271,11 @@ export function reap(
  */
 export async function expireLease(
   tx: Tx,
-  { nodeId, held, now }: { nodeId: number; held: LeasedLicense; now: number },
+  { nodeId, held, now }: {
+    nodeId: number;
+    held: Pick<LeasedLicense, "id" | "poolId">;
+    now: number;
+  },
 ): Promise<void> {
   await tx.releaseLicense(held.id, now);
   await tx.audit({
@@ -285,43 +327,4 @@ async function resolvePool(tx: Tx, name: string | null): Promise<number | null> 
   const pool = await tx.poolByName(name);
   if (!pool) throw new PoolNotFoundError(`Pool "${name}" not found`);
   return pool.id;
-}
-
-/** `rand` samples ids while at least 1 in this many of the range is free. */
-const REJECTION_DENSITY = 8;
-
-/**
- * Tries before `rand` takes the exact walk instead: at the lowest density,
- * all of them miss 1.4 % of the time.
- */
-const REJECTION_TRIES = 32;
-
-async function pickFreeLicense(
-  tx: Tx,
-  { poolId, strategy, random = Math.random }: {
-    poolId: number | null;
-    strategy: Strategy;
-    random?: () => number;
-  },
-): Promise<number | undefined> {
-  if (strategy === "fifo") return await tx.firstFreeLicense(poolId, "first");
-  if (strategy === "lifo") return await tx.firstFreeLicense(poolId, "last");
-  const free = await tx.freeLicenseCount(poolId);
-  if (free === 0) return undefined;
-  const range = await tx.freeLicenseIdRange(poolId);
-  if (range) {
-    // Rejection sampling: a uniformly random id of the range, kept if it is a
-    // free license of the pool, is a uniformly random free license. One
-    // indexed lookup per try, whatever the pool's size, while at least one
-    // id in REJECTION_DENSITY is free; the exact walk below otherwise.
-    const span = range.high - range.low + 1;
-    if (span <= REJECTION_DENSITY * free) {
-      for (let i = 0; i < REJECTION_TRIES; i++) {
-        const id = range.low + Math.floor(random() * span);
-        if (await tx.isFreeLicense(poolId, id)) return id;
-      }
-    }
-  }
-  // Uniform as well: the k-th free license in id order, k uniformly random.
-  return await tx.freeLicenseAt(poolId, Math.min(free - 1, Math.floor(random() * free)));
 }

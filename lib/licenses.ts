@@ -207,20 +207,23 @@ export function removeLicenses(
 
 /**
  * Lists licenses in the order they were added: all of them, or those of one
- * pool.
+ * pool; with `expiringBy` (unix seconds), only those no longer valid from
+ * that moment on (see `validUntil` in `lib/expiry.ts`), expired ones
+ * included.
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
  */
 export function listLicenses(
   store: Store,
-  options: { pool?: string } = {},
+  options: { pool?: string; expiringBy?: number } = {},
 ): Promise<LicenseInfo[]> {
+  const { expiringBy } = options;
   return store.read(async (tx) => {
-    if (options.pool === undefined) return await tx.licenses();
+    if (options.pool === undefined) return await tx.licenses({ expiringBy });
     const pool = await tx.poolByName(options.pool);
     // The reference Relay's wording, which scripts may match on.
     if (!pool) throw new PoolNotFoundError("pool not found");
-    return await tx.licenses({ poolId: pool.id });
+    return await tx.licenses({ poolId: pool.id, expiringBy });
   });
 }
 

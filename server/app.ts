@@ -6,13 +6,14 @@
  *
  * | request                      | result                                           |
  * |------------------------------|--------------------------------------------------|
- * | `GET /v1/health`             | 200, empty                                       |
- * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none free |
+ * | `GET /v1/health`             | 200, empty; 503 the database takes no writes     |
+ * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
  *
  * @module
  */
 
+import { writeProblem } from "../lib/health.ts";
 import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
@@ -51,6 +52,8 @@ interface RouteContext {
   /** Unix seconds when the request arrived. */
   now: number;
   deps: HandlerDeps;
+  /** Why the database takes no writes right now; null: it does. */
+  writeProblem: () => Promise<string | null>;
 }
 
 const NODE_PREFIX = "/v1/nodes/";
@@ -60,6 +63,22 @@ export async function createHandler(
   deps: HandlerDeps,
 ): Promise<(request: Request) => Promise<Response>> {
   const signer = deps.config.signingSecret ? await createSigner(deps.config.signingSecret) : null;
+  let probe: Promise<string | null> | null = null;
+  let lastProblem: string | null = null;
+  /** One probe at a time: health checks that arrive during one share it. */
+  function probeWrites(): Promise<string | null> {
+    probe ??= writeProblem(deps.store, deps.now()).then((problem) => {
+      // Logged when it changes, not on every check.
+      if (problem !== null && problem !== lastProblem) {
+        deps.logger.error("database not accepting writes", { reason: problem });
+      } else if (problem === null && lastProblem !== null) {
+        deps.logger.notice("database accepting writes again");
+      }
+      lastProblem = problem;
+      return problem;
+    }).finally(() => (probe = null));
+    return probe;
+  }
 
   return async function handle(request: Request): Promise<Response> {
     const started = performance.now();
@@ -69,7 +88,7 @@ export async function createHandler(
     try {
       reply = path === undefined
         ? errorReply("invalid_host")
-        : await route({ request, path, now, deps });
+        : await route({ request, path, now, deps, writeProblem: probeWrites });
     } catch (error) {
       reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
@@ -85,12 +104,19 @@ export async function createHandler(
   };
 }
 
-async function route({ request, path, now, deps }: RouteContext): Promise<Reply> {
+async function route(
+  { request, path, now, deps, writeProblem }: RouteContext,
+): Promise<Reply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
-      return errorReply("method_not_allowed", { Allow: "GET, HEAD" });
+      return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
     }
-    return { status: 200, body: null };
+    // Healthy means able to lease: a database that takes no writes answers
+    // every claim with a 500, so a load balancer should look elsewhere.
+    const problem = await writeProblem();
+    return problem === null
+      ? { status: 200, body: null }
+      : errorReply("database_unwritable", { detail: problem });
   }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
@@ -98,7 +124,7 @@ async function route({ request, path, now, deps }: RouteContext): Promise<Reply>
   const segment = path.slice(NODE_PREFIX.length);
   if (segment.includes("/")) return errorReply("not_found");
   if (request.method !== "PUT" && request.method !== "DELETE") {
-    return errorReply("method_not_allowed", { Allow: "PUT, DELETE" });
+    return errorReply("method_not_allowed", { headers: { Allow: "PUT, DELETE" } });
   }
 
   const fingerprint = decodeFingerprint(segment);
@@ -143,6 +169,8 @@ function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
       return errorReply("conflict");
     case "exhausted":
       return errorReply("exhausted");
+    case "expired_only":
+      return errorReply("expired_only");
   }
 }
 

@@ -2,7 +2,8 @@
  * The one table of the API's error answers: each kind of failure, its status
  * and its JSON body. Handlers name a kind; only {@link errorReply} writes the
  * body. The `error` texts are the reference Relay's, byte for byte: clients
- * match on them.
+ * match on them. Kinds the reference does not have (`expired_only`,
+ * `database_unwritable`) have texts of their own.
  *
  * @module
  */
@@ -21,7 +22,12 @@ export const API_ERRORS = {
   method_not_allowed: { status: 405, message: "method not allowed" },
   conflict: { status: 409, message: "failed to claim license due to conflict" },
   exhausted: { status: 410, message: "no licenses available" },
+  expired_only: {
+    status: 410,
+    message: "no valid licenses available: every free license has expired",
+  },
   internal: { status: 500, message: "internal server error" },
+  database_unwritable: { status: 503, message: "database not accepting writes" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** One of the {@link API_ERRORS} kinds. */
@@ -41,10 +47,17 @@ export interface Reply {
   pool?: string | null;
 }
 
-/** The answer for an error kind, with extra headers if any. */
-export function errorReply(kind: ApiErrorKind, headers?: Record<string, string>): Reply {
+/**
+ * The answer for an error kind, with extra headers if any, and a detail after
+ * the kind's text (`database not accepting writes: disk I/O error`).
+ */
+export function errorReply(
+  kind: ApiErrorKind,
+  extra: { headers?: Record<string, string>; detail?: string } = {},
+): Reply {
   const { status, message } = API_ERRORS[kind];
-  return { status, body: { error: message }, headers };
+  const error = extra.detail === undefined ? message : `${message}: ${extra.detail}`;
+  return { status, body: { error }, headers: extra.headers };
 }
 
 /**

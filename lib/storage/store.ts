@@ -78,6 +78,10 @@ export interface LeaseTimes {
 export interface LeasedLicense {
   id: number;
   poolId: number | null;
+  /** Unix seconds when its file expires (`meta.expiry`); null: never. */
+  fileExpiresAt: number | null;
+  /** Unix seconds when the license itself expires; null: never. */
+  expiresAt: number | null;
 }
 
 /** What a node receives with a new lease. */
@@ -121,8 +125,12 @@ export interface Tx {
   insertLicense(row: NewLicenseRow, now: number): Promise<number>;
   /** One license by its Keygen id. */
   licenseByGuid(guid: string): Promise<LicenseInfo | undefined>;
-  /** All licenses in the order they were added, or those of one pool. */
-  licenses(filter?: { poolId?: number }): Promise<LicenseInfo[]>;
+  /**
+   * All licenses in the order they were added, or those of one pool, or
+   * only those whose file or license expires at or before `expiringBy`
+   * (unix seconds; expired ones included).
+   */
+  licenses(filter?: { poolId?: number; expiringBy?: number }): Promise<LicenseInfo[]>;
   /** Deletes a license by row id. */
   deleteLicense(id: number): Promise<void>;
 
@@ -140,17 +148,40 @@ export interface Tx {
 
   /** The license the node leases, in any pool. */
   licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined>;
-  /** The free license of a pool (null: no pool) added first, or last. */
-  firstFreeLicense(poolId: number | null, order: "first" | "last"): Promise<number | undefined>;
-  /** How many licenses of a pool are free (null: no pool). */
+  /**
+   * The free license of a pool (null: no pool), added first or last, among
+   * those valid at `validAt`: neither its file nor the license expired (see
+   * `validUntil` in `lib/expiry.ts`). Costs one indexed lookup plus one per
+   * expired free license it passes in that order.
+   */
+  firstFreeLicense(
+    poolId: number | null,
+    pick: { order: "first" | "last"; validAt: number },
+  ): Promise<number | undefined>;
+  /** Whether a pool (null: no pool) has a free license valid at `validAt`, in O(log n). */
+  hasValidFreeLicense(poolId: number | null, validAt: number): Promise<boolean>;
+  /** How many free licenses of a pool (null: no pool) are valid at `validAt`, in O(that many). */
+  validFreeLicenseCount(poolId: number | null, validAt: number): Promise<number>;
+  /**
+   * The free license of a pool (null: no pool) valid at `validAt` at `index`
+   * (0 … {@link validFreeLicenseCount} − 1) in one fixed order, in O(index).
+   */
+  validFreeLicenseAt(
+    poolId: number | null,
+    pick: { index: number; validAt: number },
+  ): Promise<number | undefined>;
+  /**
+   * How many licenses of a pool are free (null: no pool), valid or not:
+   * counted as licenses change, in O(log n).
+   */
   freeLicenseCount(poolId: number | null): Promise<number>;
   /**
    * The ids between which a pool's free licenses lie (null: no pool);
    * undefined if it never had one. The range may be wider than the free ids.
    */
   freeLicenseIdRange(poolId: number | null): Promise<{ low: number; high: number } | undefined>;
-  /** Whether license `id` is a free license of the pool (null: no pool). */
-  isFreeLicense(poolId: number | null, id: number): Promise<boolean>;
+  /** Whether license `id` is a free license of the pool (null: no pool) valid at `validAt`. */
+  isFreeLicense(poolId: number | null, license: { id: number; validAt: number }): Promise<boolean>;
   /**
    * The free license of a pool (null: no pool) at `index` (0 …
    * {@link freeLicenseCount} − 1) in id order, in O(log n).
@@ -177,6 +208,12 @@ export interface Tx {
 
   /** Deletes up to `limit` audit records created before `cutoff`; returns how many. */
   deleteAuditBefore(cutoff: number, limit: number): Promise<number>;
+
+  /**
+   * Rewrites the database's one probe row (a change every time), so that
+   * committing it proves the database accepts writes. Records no audit.
+   */
+  recordProbe(now: number): Promise<void>;
 }
 
 /** Options of {@link Store.transaction}. */
@@ -204,6 +241,14 @@ export interface Store {
   transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T>;
   /** Runs `fn` on a consistent snapshot; `fn` must not write. */
   read<T>(fn: (tx: Tx) => Promise<T>): Promise<T>;
+  /**
+   * Why the last transaction that may write failed in the database (read
+   * only, locked too long, disk full, I/O error: the engine's words, without
+   * the path); null once one commits, and before any ran. A failure of the
+   * caller's own (an error its body threw, a constraint it broke) does not
+   * count: the database accepted the transaction.
+   */
+  writeFailure(): string | null;
   /** Finishes pending work and closes the database. */
   close(): Promise<void>;
 }

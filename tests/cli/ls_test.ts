@@ -60,9 +60,22 @@ async function fixture(dir: string) {
       "leased",
       "node-a1",
       rfc3339(expiresAt),
+      // The files expire in 7 days less 2 hours: within the 7-day window.
+      "expiring",
     ],
-    none: [none.id, "-", "1", "-", "-", rfc3339(releasedAt), "free", "-", rfc3339(expiresAt)],
-    dev: [dev.id, "dev", "0", "-", "-", "-", "free", "-", rfc3339(expiresAt)],
+    none: [
+      none.id,
+      "-",
+      "1",
+      "-",
+      "-",
+      rfc3339(releasedAt),
+      "free",
+      "-",
+      rfc3339(expiresAt),
+      "expiring",
+    ],
+    dev: [dev.id, "dev", "0", "-", "-", "-", "free", "-", rfc3339(expiresAt), "expiring"],
   };
   return { files: { prod, none, dev }, rows, nodeId, claimedAt, releasedAt, expiresAt };
 }

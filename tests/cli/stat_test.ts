@@ -43,7 +43,18 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
     assert.equal(result.code, 0);
     assert.equal(
       result.stdout,
-      plainTable([[free.id, "prod", "0", "-", "-", "-", "free", "-", rfc3339(issuedAt + TTL)]]),
+      plainTable([[
+        free.id,
+        "prod",
+        "0",
+        "-",
+        "-",
+        "-",
+        "free",
+        "-",
+        rfc3339(issuedAt + TTL),
+        "expiring",
+      ]]),
     );
     assert.equal(result.stdout.split("\n").length, 4);
     assert.ok(result.stdout.split("\n")[2].startsWith(`| ${free.id} |`));
@@ -64,6 +75,7 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
         "leased",
         "node-stat-9",
         rfc3339(issuedAt + TTL),
+        "expiring",
       ]]),
     );
   });
@@ -82,6 +94,8 @@ Deno.test("relay stat shows one license as a plain row or JSON", async (t) => {
     assert.equal(license.node_fingerprint, null);
     assert.equal(license.file_issued_at, rfc3339(issuedAt));
     assert.equal(license.file_expires_at, rfc3339(issuedAt + TTL));
+    // 3 days left: within the 7 days in which a file counts as expiring.
+    assert.equal(license.file_state, "expiring");
   });
 
   await t.step("--json on a leased license", async () => {

@@ -127,6 +127,7 @@ export const PLAIN_COLUMNS = [
   "status",
   "node",
   "file_expires_at",
+  "file_state",
 ];
 
 /**

@@ -29,6 +29,16 @@ export class FakeClock {
     return this.#ms / 1000;
   }
 
+  /** The current time in unix seconds (as {@link unix}). */
+  get seconds(): number {
+    return this.unix();
+  }
+
+  /** Sets the clock to `unix` seconds, back as well as forward. */
+  set seconds(unix: number) {
+    this.#ms = Math.floor(unix) * 1000;
+  }
+
   /** Moves the clock forward by `seconds`. */
   advance(seconds: number): void {
     if (!(seconds >= 0)) throw new RangeError(`Cannot move the clock back: ${seconds}s`);
@@ -65,6 +75,8 @@ export interface InProcessServer extends AsyncDisposable {
   lines: string[];
   /** The parsed "relay listening" line. */
   startup: Record<string, unknown>;
+  /** The stdout lines so far, parsed (JSON log lines). */
+  logs(): Record<string, unknown>[];
   /** Everything written to stderr so far. */
   stderr(): string;
   /** Stops it as SIGTERM would (graceful shutdown) and waits for `run()` to return. */
@@ -90,6 +102,11 @@ export interface InProcessOptions {
   listen?: string[];
   /** Host of `url`; default 127.0.0.1. */
   host?: string;
+  /**
+   * The folder the user ran the command in (`INIT_CWD`): relative paths,
+   * the default database included, resolve against it.
+   */
+  cwd?: string;
 }
 
 /**
@@ -123,6 +140,7 @@ export async function serveInProcess(
     stderr: (text) => (stderr += text),
     env: {
       NO_COLOR: "1",
+      ...(options.cwd === undefined ? {} : { INIT_CWD: options.cwd }),
       ...(options.database === undefined ? {} : { RELAY_DATABASE: options.database }),
       ...options.env,
     },
@@ -157,10 +175,20 @@ export async function serveInProcess(
     client,
     lines,
     startup,
+    logs: () => lines.filter((line) => line !== "").map((line) => JSON.parse(line)),
     stderr: () => stderr,
     stop,
     [Symbol.asyncDispose]: async () => {
       await stop();
     },
   };
+}
+
+/** `PUT /v1/nodes/{node}`: status and parsed JSON body. */
+export async function put(
+  url: string,
+  node: string,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(`${url}/v1/nodes/${node}`, { method: "PUT" });
+  return { status: response.status, body: await response.json() };
 }

@@ -69,6 +69,16 @@ function countFree(row: "NEW" | "OLD", delta: 1 | -1): string {
     ON CONFLICT (pool_key, level, bucket) DO UPDATE SET free = free + excluded.free;`;
 }
 
+/**
+ * The last moment a license may be handed out, in unix seconds: the earlier
+ * of its file's expiry (`meta.expiry`) and the license's own, or the largest
+ * integer when it has neither. A license is valid at `now` while this is
+ * greater than `now`. Step 7 indexes this exact expression, and SQLite uses
+ * the index only for queries that spell it the same way: never change it.
+ */
+export const VALID_UNTIL = "min(IFNULL(file_expires_at, 9223372036854775807), " +
+  "IFNULL(expires_at, 9223372036854775807))";
+
 /** Every schema step, oldest first. */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -275,6 +285,29 @@ export const MIGRATIONS: readonly Migration[] = [
       DROP INDEX idx_nodes_active_heartbeat;
       CREATE INDEX idx_nodes_active_expiry ON nodes (lease_expires_at, last_heartbeat_at)
         WHERE deactivated_at IS NULL;
+    `,
+  },
+  {
+    version: 7,
+    name: "valid free licenses and write probe",
+    // idx_licenses_pool_valid_until: the free licenses of each pool by the moment
+    // they stop being valid, so a claim learns in one lookup whether any
+    // valid license is free, and `rand` can count and index the valid ones
+    // when most free ones have expired, from the index alone (node_id makes
+    // it covering). Partial: only free licenses, so a lease or release changes
+    // one entry, as it does in idx_licenses_pool_node.
+    // relay_health holds one row that `Store.probeWrite` rewrites to prove
+    // the database still accepts writes (`relay serve` at start and on
+    // `/v1/health`).
+    sql: `
+      CREATE INDEX idx_licenses_pool_valid_until
+        ON licenses (pool_id, ${VALID_UNTIL}, node_id) WHERE node_id IS NULL;
+
+      CREATE TABLE relay_health (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        probes INTEGER NOT NULL,
+        probed_at INTEGER NOT NULL
+      );
     `,
   },
 ];

@@ -91,6 +91,10 @@ export class SqliteStore implements Store {
     return this.#queue.run("read", fn);
   }
 
+  writeFailure(): string | null {
+    return this.#queue.writeFailure;
+  }
+
   /**
    * Waits for queued transactions, stops the background checkpointer, copies
    * the WAL into the database file (as far as other connections allow) and

@@ -11,7 +11,7 @@
 // node:sqlite is synchronous: the methods are async only to fit the engine-neutral Tx.
 // deno-lint-ignore-file require-await
 
-import type { DatabaseSync, SQLInputValue, StatementSync } from "node:sqlite";
+import type { DatabaseSync, SQLInputValue } from "node:sqlite";
 import { EntityType, EventType } from "../../audit.ts";
 import type {
   ActiveNode,
@@ -24,7 +24,9 @@ import type {
   Pool,
   Tx,
 } from "../store.ts";
-import { FREE_COUNT_SHIFTS } from "./schema.ts";
+import { FreeLicenseStatements } from "./free_licenses.ts";
+import { PreparedStatements } from "./prepared.ts";
+import { VALID_UNTIL } from "./schema.ts";
 
 const LICENSE_INFO_SELECT = `
   SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
@@ -46,32 +48,30 @@ const INSERT_AUDIT =
  * The statements of a SQLite connection. One instance serves every
  * transaction of its connection; the store hands it out only inside one.
  */
-export class SqliteTx implements Tx {
-  readonly #db: DatabaseSync;
+export class SqliteTx extends FreeLicenseStatements implements Tx {
   readonly #audit: boolean;
-  readonly #statements = new Map<string, StatementSync>();
 
   /** Statements of `db`; `audit: false` makes {@link audit} a no-op. */
   constructor(db: DatabaseSync, options: { audit: boolean }) {
-    this.#db = db;
+    super(new PreparedStatements(db));
     this.#audit = options.audit;
   }
 
   async audit(entry: AuditEntry): Promise<void> {
     if (!this.#audit) return;
     const { event, entity, entityId, poolId, now } = entry;
-    this.#run(INSERT_AUDIT, event, entity, entityId, poolId, now);
+    this.sql.run(INSERT_AUDIT, event, entity, entityId, poolId, now);
   }
 
   async poolByName(name: string): Promise<Pool | undefined> {
-    return this.#get<Pool>(
+    return this.sql.get<Pool>(
       "SELECT id, name, created_at AS createdAt FROM pools WHERE name = ?",
       name,
     );
   }
 
   async insertPool(name: string, now: number): Promise<Pool> {
-    return this.#get<Pool>(
+    return this.sql.get<Pool>(
       `INSERT INTO pools (name, created_at) VALUES (?, ?)
        RETURNING id, name, created_at AS createdAt`,
       name,
@@ -82,7 +82,7 @@ export class SqliteTx implements Tx {
   async conflictingLicense(
     license: { guid: string; key: string; file: Uint8Array },
   ): Promise<string | undefined> {
-    return this.#get<{ guid: string }>(
+    return this.sql.get<{ guid: string }>(
       "SELECT guid FROM licenses WHERE guid = ? OR key = ? OR file = ? LIMIT 1",
       license.guid,
       license.key,
@@ -91,7 +91,7 @@ export class SqliteTx implements Tx {
   }
 
   async insertLicense(row: NewLicenseRow, now: number): Promise<number> {
-    return this.#get<{ id: number }>(
+    return this.sql.get<{ id: number }>(
       `INSERT INTO licenses
          (guid, file, key, pool_id, created_at, file_issued_at, file_expires_at, expires_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
@@ -107,25 +107,32 @@ export class SqliteTx implements Tx {
   }
 
   async licenseByGuid(guid: string): Promise<LicenseInfo | undefined> {
-    return this.#get<LicenseInfo>(`${LICENSE_INFO_SELECT} WHERE l.guid = ?`, guid);
+    return this.sql.get<LicenseInfo>(`${LICENSE_INFO_SELECT} WHERE l.guid = ?`, guid);
   }
 
-  async licenses(filter: { poolId?: number } = {}): Promise<LicenseInfo[]> {
-    if (filter.poolId === undefined) {
-      return this.#all<LicenseInfo>(`${LICENSE_INFO_SELECT} ORDER BY l.id`);
+  async licenses(
+    filter: { poolId?: number; expiringBy?: number } = {},
+  ): Promise<LicenseInfo[]> {
+    const conditions: string[] = [];
+    const params: SQLInputValue[] = [];
+    if (filter.poolId !== undefined) {
+      conditions.push("l.pool_id = ?");
+      params.push(filter.poolId);
     }
-    return this.#all<LicenseInfo>(
-      `${LICENSE_INFO_SELECT} WHERE l.pool_id = ? ORDER BY l.id`,
-      filter.poolId,
-    );
+    if (filter.expiringBy !== undefined) {
+      conditions.push(`${VALID_UNTIL} <= ?`);
+      params.push(filter.expiringBy);
+    }
+    const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
+    return this.sql.all<LicenseInfo>(`${LICENSE_INFO_SELECT}${where} ORDER BY l.id`, ...params);
   }
 
   async deleteLicense(id: number): Promise<void> {
-    this.#run("DELETE FROM licenses WHERE id = ?", id);
+    this.sql.run("DELETE FROM licenses WHERE id = ?", id);
   }
 
   async activeNode(fingerprint: string): Promise<ActiveNode | undefined> {
-    return this.#get<ActiveNode>(
+    return this.sql.get<ActiveNode>(
       `SELECT id, last_heartbeat_at AS lastHeartbeatAt, lease_expires_at AS leaseExpiresAt
        FROM nodes WHERE fingerprint = ? AND deactivated_at IS NULL`,
       fingerprint,
@@ -133,7 +140,7 @@ export class SqliteTx implements Tx {
   }
 
   async activateNode(fingerprint: string, { now, expiresAt }: LeaseTimes): Promise<number> {
-    return this.#get<{ id: number }>(
+    return this.sql.get<{ id: number }>(
       `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at)
        VALUES (?1, ?2, ?3, ?2)
        ON CONFLICT (fingerprint) DO UPDATE
@@ -147,7 +154,7 @@ export class SqliteTx implements Tx {
   }
 
   async heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
-    this.#run(
+    this.sql.run(
       "UPDATE nodes SET last_heartbeat_at = ?, lease_expires_at = ? WHERE id = ?",
       now,
       expiresAt,
@@ -156,102 +163,22 @@ export class SqliteTx implements Tx {
   }
 
   async deactivateNode(nodeId: number, now: number): Promise<void> {
-    this.#run("UPDATE nodes SET deactivated_at = ? WHERE id = ?", now, nodeId);
+    this.sql.run("UPDATE nodes SET deactivated_at = ? WHERE id = ?", now, nodeId);
   }
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
-    return this.#get<LeasedLicense>(
-      "SELECT id, pool_id AS poolId FROM licenses WHERE node_id = ?",
+    return this.sql.get<LeasedLicense>(
+      `SELECT id, pool_id AS poolId, file_expires_at AS fileExpiresAt, expires_at AS expiresAt
+       FROM licenses WHERE node_id = ?`,
       nodeId,
     );
-  }
-
-  async firstFreeLicense(
-    poolId: number | null,
-    order: "first" | "last",
-  ): Promise<number | undefined> {
-    return this.#get<{ id: number }>(
-      order === "first"
-        ? "SELECT id FROM licenses WHERE pool_id IS ? AND node_id IS NULL ORDER BY id LIMIT 1"
-        : "SELECT id FROM licenses WHERE pool_id IS ? AND node_id IS NULL ORDER BY id DESC LIMIT 1",
-      poolId,
-    )?.id;
-  }
-
-  async freeLicenseCount(poolId: number | null): Promise<number> {
-    return this.#get<{ n: number }>(
-      "SELECT IFNULL(sum(free), 0) AS n FROM free_counts WHERE pool_key = IFNULL(?, 0) AND level = ?",
-      poolId,
-      FREE_COUNT_SHIFTS.length,
-    )!.n;
-  }
-
-  /** From the first and last level-1 counters of `free_counts`. */
-  async freeLicenseIdRange(
-    poolId: number | null,
-  ): Promise<{ low: number; high: number } | undefined> {
-    const row = this.#get<{ low: number | null; high: number | null }>(
-      `SELECT
-         (SELECT min(bucket) FROM free_counts WHERE pool_key = IFNULL(?1, 0) AND level = 1) AS low,
-         (SELECT max(bucket) FROM free_counts WHERE pool_key = IFNULL(?1, 0) AND level = 1) AS high`,
-      poolId,
-    );
-    if (row?.low == null || row.high == null) return undefined;
-    const width = 2 ** FREE_COUNT_SHIFTS[0];
-    return { low: row.low * width, high: (row.high + 1) * width - 1 };
-  }
-
-  async isFreeLicense(poolId: number | null, id: number): Promise<boolean> {
-    return this.#get(
-      "SELECT 1 AS free FROM licenses WHERE pool_id IS ? AND node_id IS NULL AND id = ?",
-      poolId,
-      id,
-    ) !== undefined;
-  }
-
-  /**
-   * From the top level of `free_counts` down, the bucket where the running
-   * count passes `index`, then the remaining offset among at most 64 ids.
-   */
-  async freeLicenseAt(poolId: number | null, index: number): Promise<number | undefined> {
-    let rest = index;
-    let low = 0;
-    let high = Number.MAX_SAFE_INTEGER;
-    for (let level = FREE_COUNT_SHIFTS.length; level >= 1; level--) {
-      const found = this.#get<{ bucket: number; before: number }>(
-        `SELECT bucket, before FROM (
-           SELECT bucket, free, sum(free) OVER (ORDER BY bucket) - free AS before
-           FROM free_counts WHERE pool_key = IFNULL(?, 0) AND level = ? AND bucket BETWEEN ? AND ?
-         ) WHERE before <= ? AND before + free > ?`,
-        poolId,
-        level,
-        low,
-        high,
-        rest,
-        rest,
-      );
-      if (!found) return undefined;
-      rest -= found.before;
-      // The bucket's ids, or its buckets one level down: 64 of them either way.
-      const width = 2 ** (FREE_COUNT_SHIFTS[level - 1] - (FREE_COUNT_SHIFTS[level - 2] ?? 0));
-      low = found.bucket * width;
-      high = low + width - 1;
-    }
-    return this.#get<{ id: number }>(
-      `SELECT id FROM licenses WHERE pool_id IS ? AND node_id IS NULL AND id BETWEEN ? AND ?
-       ORDER BY id LIMIT 1 OFFSET ?`,
-      poolId,
-      low,
-      high,
-      rest,
-    )?.id;
   }
 
   async leaseLicense(
     licenseId: number,
     { nodeId, now }: { nodeId: number; now: number },
   ): Promise<LicenseGrant | undefined> {
-    return this.#get<LicenseGrant>(
+    return this.sql.get<LicenseGrant>(
       `UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1
        WHERE id = ? AND node_id IS NULL
        RETURNING file, key`,
@@ -262,7 +189,7 @@ export class SqliteTx implements Tx {
   }
 
   async releaseLicense(licenseId: number, now: number): Promise<void> {
-    this.#run(
+    this.sql.run(
       "UPDATE licenses SET node_id = NULL, last_released_at = ? WHERE id = ?",
       now,
       licenseId,
@@ -274,12 +201,12 @@ export class SqliteTx implements Tx {
   async reapExpired(
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
   ): Promise<number> {
-    this.#db.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
+    this.sql.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
       seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER)`);
-    this.#run("DELETE FROM temp.reap_batch");
+    this.sql.run("DELETE FROM temp.reap_batch");
     // The index is named: without statistics SQLite picks idx_nodes_activated
     // and sorts every active node for each batch. NULLs sort first in it.
-    let reaped = cutoff === null ? 0 : this.#changes(
+    let reaped = cutoff === null ? 0 : this.sql.changes(
       `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
        SELECT n.id, l.id, l.pool_id
        FROM nodes n INDEXED BY idx_nodes_active_expiry
@@ -291,7 +218,7 @@ export class SqliteTx implements Tx {
       limit,
     );
     if (reaped < limit) {
-      reaped += this.#changes(
+      reaped += this.sql.changes(
         `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
          SELECT n.id, l.id, l.pool_id
          FROM nodes n INDEXED BY idx_nodes_active_expiry
@@ -303,18 +230,18 @@ export class SqliteTx implements Tx {
       );
     }
     if (reaped === 0) return 0;
-    this.#run(
+    this.sql.run(
       `UPDATE licenses SET node_id = NULL, last_released_at = ?
        WHERE id IN (SELECT license_id FROM temp.reap_batch)`,
       now,
     );
-    this.#run(
+    this.sql.run(
       "UPDATE nodes SET deactivated_at = ? WHERE id IN (SELECT node_id FROM temp.reap_batch)",
       now,
     );
     if (this.#audit) {
       // Per node in reap order: license.lease_expired (if it leased one), node.culled.
-      this.#run(
+      this.sql.run(
         `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
          SELECT e.event, e.entity, CASE e.entity WHEN ${EntityType.license}
            THEN b.license_id ELSE b.node_id END, b.pool_id, ?
@@ -330,7 +257,7 @@ export class SqliteTx implements Tx {
   }
 
   async deleteAuditBefore(cutoff: number, limit: number): Promise<number> {
-    return this.#changes(
+    return this.sql.changes(
       `DELETE FROM audit_logs WHERE id IN
          (SELECT id FROM audit_logs WHERE created_at < ? ORDER BY created_at LIMIT ?)`,
       cutoff,
@@ -338,33 +265,16 @@ export class SqliteTx implements Tx {
     );
   }
 
+  async recordProbe(now: number): Promise<void> {
+    this.sql.run(
+      `INSERT INTO relay_health (id, probes, probed_at) VALUES (1, 1, ?)
+       ON CONFLICT (id) DO UPDATE SET probes = probes + 1, probed_at = excluded.probed_at`,
+      now,
+    );
+  }
+
   /** Forgets the prepared statements, before the connection closes. */
   finalize(): void {
-    this.#statements.clear();
-  }
-
-  #statement(sql: string): StatementSync {
-    let statement = this.#statements.get(sql);
-    if (!statement) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
-  }
-
-  #get<T>(sql: string, ...params: SQLInputValue[]): T | undefined {
-    return this.#statement(sql).get(...params) as T | undefined;
-  }
-
-  #all<T>(sql: string, ...params: SQLInputValue[]): T[] {
-    return this.#statement(sql).all(...params) as T[];
-  }
-
-  #run(sql: string, ...params: SQLInputValue[]): void {
-    this.#statement(sql).run(...params);
-  }
-
-  #changes(sql: string, ...params: SQLInputValue[]): number {
-    return Number(this.#statement(sql).run(...params).changes);
+    this.sql.clear();
   }
 }

@@ -20,7 +20,7 @@ import type { DatabaseSync } from "node:sqlite";
 import { setImmediate } from "node:timers";
 import { DatabaseError } from "../../errors.ts";
 import type { Tx } from "../store.ts";
-import { asDatabaseError } from "./errors.ts";
+import { asDatabaseError, databaseFailure } from "./errors.ts";
 
 /** Largest group: bounds the time one commit holds the write lock. */
 export const MAX_GROUP = 256;
@@ -59,6 +59,7 @@ export class TransactionQueue {
   #scheduled = false;
   #running = false;
   #idle: (() => void)[] = [];
+  #writeFailure: string | null = null;
 
   /** Transactions on `db`, whose bodies all receive `tx`. */
   constructor(db: DatabaseSync, tx: Tx, options: TransactionQueueOptions) {
@@ -73,6 +74,14 @@ export class TransactionQueue {
       this.#jobs.push({ kind, fn, resolve: resolve as (value: unknown) => void, reject });
       this.#schedule();
     });
+  }
+
+  /**
+   * Why the last batch that may write failed in the database (see
+   * `databaseFailure`); null once one commits without such a failure.
+   */
+  get writeFailure(): string | null {
+    return this.#writeFailure;
   }
 
   /** Resolves once every queued transaction has finished. */
@@ -132,10 +141,19 @@ export class TransactionQueue {
       // The transaction failed as a whole: no body of the batch took effect.
       rollBack(db);
       const failure = asDatabaseError(error, this.#options.path);
+      if (kind !== "read") this.#writeFailure = databaseFailure(failure);
       for (const job of batch) job.reject(failure);
       return;
     } finally {
       restore?.();
+    }
+    if (kind !== "read") {
+      // The first body the database failed, if any: later ones of a group
+      // rolled back by SQLite only report that.
+      this.#writeFailure = null;
+      for (const outcome of outcomes) {
+        if (!outcome.ok) this.#writeFailure ??= databaseFailure(outcome.error);
+      }
     }
     batch.forEach((job, i) => {
       const outcome = outcomes[i];
