@@ -110,8 +110,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         event: EventType.licenseReleased,
         entity: EntityType.license,
         entityId: held.id,
-        poolId: poolId,
-        now: now,
+        poolId,
+        now,
       });
       moved = true;
     } else if (!policy.heartbeats) {
@@ -122,15 +122,15 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         event: EventType.licenseLeaseExtended,
         entity: EntityType.license,
         entityId: held.id,
-        poolId: poolId,
-        now: now,
+        poolId,
+        now,
       });
       await tx.audit({
         event: EventType.nodeHeartbeatPing,
         entity: EntityType.node,
         entityId: node.id,
-        poolId: poolId,
-        now: now,
+        poolId,
+        now,
       });
       return { kind: "extended", expiresAt: now + policy.ttl };
     }
@@ -150,8 +150,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         event: EventType.nodeDeactivated,
         entity: EntityType.node,
         entityId: node.id,
-        poolId: poolId,
-        now: now,
+        poolId,
+        now,
       });
     }
     // Free licenses are left, but none is valid: say so, not "none available".
@@ -165,8 +165,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
       event: EventType.nodeActivated,
       entity: EntityType.node,
       entityId: nodeId,
-      poolId: poolId,
-      now: now,
+      poolId,
+      now,
     });
   } else {
     await tx.heartbeat(nodeId, { now, expiresAt: storedExpiry(now, policy) });
@@ -176,15 +176,15 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     event: EventType.licenseLeased,
     entity: EntityType.license,
     entityId: licenseId,
-    poolId: poolId,
-    now: now,
+    poolId,
+    now,
   });
   await tx.audit({
     event: EventType.nodeHeartbeatPing,
     entity: EntityType.node,
     entityId: nodeId,
-    poolId: poolId,
-    now: now,
+    poolId,
+    now,
   });
   return {
     kind: "created",
@@ -224,15 +224,15 @@ export function release(
       event: EventType.licenseReleased,
       entity: EntityType.license,
       entityId: held.id,
-      poolId: poolId,
-      now: now,
+      poolId,
+      now,
     });
     await tx.audit({
       event: EventType.nodeDeactivated,
       entity: EntityType.node,
       entityId: node.id,
-      poolId: poolId,
-      now: now,
+      poolId,
+      now,
     });
     return { kind: "released" };
   });
@@ -283,7 +283,7 @@ export async function expireLease(
     entity: EntityType.license,
     entityId: held.id,
     poolId: held.poolId,
-    now: now,
+    now,
   });
   await tx.deactivateNode(nodeId, now);
   await tx.audit({
@@ -291,7 +291,7 @@ export async function expireLease(
     entity: EntityType.node,
     entityId: nodeId,
     poolId: held.poolId,
-    now: now,
+    now,
   });
 }
 

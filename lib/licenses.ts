@@ -132,7 +132,7 @@ export function addLicenses(
         entity: EntityType.license,
         entityId: id,
         poolId: pool?.id ?? null,
-        now: now,
+        now,
       });
       added.push({ id, guid: license.id, pool: pool?.name ?? null });
     }
@@ -148,7 +148,7 @@ async function insertPool(tx: Tx, { name, now }: { name: string; now: number }):
     entity: EntityType.pool,
     entityId: pool.id,
     poolId: null,
-    now: now,
+    now,
   });
   return pool;
 }
@@ -188,7 +188,7 @@ export function removeLicenses(
           entity: EntityType.license,
           entityId: license.id,
           poolId: license.poolId,
-          now: now,
+          now,
         });
       }
       await tx.deleteLicense(license.id);
@@ -197,7 +197,7 @@ export function removeLicenses(
         entity: EntityType.license,
         entityId: license.id,
         poolId: license.poolId,
-        now: now,
+        now,
       });
       removed.push(license);
     }
