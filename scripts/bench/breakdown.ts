@@ -179,7 +179,13 @@ async function main(): Promise<number> {
     const leased = args.op === "claim" ? 0 : args.licenses;
     if (leased > 0) leaseDirectly(path, { count: leased, prefix: "n", heartbeatAt: now, now });
     if (args.op === "reap") {
-      setHeartbeats(path, { prefix: "n", first: 0, end: args.count, heartbeatAt: now - 3600 });
+      setHeartbeats(path, {
+        prefix: "n",
+        first: 0,
+        end: args.count,
+        heartbeatAt: now - 3600,
+        ttl: 60,
+      });
     }
     if (args.sql.length > 0) {
       const db = new DatabaseSync(path);

@@ -92,15 +92,26 @@ export async function addLicenses(path: string, count: number, now: number): Pro
   }
 }
 
+/** The benchmark server's lease ttl (`--ttl 24h`), in seconds. */
+const DAY = 86_400;
+
 /**
  * Leases free licenses to new nodes `<prefix><i>`, i from `first` on, one per
- * license in id order, with their last heartbeat at `heartbeatAt`, directly in
- * the tables (as `relay serve` would have written them, audit rows aside).
- * Returns how many were leased.
+ * license in id order, with their last heartbeat at `heartbeatAt` and their
+ * lease expiring `ttl` seconds later (default a day, the benchmark server's
+ * ttl), directly in the tables (as `relay serve` would have written them,
+ * audit rows aside). Returns how many were leased.
  */
 export function leaseDirectly(
   path: string,
-  options: { count: number; prefix: string; first?: number; heartbeatAt: number; now: number },
+  options: {
+    count: number;
+    prefix: string;
+    first?: number;
+    heartbeatAt: number;
+    now: number;
+    ttl?: number;
+  },
 ): number {
   const db = open(path);
   try {
@@ -109,7 +120,8 @@ export function leaseDirectly(
       "SELECT id FROM licenses WHERE pool_id IS NULL AND node_id IS NULL ORDER BY id LIMIT ?",
     ).all(options.count).map((row) => Number(row.id));
     const insertNode = db.prepare(
-      "INSERT INTO nodes (fingerprint, last_heartbeat_at, created_at) VALUES (?, ?, ?) RETURNING id",
+      `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at)
+       VALUES (?, ?, ?, ?) RETURNING id`,
     );
     const lease = db.prepare(
       "UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1 WHERE id = ?",
@@ -119,6 +131,7 @@ export function leaseDirectly(
       const node = insertNode.get(
         `${options.prefix}${first + i}`,
         options.heartbeatAt,
+        options.heartbeatAt + (options.ttl ?? DAY),
         options.now,
       );
       lease.run(Number(node!.id), options.now, licenseId);
@@ -136,16 +149,18 @@ export function leaseDirectly(
 /** Sets the last heartbeat of the active nodes `<prefix><i>`, first ≤ i < end. */
 export function setHeartbeats(
   path: string,
-  options: { prefix: string; first: number; end: number; heartbeatAt: number },
+  options: { prefix: string; first: number; end: number; heartbeatAt: number; ttl?: number },
 ): void {
   const db = open(path);
   try {
     db.exec("BEGIN IMMEDIATE");
     const update = db.prepare(
-      "UPDATE nodes SET last_heartbeat_at = ? WHERE fingerprint = ? AND deactivated_at IS NULL",
+      `UPDATE nodes SET last_heartbeat_at = ?, lease_expires_at = ?
+       WHERE fingerprint = ? AND deactivated_at IS NULL`,
     );
+    const expiresAt = options.heartbeatAt + (options.ttl ?? DAY);
     for (let i = options.first; i < options.end; i++) {
-      update.run(options.heartbeatAt, `${options.prefix}${i}`);
+      update.run(options.heartbeatAt, expiresAt, `${options.prefix}${i}`);
     }
     db.exec("COMMIT");
   } finally {

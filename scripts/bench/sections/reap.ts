@@ -25,6 +25,9 @@ import {
 } from "../setup.ts";
 import type { Templates } from "../templates.ts";
 
+/** The reaping server's `--ttl`, in seconds. */
+const REAP_TTL = 30;
+
 /** The reaper's interval in the measured server, in ms (`--cull-interval 1s`). */
 const CULL_MS = 1000;
 
@@ -82,7 +85,14 @@ async function prepareExpired(
   licenses: number,
 ): Promise<string[]> {
   const now = nowSeconds();
-  setHeartbeats(database, { prefix: "n", first: 0, end: expired, heartbeatAt: now - 3600 });
+  // The server reaps with --ttl 30s.
+  setHeartbeats(database, {
+    prefix: "n",
+    first: 0,
+    end: expired,
+    heartbeatAt: now - 3600,
+    ttl: REAP_TTL,
+  });
   let live: string[];
   if (expired < licenses) {
     // The other nodes stay live for the whole run.
@@ -116,7 +126,12 @@ async function reapWhileProbing(
   port: number,
   probe: Spawned,
 ): Promise<{ firstRun: number; firstSeen: number; doneAt: number }> {
-  await using server = await startRelay({ database, ttl: "30s", cullInterval: "1s", port });
+  await using server = await startRelay({
+    database,
+    ttl: `${REAP_TTL}s`,
+    cullInterval: "1s",
+    port,
+  });
   const firstRun = server.listenedAt + CULL_MS;
   let reaped: { firstSeen: number; doneAt: number };
   try {
