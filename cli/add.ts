@@ -88,7 +88,7 @@ export function addCommand(context: CommandContext): Command {
           file_expires_at: license.fileExpiry?.toISOString() ?? null,
         });
       }
-      const store = await context.openStore();
+      const store = await context.openStore({ create: true });
       try {
         const added = await addLicenses(store, verified, { pool, now });
         io.stdout(

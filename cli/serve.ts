@@ -41,6 +41,7 @@ export function serveCommand(context: CommandContext): Command {
       const logger = context.logger("stdout");
       const now = () => context.now();
       const store = await context.openStore({
+        create: true,
         groupCommit: true,
         backgroundCheckpoints: { logger },
       });
