@@ -89,8 +89,14 @@ export const FLAGS = {
       flags: "--key <key>",
       env: [],
       description:
-        "license key of each --file, in the same order; repeat it or separate keys with commas",
-      required: true,
+        "license key of each --file, in the same order; repeat it or separate keys with commas (visible in the process list: prefer --key-file)",
+      list: true,
+    },
+    keyFile: {
+      flags: "--key-file <path>",
+      env: ["RELAY_KEY_FILE"],
+      description:
+        "file of license keys, one per line, paired with the --file paths in order; repeat it or separate paths with commas (recommended: keeps keys out of the process list)",
       list: true,
     },
     publicKey: {
