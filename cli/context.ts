@@ -31,7 +31,7 @@ export interface Io {
   /** The clock. */
   now: () => Date;
   /**
-   * Stops `relay serve` when aborted, as SIGINT/SIGTERM do; lets tests run the
+   * Stops `relay serve` when aborted, as SIGTERM/SIGINT/SIGHUP do; lets tests run the
    * server in-process. Absent: only the process's signals stop it.
    */
   shutdown?: AbortSignal;
