@@ -15,7 +15,7 @@ import { importPublicKey, type PublicKey } from "../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../lib/licenses.ts";
 import type { CommandContext } from "./context.ts";
 import { readSmallFile } from "./files.ts";
-import { flagOption, FLAGS, flagValue } from "./flags.ts";
+import { collectList, flagOption, FLAGS, flagValue } from "./flags.ts";
 import { startProgress } from "./output.ts";
 
 /** Files from this many on get a progress bar (on a terminal). */
@@ -23,7 +23,8 @@ const PROGRESS_THRESHOLD = 10;
 
 interface AddOptions {
   file: string[];
-  key: string[];
+  key?: string[];
+  keyFile?: string[];
   publicKey?: string;
   pool?: string;
 }
@@ -34,6 +35,7 @@ export function addCommand(context: CommandContext): Command {
     .description("verify license files and add them to the pool (all or nothing)")
     .addOption(flagOption(FLAGS.add.file))
     .addOption(flagOption(FLAGS.add.key))
+    .addOption(flagOption(FLAGS.add.keyFile))
     .addOption(flagOption(FLAGS.add.publicKey))
     .addOption(flagOption(FLAGS.add.pool))
     .action(async (options: AddOptions) => {
@@ -49,10 +51,11 @@ export function addCommand(context: CommandContext): Command {
       if (options.file.length === 0) {
         throw new UsageError("--file needs at least one license file path");
       }
-      if (options.file.length !== options.key.length) {
-        // The reference Relay's wording, with the counts.
+      const keys = await licenseKeys(options, context);
+      if (options.file.length !== keys.list.length) {
+        // The reference Relay's wording, with the counts (never the keys).
         throw new UsageError(
-          `number of key and file flags must match (${options.file.length} files, ${options.key.length} keys)`,
+          `number of key and file flags must match (${options.file.length} files, ${keys.list.length} keys${keys.from})`,
         );
       }
 
@@ -61,7 +64,7 @@ export function addCommand(context: CommandContext): Command {
       for (const [i, path] of options.file.entries()) {
         // The source stays as typed: messages and logs name the file by it.
         const certificate = await readSmallFile(context.path(path), "license file");
-        inputs.push({ source: path, certificate, key: options.key[i] });
+        inputs.push({ source: path, certificate, key: keys.list[i] });
       }
 
       const now = context.now();
@@ -88,7 +91,7 @@ export function addCommand(context: CommandContext): Command {
           file_expires_at: license.fileExpiry?.toISOString() ?? null,
         });
       }
-      const store = await context.openStore();
+      const store = await context.openStore({ create: true });
       try {
         const added = await addLicenses(store, verified, { pool, now });
         io.stdout(
@@ -98,6 +101,49 @@ export function addCommand(context: CommandContext): Command {
         await store.close();
       }
     });
+}
+
+/** Largest key file: a key is at most a few hundred bytes, so this holds thousands. */
+const MAX_KEY_FILE_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The license key of each file, in order: the lines of the key files
+ * (`--key-file`, else `RELAY_KEY_FILE`), or the `--key` values; one of the
+ * two. `from` says where they came from, for the count message. No message
+ * ever quotes a key.
+ *
+ * @throws {UsageError} neither or both given, or a key file holds no key.
+ * @throws {UnreadableFileError} a key file cannot be read.
+ */
+async function licenseKeys(
+  options: AddOptions,
+  context: CommandContext,
+): Promise<{ list: string[]; from: string }> {
+  const { key, keyFile } = FLAGS.add;
+  const envPaths = flagValue(keyFile, undefined, context.io.env);
+  const paths = options.keyFile ?? (envPaths === undefined ? undefined : collectList(envPaths));
+  if (options.key !== undefined && paths !== undefined) {
+    const which = options.keyFile === undefined
+      ? `a key file (${keyFile.env[0]} is set)`
+      : "--key-file";
+    throw new UsageError(`Give the license keys with --key or ${which}, not both`);
+  }
+  if (options.key !== undefined) return { list: options.key, from: "" };
+  if (paths === undefined) {
+    throw new UsageError(`required option '${keyFile.flags}' or '${key.flags}' not specified`);
+  }
+  if (paths.length === 0) throw new UsageError("--key-file needs at least one key file path");
+  const list: string[] = [];
+  for (const path of paths) {
+    const text = new TextDecoder().decode(
+      await readSmallFile(context.path(path), "key file", MAX_KEY_FILE_BYTES),
+    );
+    // One key per line; blank lines, surrounding blanks and CRLF endings are not keys.
+    const keys = text.split("\n").map((line) => line.trim()).filter((line) => line !== "");
+    if (keys.length === 0) throw new UsageError(`Key file "${path}" holds no license key`);
+    list.push(...keys);
+  }
+  return { list, from: ` in ${paths.map((path) => `"${path}"`).join(", ")}` };
 }
 
 /**

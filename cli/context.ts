@@ -31,7 +31,7 @@ export interface Io {
   /** The clock. */
   now: () => Date;
   /**
-   * Stops `relay serve` when aborted, as SIGINT/SIGTERM do; lets tests run the
+   * Stops `relay serve` when aborted, as SIGTERM/SIGINT/SIGHUP do; lets tests run the
    * server in-process. Absent: only the process's signals stop it.
    */
   shutdown?: AbortSignal;
@@ -46,8 +46,15 @@ export interface CommandContext {
   logger(stream: "stdout" | "stderr"): Logger;
   /** The clock, read now, in unix seconds. */
   now(): number;
-  /** Opens the configured database, with `extra` options; the caller closes it. */
-  openStore(extra?: Pick<StoreOptions, "groupCommit" | "backgroundCheckpoints">): Promise<Store>;
+  /**
+   * Opens the configured database, with `extra` options; the caller closes it.
+   * The file must exist unless `extra.create` is true: only `add` and `serve`
+   * create a database, so a mistyped `--database` given to a command that
+   * reads or deletes is an error naming the path, not a new empty file.
+   */
+  openStore(
+    extra?: Pick<StoreOptions, "create" | "groupCommit" | "backgroundCheckpoints">,
+  ): Promise<Store>;
   /**
    * A path the user gave, resolved against the folder they ran the command in
    * (see `cli/paths.ts`); error messages still quote it as typed.
@@ -91,7 +98,13 @@ export function createContext(
     },
     openStore(extra = {}) {
       const { database, audit, pragmas } = context.config();
-      return openStore(database, { ...extra, audit, pragmas, now: context.now() });
+      return openStore(database, {
+        create: false,
+        ...extra,
+        audit,
+        pragmas,
+        now: context.now(),
+      });
     },
     path(typed) {
       return options.paths.resolve(typed);

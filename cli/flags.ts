@@ -10,7 +10,15 @@
  */
 
 import { Option } from "commander";
-import { DEFAULT_DATABASE, DEFAULT_PORT, MIN_TTL_SECONDS, parseEnvFlag } from "../lib/config.ts";
+import {
+  AUDIT_RETENTION_BOUNDS,
+  CULL_INTERVAL_BOUNDS,
+  DEFAULT_DATABASE,
+  DEFAULT_PORT,
+  type DurationBounds,
+  parseEnvFlag,
+  TTL_BOUNDS,
+} from "../lib/config.ts";
 
 /** The environment as the CLI sees it (`Io.env`). */
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -37,6 +45,11 @@ export interface FlagSpec {
 
 /** `--plain` of `ls` and `stat`: `NO_COLOR` and `CI` ask for plain output as well. */
 const PLAIN_ENV = ["RELAY_PLAIN", "NO_COLOR", "CI"] as const;
+
+/** `from 30s to 365d`. */
+function range(bounds: DurationBounds): string {
+  return `from ${bounds.min} to ${bounds.max}`;
+}
 
 /** The flags of each command, in the order `--help` lists them; `global` work with any command. */
 export const FLAGS = {
@@ -76,8 +89,14 @@ export const FLAGS = {
       flags: "--key <key>",
       env: [],
       description:
-        "license key of each --file, in the same order; repeat it or separate keys with commas",
-      required: true,
+        "license key of each --file, in the same order; repeat it or separate keys with commas (visible in the process list: prefer --key-file)",
+      list: true,
+    },
+    keyFile: {
+      flags: "--key-file <path>",
+      env: ["RELAY_KEY_FILE"],
+      description:
+        "file of license keys, one per line, paired with the --file paths in order; repeat it or separate paths with commas (recommended: keeps keys out of the process list)",
       list: true,
     },
     publicKey: {
@@ -151,13 +170,13 @@ export const FLAGS = {
       flags: "-t, --ttl <duration>",
       env: ["RELAY_LEASE_TTL"],
       default: "60s",
-      description: `lease time to live after each heartbeat, at least ${MIN_TTL_SECONDS}s`,
+      description: `lease time to live after each heartbeat, ${range(TTL_BOUNDS)}`,
     },
     cullInterval: {
       flags: "--cull-interval <duration>",
       env: ["RELAY_CULL_INTERVAL"],
       default: "15s",
-      description: "how often expired leases are reaped",
+      description: `how often expired leases are reaped, ${range(CULL_INTERVAL_BOUNDS)}`,
     },
     strategy: {
       flags: "--strategy <strategy>",
@@ -194,7 +213,9 @@ export const FLAGS = {
     auditRetention: {
       flags: "--audit-retention <duration>",
       env: ["RELAY_AUDIT_RETENTION"],
-      description: "delete audit records older than this, e.g. 30d (default: keep all)",
+      description: `delete audit records older than this, e.g. 30d, ${
+        range(AUDIT_RETENTION_BOUNDS)
+      } (default: keep all)`,
     },
     expiryWarning: {
       flags: "--expiry-warning <duration>",

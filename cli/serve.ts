@@ -2,7 +2,7 @@
  * `relay serve`: the leasing server. Parses its flags once into a
  * `ServeConfig` (`cli/serve_config.ts`), opens the store, serves the API
  * with `Deno.serve`, runs the reaper, and shuts down gracefully on
- * SIGINT/SIGTERM.
+ * SIGINT, SIGTERM or SIGHUP.
  *
  * @module
  */
@@ -43,7 +43,10 @@ export function serveCommand(context: CommandContext): Command {
       const config = await serveConfig(options, { env: io.env, path: context.path });
       const logger = context.logger("stdout");
       const now = () => context.now();
+      // From here on a signal means a graceful stop, also while starting up.
+      using signals = watchSignals(io.shutdown);
       const store = await context.openStore({
+        create: true,
         groupCommit: true,
         backgroundCheckpoints: { logger },
       });
@@ -126,7 +129,7 @@ export function serveCommand(context: CommandContext): Command {
           await expiryWarnings.stop();
           throw listenError(error, config);
         }
-        await untilSignal(io.shutdown);
+        await signals.received;
         logger.notice("relay stopping: finishing requests in flight");
         await server.shutdown();
         await reaper?.stop();
@@ -169,19 +172,29 @@ function listenError(error: unknown, config: ServeConfig): Error {
 }
 
 /**
- * Resolves on the first SIGINT or SIGTERM (SIGINT only where SIGTERM does not
- * exist), or when `shutdown` is aborted.
+ * Watches for SIGINT, SIGTERM and SIGHUP (SIGINT only on Windows), and for
+ * `shutdown` being aborted: `received` resolves on the first of them.
+ *
+ * SIGHUP too: a closed terminal or SSH session sends it, and without a
+ * listener it would kill the process on the spot, skipping the graceful
+ * shutdown. The listeners stay until disposed, after the shutdown: `deno task`
+ * sometimes forwards one SIGINT twice, and a repeat must not kill the process
+ * half-way through closing the database.
  */
-function untilSignal(shutdown?: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const signals: Deno.Signal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGINT", "SIGTERM"];
-    const onSignal = () => {
+function watchSignals(shutdown?: AbortSignal): Disposable & { received: Promise<void> } {
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT"]
+    : ["SIGINT", "SIGTERM", "SIGHUP"];
+  let onSignal = () => {};
+  const received = new Promise<void>((resolve) => (onSignal = () => resolve()));
+  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  if (shutdown?.aborted) onSignal();
+  else shutdown?.addEventListener("abort", onSignal);
+  return {
+    received,
+    [Symbol.dispose]() {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
       shutdown?.removeEventListener("abort", onSignal);
-      resolve();
-    };
-    for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-    if (shutdown?.aborted) onSignal();
-    else shutdown?.addEventListener("abort", onSignal);
-  });
+    },
+  };
 }

@@ -6,11 +6,20 @@
  * @module
  */
 
-import { MIN_TTL_SECONDS, parseDuration, parsePort, type ServeConfig } from "../lib/config.ts";
+import {
+  AUDIT_RETENTION_BOUNDS,
+  CULL_INTERVAL_BOUNDS,
+  type DurationBounds,
+  parseDuration,
+  parsePort,
+  type ServeConfig,
+  TTL_BOUNDS,
+  withinBounds,
+} from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { readSmallFile } from "./files.ts";
-import { type Env, envSwitch, FLAGS, flagValue } from "./flags.ts";
+import { type Env, envSwitch, FLAGS, type FlagSpec, flagValue } from "./flags.ts";
 
 /** The options of `relay serve` as commander parses them. */
 export interface ServeOptions {
@@ -36,9 +45,6 @@ export interface ServeEnv {
   path: (typed: string) => string;
 }
 
-/** Longest cull interval: timers beyond 2^31 ms overflow. */
-const MAX_CULL_INTERVAL_MS = 24 * 3_600_000;
-
 const FLAG = FLAGS.serve;
 
 /**
@@ -50,28 +56,28 @@ const FLAG = FLAGS.serve;
 export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise<ServeConfig> {
   const { env } = run;
   // Flags with a default are never undefined.
-  const ttlMs = parseDuration(flagValue(FLAG.ttl, options.ttl, env)!);
-  if (ttlMs < MIN_TTL_SECONDS * 1000) {
-    // The reference Relay's wording.
-    throw new UsageError(`time-to-live value must be at least ${MIN_TTL_SECONDS}s`);
-  }
-  const cullIntervalMs = parseDuration(flagValue(FLAG.cullInterval, options.cullInterval, env)!);
-  if (cullIntervalMs < 100 || cullIntervalMs > MAX_CULL_INTERVAL_MS) {
-    throw new UsageError("Cull interval must be from 100ms to 24h");
-  }
+  // "time-to-live value must be at least 30s" is the reference Relay's wording.
+  const ttlMs = boundedDuration(flagValue(FLAG.ttl, options.ttl, env)!, TTL_BOUNDS, {
+    name: "time-to-live value",
+  });
+  const cullIntervalMs = boundedDuration(
+    flagValue(FLAG.cullInterval, options.cullInterval, env)!,
+    CULL_INTERVAL_BOUNDS,
+    { name: "Cull interval" },
+  );
   const strategy = flagValue(FLAG.strategy, options.strategy, env)!;
   if (!STRATEGIES.includes(strategy as Strategy)) {
     throw new UsageError(`Invalid strategy "${strategy}": use fifo, lifo or rand`);
   }
   const pool = flagValue(FLAG.pool, options.pool, env) ?? null;
   const retention = flagValue(FLAG.auditRetention, options.auditRetention, env);
-  const auditRetentionMs = retention === undefined ? null : parseDuration(retention);
-  if (auditRetentionMs !== null && auditRetentionMs < 60_000) {
-    throw new UsageError("Audit retention must be at least 1m");
-  }
+  const auditRetentionMs = retention === undefined
+    ? null
+    : boundedDuration(retention, AUDIT_RETENTION_BOUNDS, { name: "Audit retention" });
   return {
     port: parsePort(flagValue(FLAG.port, options.port, env)!),
     bind: flagValue(FLAG.bind, options.bind, env)!,
+    // Whole seconds, so every `expires_at` and `expires_in` is an integer.
     ttlSeconds: Math.floor(ttlMs / 1000),
     cullIntervalMs,
     strategy: strategy as Strategy,
@@ -86,21 +92,65 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
   };
 }
 
-/** The signing secret from the flag, the file, or their env vars; at most one of them. */
+/**
+ * `text` parsed as a duration in milliseconds, inside `bounds`.
+ *
+ * @throws {UsageError} not a duration; or outside `bounds`:
+ *   `<name> must be at least 30s`, `<name> must be at most 365d, not "400d"`.
+ */
+function boundedDuration(text: string, bounds: DurationBounds, what: { name: string }): number {
+  const ms = parseDuration(text);
+  if (withinBounds(ms, bounds)) return ms;
+  throw new UsageError(
+    ms < bounds.minMs
+      ? `${what.name} must be at least ${bounds.min}`
+      : `${what.name} must be at most ${bounds.max}, not "${text}"`,
+  );
+}
+
+/**
+ * The signing secret from the flag, the file, or their env vars; at most one
+ * of them. An empty secret would start a server that says it signs and signs
+ * nothing, so an empty or blank one is refused wherever it comes from, an env
+ * var set to "" included.
+ */
 async function signingSecret(options: ServeOptions, run: ServeEnv): Promise<string | null> {
-  const inline = flagValue(FLAG.signingSecret, options.signingSecret, run.env);
-  const file = flagValue(FLAG.signingSecretFile, options.signingSecretFile, run.env);
+  const inline = rawSetting(FLAG.signingSecret, options.signingSecret, run.env);
+  const file = rawSetting(FLAG.signingSecretFile, options.signingSecretFile, run.env);
+  // Never quote the value: it is the secret.
+  if (inline !== undefined && inline.value.trim() === "") {
+    throw new UsageError(`Signing secret from ${inline.from} is empty`);
+  }
+  if (file !== undefined && file.value.trim() === "") {
+    throw new UsageError(`Signing secret file path from ${file.from} is empty`);
+  }
   if (inline !== undefined && file !== undefined) {
     throw new UsageError("Give the signing secret or a file holding it, not both");
   }
-  if (file === undefined) return inline ?? null;
+  if (file === undefined) return inline?.value ?? null;
   // A file usually ends with a newline that is not part of the secret.
   const secret = new TextDecoder().decode(
-    await readSmallFile(run.path(file), "signing secret file", 64 * 1024),
+    await readSmallFile(run.path(file.value), "signing secret file", 64 * 1024),
   )
     .replace(/\r?\n$/, "");
-  if (secret === "") throw new UsageError(`Signing secret file "${file}" holds no secret`);
+  if (secret.trim() === "") {
+    throw new UsageError(`Signing secret file "${file.value}" holds no secret`);
+  }
   return secret;
+}
+
+/**
+ * The flag's value, else the first of its env vars that is set, even to "";
+ * with where it came from (`--signing-secret`, `RELAY_SIGNING_SECRET`).
+ */
+function rawSetting(
+  spec: FlagSpec,
+  given: string | undefined,
+  env: Env,
+): { value: string; from: string } | undefined {
+  if (given !== undefined) return { value: given, from: spec.flags.split(" ")[0] };
+  const name = spec.env.find((name) => env[name] !== undefined);
+  return name === undefined ? undefined : { value: env[name]!, from: name };
 }
 
 /** The TLS certificate and key, both or neither. */

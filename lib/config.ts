@@ -27,9 +27,9 @@ export interface ServeConfig {
   port: number;
   /** Address to bind. */
   bind: string;
-  /** Lease time to live after each heartbeat, in seconds (at least 30). */
+  /** Lease time to live after each heartbeat, in whole seconds ({@link TTL_BOUNDS}). */
   ttlSeconds: number;
-  /** Time between reaper runs, in milliseconds. */
+  /** Time between reaper runs, in milliseconds ({@link CULL_INTERVAL_BOUNDS}). */
   cullIntervalMs: number;
   strategy: "fifo" | "lifo" | "rand";
   /** Whether repeated claims extend leases and silent nodes are reaped. */
@@ -40,7 +40,10 @@ export interface ServeConfig {
   signingSecret: string | null;
   /** PEM certificate chain and private key for HTTPS, or null for plain HTTP. */
   tls: { cert: string; key: string } | null;
-  /** How long audit records are kept, in seconds; null keeps them forever. */
+  /**
+   * How long audit records are kept, in whole seconds ({@link AUDIT_RETENTION_BOUNDS}); null
+   * keeps them forever.
+   */
   auditRetentionSeconds: number | null;
   /** Warn about licenses that stop being valid within this many seconds. */
   expiryWarningSeconds: number;
@@ -64,9 +67,33 @@ const UNIT_MS: Record<string, number> = {
   d: 86_400_000,
 };
 
+/** The range a duration setting must fall in, both ends included, as written and in ms. */
+export interface DurationBounds {
+  readonly min: string;
+  readonly max: string;
+  readonly minMs: number;
+  readonly maxMs: number;
+}
+
+/**
+ * Lease time to live: at least the reference Relay's 30s; at most a year, so
+ * that every `expires_at` a client reads is a plain integer of unix seconds.
+ */
+export const TTL_BOUNDS: DurationBounds = durationBounds(`${MIN_TTL_SECONDS}s`, "365d");
+
+/** Reaper interval: at most 24h, since timers beyond 2^31 ms overflow and fire at once. */
+export const CULL_INTERVAL_BOUNDS: DurationBounds = durationBounds("100ms", "24h");
+
+/** Audit retention: at least a minute, at most a hundred years. */
+export const AUDIT_RETENTION_BOUNDS: DurationBounds = durationBounds("1m", "36500d");
+
 /**
  * Parses a duration like `30s`, `1m`, `1h30m` or `1.5h` (Go's notation, as the
- * reference Relay accepts), or with days (`30d`), into milliseconds.
+ * reference Relay accepts), or with days (`30d`), into whole milliseconds.
+ *
+ * The result is not bounded: absurd input (`99999999999999999999h`) gives a
+ * huge number or `Infinity`. Each setting checks its own range with
+ * {@link withinBounds}.
  *
  * @throws {UsageError} the text is not a duration.
  */
@@ -88,6 +115,15 @@ export function parseDuration(text: string): number {
     );
   }
   return Math.round(total);
+}
+
+/** Whether `ms` lies in `bounds`, ends included (never for NaN or Infinity). */
+export function withinBounds(ms: number, bounds: DurationBounds): boolean {
+  return ms >= bounds.minMs && ms <= bounds.maxMs;
+}
+
+function durationBounds(min: string, max: string): DurationBounds {
+  return { min, max, minMs: parseDuration(min), maxMs: parseDuration(max) };
 }
 
 /** Reads an environment flag: `1`, `true`, `yes` and `on` (any case) are true. */

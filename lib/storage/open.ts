@@ -12,9 +12,11 @@ import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.
 export type StoreOptions = SqliteStoreOptions;
 
 /**
- * Opens the database at `location`, migrating it to the current schema.
+ * Opens the database at `location`, migrating it to the current schema; it is
+ * created if missing unless `options.create` is false.
  *
- * @throws {DatabaseError} it cannot be created, opened or used.
+ * @throws {DatabaseError} it cannot be created, opened or used, or is missing
+ *   with `create: false`.
  * @throws {DatabaseTooNewError} a newer Relay (or Keygen Relay) wrote it.
  */
 export function openStore(location: string, options: StoreOptions): Promise<Store> {

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { run } from "../../cli/program.ts";
+import { openStore } from "../../lib/storage/open.ts";
 import { type MintedFile, mintFiles, tempDir } from "../helpers.ts";
 import {
   dbPath,
@@ -82,6 +83,8 @@ async function fixture(dir: string) {
 
 Deno.test("relay ls on an empty pool says so", async (t) => {
   await using dir = await tempDir();
+  // `ls` never creates a database (read_only_test.ts): an empty one is made here.
+  await (await openStore(dbPath(dir.path), { now: 0 })).close();
   for (
     const [args, expected] of [
       [["ls"], "license pool is empty\n"],

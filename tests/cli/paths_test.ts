@@ -88,7 +88,7 @@ Deno.test("relay add and the database take relative paths from INIT_CWD", async 
     [
       "a database in a missing folder",
       ["--database", "no/such/relay.sqlite", "ls"],
-      '"no/such/relay.sqlite": its folder does not exist\n',
+      'error: Cannot open database "no/such/relay.sqlite": no such file\n',
     ],
   ];
   for (const [name, args, says] of refusals) {

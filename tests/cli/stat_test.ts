@@ -5,6 +5,7 @@
  */
 
 import assert from "node:assert/strict";
+import { openStore } from "../../lib/storage/open.ts";
 import { mintFiles, tempDir } from "../helpers.ts";
 import {
   dbPath,
@@ -118,6 +119,7 @@ Deno.test("relay stat refuses an unknown id and a missing --license", async (t) 
   await using dir = await tempDir();
 
   await t.step("an unknown id", async () => {
+    await (await openStore(dbPath(dir.path), { now: 0 })).close();
     const result = await runRelay(["stat", "--license", "no-such-license", "--json"], {
       cwd: dir.path,
     });

@@ -1,5 +1,14 @@
 import assert from "node:assert/strict";
-import { parseDuration, parseEnvFlag, parsePort, parsePragma } from "../../lib/config.ts";
+import {
+  AUDIT_RETENTION_BOUNDS,
+  CULL_INTERVAL_BOUNDS,
+  parseDuration,
+  parseEnvFlag,
+  parsePort,
+  parsePragma,
+  TTL_BOUNDS,
+  withinBounds,
+} from "../../lib/config.ts";
 import { UsageError } from "../../lib/errors.ts";
 
 Deno.test("parseDuration() reads Go-style durations into milliseconds", () => {
@@ -21,6 +30,35 @@ Deno.test("parseDuration() reads Go-style durations into milliseconds", () => {
 Deno.test("parseDuration() refuses what is not a duration", () => {
   for (const text of ["", "30", "s", "1w", "-5s", "1h 30m", "abc", "30sec"]) {
     assert.throws(() => parseDuration(text), UsageError, text);
+  }
+});
+
+Deno.test("parseDuration() leaves absurd durations unbounded for the caller to refuse", () => {
+  assert.equal(parseDuration("99999999999999999999h"), 3.6e26);
+  assert.equal(parseDuration(`${"9".repeat(400)}s`), Infinity);
+});
+
+Deno.test("withinBounds() includes both ends and refuses NaN and Infinity", async (t) => {
+  const cases: [string, typeof TTL_BOUNDS, string, string, number][] = [
+    ["ttl", TTL_BOUNDS, "30s", "365d", 1000],
+    ["cull interval", CULL_INTERVAL_BOUNDS, "100ms", "24h", 1],
+    ["audit retention", AUDIT_RETENTION_BOUNDS, "1m", "36500d", 1000],
+  ];
+  for (const [name, bounds, min, max, step] of cases) {
+    await t.step(name, () => {
+      assert.deepEqual(
+        [bounds.min, bounds.max, bounds.minMs, bounds.maxMs],
+        [min, max, parseDuration(min), parseDuration(max)],
+      );
+      assert.equal(withinBounds(bounds.minMs, bounds), true);
+      assert.equal(withinBounds(bounds.maxMs, bounds), true);
+      assert.equal(withinBounds(bounds.minMs - step, bounds), false);
+      assert.equal(withinBounds(bounds.maxMs + step, bounds), false);
+      assert.equal(withinBounds(Infinity, bounds), false);
+      assert.equal(withinBounds(NaN, bounds), false);
+      // Every duration inside is a safe integer of ms, and of whole seconds.
+      assert.ok(Number.isSafeInteger(bounds.maxMs) && Number.isSafeInteger(bounds.maxMs / step));
+    });
   }
 });
 

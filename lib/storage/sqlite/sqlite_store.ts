@@ -26,6 +26,12 @@ import type { CheckpointResult } from "./wal_checkpointer.ts";
 export interface SqliteStoreOptions {
   /** Current unix time in seconds, recorded with applied migrations. */
   now: number;
+  /**
+   * Create the database file when it does not exist (default true). False,
+   * for commands that only read: a missing file is a {@link DatabaseError}
+   * naming it, and no file (nor `-wal`/`-shm`) is created.
+   */
+  create?: boolean;
   /** Write audit rows (default true); false makes `Tx.audit` a no-op. */
   audit?: boolean;
   /** Extra `PRAGMA key = value` settings, applied after Relay's own. */
@@ -147,20 +153,29 @@ export class SqliteStore implements Store {
 }
 
 /**
- * Opens (creating if needed) the SQLite database at `path`, applies pragmas
- * and any pending migrations in one transaction, and returns the store.
+ * Opens (creating if needed, unless `options.create` is false) the SQLite
+ * database at `path`, applies pragmas and any pending migrations in one
+ * transaction, and returns the store.
  *
  * A new database file is created readable by its owner only (0600); SQLite
  * gives its WAL and SHM files the same mode.
  *
- * @throws {DatabaseError} the file cannot be created or opened, is not a
- *   SQLite database, or holds tables that are not Relay's.
+ * @throws {DatabaseError} the file cannot be created or opened (or does not
+ *   exist, with `create: false`), is not a SQLite database, or holds tables
+ *   that are not Relay's.
  * @throws {DatabaseTooNewError} a newer Relay (or Keygen Relay) wrote it.
  */
 export function openSqliteStore(path: string, options: SqliteStoreOptions): SqliteStore {
-  if (path !== ":memory:") createPrivateFile(path);
+  const create = options.create ?? true;
+  if (path !== ":memory:") {
+    if (create) createPrivateFile(path);
+    else requireFile(path);
+  }
   let db: DatabaseSync;
   try {
+    // Under Deno's permissions node:sqlite takes no `file:` URI (`mode=rw`), so
+    // only the check above keeps a missing file from being created: a file
+    // deleted between the two would come back empty, as with any SQLite client.
     db = new DatabaseSync(path);
   } catch (error) {
     throw new DatabaseError(`Cannot open database "${path}": ${reason(error)}`, {
@@ -190,6 +205,16 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
     });
   }
   return new SqliteStore(db, path, options);
+}
+
+/** Refuses a database path where no file exists, naming it. */
+function requireFile(path: string): void {
+  try {
+    Deno.statSync(path);
+  } catch (error) {
+    const problem = error instanceof Deno.errors.NotFound ? "no such file" : reason(error);
+    throw new DatabaseError(`Cannot open database "${path}": ${problem}`, { cause: error });
+  }
 }
 
 /** Creates `path` with mode 0600 unless it exists. */
