@@ -6,11 +6,17 @@
  * @module
  */
 
-import { MIN_TTL_SECONDS, parseDuration, parsePort, type ServeConfig } from "../lib/config.ts";
+import {
+  type ConnectionLimits,
+  MIN_TTL_SECONDS,
+  parseDuration,
+  parsePort,
+  type ServeConfig,
+} from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { readSmallFile } from "./files.ts";
-import { type Env, envSwitch, FLAGS, flagValue } from "./flags.ts";
+import { type Env, envSwitch, FLAGS, type FlagSpec, flagValue } from "./flags.ts";
 
 /** The options of `relay serve` as commander parses them. */
 export interface ServeOptions {
@@ -26,6 +32,9 @@ export interface ServeOptions {
   tlsCert?: string;
   tlsKey?: string;
   auditRetention?: string;
+  maxConnections?: string;
+  idleTimeout?: string;
+  headerTimeout?: string;
 }
 
 /** What parsing needs of the run: the environment, and how the user's paths resolve. */
@@ -79,6 +88,34 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
     signingSecret: await signingSecret(options, run),
     tls: await tlsFiles(options, run),
     auditRetentionSeconds: auditRetentionMs === null ? null : Math.floor(auditRetentionMs / 1000),
+    connections: connectionLimits(options, env),
+  };
+}
+
+/** The most `--max-connections` accepts: far beyond any descriptor limit in use. */
+const MAX_CONNECTIONS = 1_000_000;
+
+/** `--max-connections`, `--idle-timeout` and `--header-timeout`. */
+function connectionLimits(options: ServeOptions, env: Env): ConnectionLimits {
+  const maxText = flagValue(FLAG.maxConnections, options.maxConnections, env)!;
+  const max = Number(maxText.trim());
+  if (!/^\d+$/.test(maxText.trim()) || max < 1 || max > MAX_CONNECTIONS) {
+    throw new UsageError(
+      `Invalid connection cap "${maxText}": use a whole number from 1 to ${MAX_CONNECTIONS}`,
+    );
+  }
+  // Timers beyond 2^31 ms overflow, as for the cull interval.
+  const timeout = (spec: FlagSpec, given: string | undefined, name: string) => {
+    const ms = parseDuration(flagValue(spec, given, env)!);
+    if (ms < 100 || ms > MAX_CULL_INTERVAL_MS) {
+      throw new UsageError(`${name} must be from 100ms to 24h`);
+    }
+    return ms;
+  };
+  return {
+    maxConnections: max,
+    idleTimeoutMs: timeout(FLAG.idleTimeout, options.idleTimeout, "Idle timeout"),
+    headerTimeoutMs: timeout(FLAG.headerTimeout, options.headerTimeout, "Header timeout"),
   };
 }
 
