@@ -118,8 +118,6 @@ async function acceptLoop(
   let backoff = MIN_BACKOFF_MS;
   try {
     for (;;) {
-      await pool.makeRoom();
-      if (pool.stopping) return;
       let conn: Deno.Conn;
       try {
         conn = await listener.accept();
@@ -134,6 +132,9 @@ async function acceptLoop(
         continue;
       }
       backoff = MIN_BACKOFF_MS;
+      // Room is made for a client that came, not ahead of one: a full pool
+      // keeps its connections until someone else needs the place.
+      await pool.makeRoom();
       if (pool.stopping) {
         conn.close();
         return;
