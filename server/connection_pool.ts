@@ -100,6 +100,11 @@ export class ConnectionPool {
     return this.#open.size;
   }
 
+  /** Whether the pool holds its most connections: {@link makeRoom} has work to do. */
+  get full(): boolean {
+    return this.#open.size >= this.#options.maxConnections;
+  }
+
   /** Whether {@link stop} was called. */
   get stopping(): boolean {
     return this.#stopping;
@@ -122,16 +127,16 @@ export class ConnectionPool {
       return;
     }
     this.#open.add(tracked);
-    tracked.served.finished
-      .catch((error) => {
-        // A reset or a failed TLS handshake ends that connection, not the server.
-        this.#options.logger.debug("connection failed", { error: String(error) });
-      })
-      .finally(() => {
-        this.#open.delete(tracked);
-        this.#changed = settle(this.#changed);
-        this.#closed = settle(this.#closed);
-      });
+    const gone = () => {
+      this.#open.delete(tracked);
+      this.#changed = settle(this.#changed);
+      this.#closed = settle(this.#closed);
+    };
+    tracked.served.finished.then(gone, (error) => {
+      // A reset or a failed TLS handshake ends that connection, not the server.
+      this.#options.logger.debug("connection failed", { error: String(error) });
+      gone();
+    });
   }
 
   /**
@@ -230,17 +235,29 @@ export class ConnectionPool {
   #track(tracked: Tracked): Handler {
     const { handler } = this.#options;
     const clock = this.#clock;
-    const ended = () => (this.#changed = settle(this.#changed));
-    return async function tracking(request: Request): Promise<Response> {
+    const ended = () => {
+      tracked.active--;
+      tracked.answered = true;
+      tracked.since = clock();
+      this.#changed = settle(this.#changed);
+    };
+    // Not an async function: one promise per request fewer, on the hot path.
+    return function tracking(request: Request): Promise<Response> {
       tracked.active++;
+      let answer: Response | Promise<Response>;
       try {
-        return await handler(request);
-      } finally {
-        tracked.active--;
-        tracked.answered = true;
-        tracked.since = clock();
+        answer = handler(request);
+      } catch (error) {
         ended();
+        return Promise.reject(error);
       }
+      return Promise.resolve(answer).then((response) => {
+        ended();
+        return response;
+      }, (error) => {
+        ended();
+        throw error;
+      });
     };
   }
 

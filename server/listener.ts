@@ -134,7 +134,7 @@ async function acceptLoop(
       backoff = MIN_BACKOFF_MS;
       // Room is made for a client that came, not ahead of one: a full pool
       // keeps its connections until someone else needs the place.
-      await pool.makeRoom();
+      if (pool.full) await pool.makeRoom();
       if (pool.stopping) {
         conn.close();
         return;
