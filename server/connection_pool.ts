@@ -122,7 +122,11 @@ export class ConnectionPool {
     try {
       tracked.served = this.#options.serve(conn, this.#track(tracked));
     } catch (error) {
-      conn.close();
+      try {
+        conn.close();
+      } catch {
+        // The engine took the connection before failing.
+      }
       this.#options.logger.debug("connection not served", { error: String(error) });
       return;
     }
