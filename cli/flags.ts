@@ -223,6 +223,24 @@ export const FLAGS = {
       default: "7d",
       description: "warn at start and daily about license files that expire within this",
     },
+    maxConnections: {
+      flags: "--max-connections <count>",
+      env: ["RELAY_MAX_CONNECTIONS"],
+      default: "4096",
+      description: "most connections open at once; at the cap the longest idle one is closed",
+    },
+    idleTimeout: {
+      flags: "--idle-timeout <duration>",
+      env: ["RELAY_IDLE_TIMEOUT"],
+      default: "60s",
+      description: "close a kept-alive connection after this long without a request",
+    },
+    headerTimeout: {
+      flags: "--header-timeout <duration>",
+      env: ["RELAY_HEADER_TIMEOUT"],
+      default: "10s",
+      description: "close a new connection that has not sent a whole request by then",
+    },
   },
 } as const satisfies Record<string, Record<string, FlagSpec>>;
 

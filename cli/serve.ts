@@ -1,8 +1,8 @@
 /**
  * `relay serve`: the leasing server. Parses its flags once into a
  * `ServeConfig` (`cli/serve_config.ts`), opens the store, serves the API
- * with `Deno.serve`, runs the reaper, and shuts down gracefully on
- * SIGINT, SIGTERM or SIGHUP.
+ * on connections it accepts itself (`server/listener.ts`), runs the reaper,
+ * and shuts down gracefully on SIGINT, SIGTERM or SIGHUP.
  *
  * @module
  */
@@ -15,6 +15,7 @@ import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
 import { createHandler } from "../server/app.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
+import { type ConnectionServer, serveConnections } from "../server/listener.ts";
 import { startReaper } from "../server/reaper.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
@@ -38,6 +39,9 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.tlsKey))
     .addOption(flagOption(flags.auditRetention))
     .addOption(flagOption(flags.expiryWarning))
+    .addOption(flagOption(flags.maxConnections))
+    .addOption(flagOption(flags.idleTimeout))
+    .addOption(flagOption(flags.headerTimeout))
     .action(async (options: ServeOptions) => {
       const { io } = context;
       const config = await serveConfig(options, { env: io.env, path: context.path });
@@ -100,12 +104,14 @@ export function serveCommand(context: CommandContext): Command {
             logger,
           })
           : null;
-        let server: Deno.HttpServer;
+        let server: ConnectionServer;
         try {
-          server = Deno.serve({
+          server = serveConnections({
             hostname: config.bind,
             port: config.port,
-            ...config.tls,
+            tls: config.tls,
+            ...config.connections,
+            logger,
             onListen: ({ hostname, port }) =>
               logger.notice("relay listening", {
                 address: `${config.tls ? "https" : "http"}://${

@@ -8,6 +8,7 @@
 
 import {
   AUDIT_RETENTION_BOUNDS,
+  type ConnectionLimits,
   CULL_INTERVAL_BOUNDS,
   type DurationBounds,
   parseDuration,
@@ -36,6 +37,9 @@ export interface ServeOptions {
   tlsKey?: string;
   auditRetention?: string;
   expiryWarning?: string;
+  maxConnections?: string;
+  idleTimeout?: string;
+  headerTimeout?: string;
 }
 
 /** What parsing needs of the run: the environment, and how the user's paths resolve. */
@@ -89,6 +93,34 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
     expiryWarningSeconds: Math.floor(
       parseDuration(flagValue(FLAG.expiryWarning, options.expiryWarning, env)!) / 1000,
     ),
+    connections: connectionLimits(options, env),
+  };
+}
+
+/** The most `--max-connections` accepts: far beyond any descriptor limit in use. */
+const MAX_CONNECTIONS = 1_000_000;
+
+/** `--max-connections`, `--idle-timeout` and `--header-timeout`. */
+function connectionLimits(options: ServeOptions, env: Env): ConnectionLimits {
+  const maxText = flagValue(FLAG.maxConnections, options.maxConnections, env)!;
+  const max = Number(maxText.trim());
+  if (!/^\d+$/.test(maxText.trim()) || max < 1 || max > MAX_CONNECTIONS) {
+    throw new UsageError(
+      `Invalid connection cap "${maxText}": use a whole number from 1 to ${MAX_CONNECTIONS}`,
+    );
+  }
+  // Timers beyond 2^31 ms overflow, as for the cull interval.
+  const timeout = (spec: FlagSpec, given: string | undefined, name: string) => {
+    const ms = parseDuration(flagValue(spec, given, env)!);
+    if (ms < CULL_INTERVAL_BOUNDS.minMs || ms > CULL_INTERVAL_BOUNDS.maxMs) {
+      throw new UsageError(`${name} must be from 100ms to 24h`);
+    }
+    return ms;
+  };
+  return {
+    maxConnections: max,
+    idleTimeoutMs: timeout(FLAG.idleTimeout, options.idleTimeout, "Idle timeout"),
+    headerTimeoutMs: timeout(FLAG.headerTimeout, options.headerTimeout, "Header timeout"),
   };
 }
 

@@ -47,6 +47,18 @@ export interface ServeConfig {
   auditRetentionSeconds: number | null;
   /** Warn about licenses that stop being valid within this many seconds. */
   expiryWarningSeconds: number;
+  /** Connection handling (`server/listener.ts`). */
+  connections: ConnectionLimits;
+}
+
+/** The cap and timeouts that keep floods of connections from exhausting the server. */
+export interface ConnectionLimits {
+  /** Most connections open at once. */
+  maxConnections: number;
+  /** A kept-alive connection with no request for this long is closed, in milliseconds. */
+  idleTimeoutMs: number;
+  /** A new connection without a complete request after this long is closed, in milliseconds. */
+  headerTimeoutMs: number;
 }
 
 /** The port of the reference Relay, and ours. */
