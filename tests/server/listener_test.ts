@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { createLogger } from "../../lib/logger.ts";
 import { type ConnectionServer, serveConnections } from "../../server/listener.ts";
 import { tempDir } from "../helpers.ts";
+import { makeCertificates } from "./http_support.ts";
 import {
   closedByServer,
   closeQuietly,
@@ -230,53 +231,12 @@ Deno.test("serveConnections() over TLS offers HTTP/2 and HTTP/1.1, as Deno.serve
   });
 });
 
-/** A throwaway CA, and a certificate for 127.0.0.1 it signed, made with openssl (PEM text). */
+/** A throwaway CA, and a certificate for 127.0.0.1 it signed (PEM text). */
 async function certificates(dir: string): Promise<{ ca: string; cert: string; key: string }> {
-  const openssl = async (...args: string[]) => {
-    const { code, stderr } = await new Deno.Command("openssl", {
-      args,
-      cwd: dir,
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
+  const paths = await makeCertificates(dir);
+  return {
+    ca: await Deno.readTextFile(paths.ca),
+    cert: await Deno.readTextFile(paths.cert),
+    key: await Deno.readTextFile(paths.key),
   };
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  await openssl(
-    "req",
-    "-x509",
-    ...ec,
-    "-keyout",
-    "ca.key",
-    "-out",
-    "ca.pem",
-    "-days",
-    "2",
-    "-subj",
-    "/CN=Test CA",
-  );
-  await openssl("req", ...ec, "-keyout", "key.pem", "-out", "server.csr", "-subj", "/CN=127.0.0.1");
-  await Deno.writeTextFile(
-    `${dir}/server.ext`,
-    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
-  );
-  await openssl(
-    "x509",
-    "-req",
-    "-in",
-    "server.csr",
-    "-CA",
-    "ca.pem",
-    "-CAkey",
-    "ca.key",
-    "-CAcreateserial",
-    "-out",
-    "cert.pem",
-    "-days",
-    "2",
-    "-extfile",
-    "server.ext",
-  );
-  const read = (name: string) => Deno.readTextFile(`${dir}/${name}`);
-  return { ca: await read("ca.pem"), cert: await read("cert.pem"), key: await read("key.pem") };
 }
