@@ -9,7 +9,14 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { type CliResult, type MintedFile, mintFiles, query, tempDir } from "../helpers.ts";
+import {
+  childEnv,
+  type CliResult,
+  type MintedFile,
+  mintFiles,
+  query,
+  tempDir,
+} from "../helpers.ts";
 import { addedLines, dbPath, runRelay, storedGuids } from "./support.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -183,7 +190,7 @@ async function denoTask(args: string[], cwd: string, quiet: boolean): Promise<Cl
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["task", ...(quiet ? ["--quiet"] : []), "--config", DENO_JSON, "relay", ...args],
     cwd,
-    env: { NO_COLOR: "1" },
+    env: childEnv(),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

@@ -11,7 +11,15 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { type Io, run } from "../../cli/program.ts";
 import { verifySignature } from "../../server/signing.ts";
-import { type CliResult, KEYGEN, KEYGEN_FIXTURES, mintFiles, query, tempDir } from "../helpers.ts";
+import {
+  childEnv,
+  type CliResult,
+  KEYGEN,
+  KEYGEN_FIXTURES,
+  mintFiles,
+  query,
+  tempDir,
+} from "../helpers.ts";
 import { exists, runRelay, storedGuids } from "./support.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -215,7 +223,7 @@ async function denoTask(
   const output = await new Deno.Command(Deno.execPath(), {
     args: ["task", "-q", ...(options.config ? ["--config", DENO_JSON] : []), "relay", ...args],
     cwd: options.cwd,
-    env: { NO_COLOR: "1" },
+    env: childEnv(),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

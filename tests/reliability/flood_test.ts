@@ -14,7 +14,7 @@
 
 import assert from "node:assert/strict";
 import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { addMinted, MAIN, tempDir } from "../helpers.ts";
+import { addMinted, childEnv, MAIN, tempDir } from "../helpers.ts";
 import {
   assertJson,
   createdBody,
@@ -76,7 +76,7 @@ async function startLimited(cwd: string): Promise<LimitedServer> {
       `${IDLE_TIMEOUT_MS}ms`,
     ],
     cwd,
-    env: { NO_COLOR: "1" },
+    env: childEnv(),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",

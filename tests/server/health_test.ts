@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { type CliResult, MAIN, mintFiles, query, tempDir } from "../helpers.ts";
+import { childEnv, type CliResult, MAIN, mintFiles, query, tempDir } from "../helpers.ts";
 import { dbPath, fileArgs, runRelay } from "../cli/support.ts";
 import { FakeClock, put, serveInProcess } from "./in_process.ts";
 
@@ -83,7 +83,7 @@ async function relayProcess(prefix: string[], args: string[], cwd: string): Prom
   const result = await new Deno.Command(command[0], {
     args: command.slice(1),
     cwd,
-    env: { NO_COLOR: "1" },
+    env: childEnv(),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
@@ -149,7 +149,7 @@ async function spawnIgnoringXfsz(cwd: string) {
       "0",
     ],
     cwd,
-    env: { NO_COLOR: "1" },
+    env: childEnv(),
     clearEnv: true,
     stdin: "null",
     stdout: "piped",
