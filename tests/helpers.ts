@@ -239,6 +239,33 @@ export async function runCli(
   };
 }
 
+/**
+ * Runs `deno ...args` (the Deno running the tests) in `cwd`, as {@link runCli}
+ * runs `main.ts`: the kept cache settings plus `env`, nothing else of the
+ * environment, killed after 60 s. For `deno task` and other subcommands.
+ */
+export async function runDeno(
+  args: string[],
+  options: { cwd: string; env?: Record<string, string> },
+): Promise<CliResult> {
+  const output = await new Deno.Command(Deno.execPath(), {
+    args,
+    cwd: options.cwd,
+    env: childEnv(options.env),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const decoder = new TextDecoder();
+  return {
+    code: output.code,
+    stdout: decoder.decode(output.stdout),
+    stderr: decoder.decode(output.stderr),
+  };
+}
+
 /** Runs the CLI program in-process with a fixed clock and captured output. */
 export async function runInProcess(
   args: string[],

@@ -9,14 +9,7 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import {
-  childEnv,
-  type CliResult,
-  type MintedFile,
-  mintFiles,
-  query,
-  tempDir,
-} from "../helpers.ts";
+import { type CliResult, type MintedFile, mintFiles, query, runDeno, tempDir } from "../helpers.ts";
 import { addedLines, dbPath, runRelay, storedGuids } from "./support.ts";
 
 const DENO_JSON = fileURLToPath(new URL("../../deno.json", import.meta.url));
@@ -186,23 +179,9 @@ Deno.test("relay add refuses bad key inputs without showing a key, and stores no
 });
 
 /** `deno task [--quiet] relay ...args` in `cwd`, through the project's deno.json. */
-async function denoTask(args: string[], cwd: string, quiet: boolean): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["task", ...(quiet ? ["--quiet"] : []), "--config", DENO_JSON, "relay", ...args],
-    cwd,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function denoTask(args: string[], cwd: string, quiet: boolean): Promise<CliResult> {
+  const task = ["task", ...(quiet ? ["--quiet"] : []), "--config", DENO_JSON, "relay"];
+  return runDeno([...task, ...args], { cwd });
 }
 
 Deno.test("deno task echoes a --key to stderr; --quiet and --key-file keep it hidden", async (t) => {

@@ -12,12 +12,12 @@ import { fileURLToPath } from "node:url";
 import { type Io, run } from "../../cli/program.ts";
 import { verifySignature } from "../../server/signing.ts";
 import {
-  childEnv,
   type CliResult,
   KEYGEN,
   KEYGEN_FIXTURES,
   mintFiles,
   query,
+  runDeno,
   tempDir,
 } from "../helpers.ts";
 import { exists, runRelay, storedGuids } from "./support.ts";
@@ -216,26 +216,9 @@ Deno.test("relay serve takes its secret and TLS files relative to INIT_CWD", asy
 });
 
 /** Runs `deno task -q [--config deno.json] relay ...args` in `cwd`, in a clean environment. */
-async function denoTask(
-  args: string[],
-  options: { cwd: string; config?: boolean },
-): Promise<CliResult> {
-  const output = await new Deno.Command(Deno.execPath(), {
-    args: ["task", "-q", ...(options.config ? ["--config", DENO_JSON] : []), "relay", ...args],
-    cwd: options.cwd,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+function denoTask(args: string[], options: { cwd: string; config?: boolean }): Promise<CliResult> {
+  const config = options.config ? ["--config", DENO_JSON] : [];
+  return runDeno(["task", "-q", ...config, "relay", ...args], { cwd: options.cwd });
 }
 
 Deno.test("deno task relay reads paths relative to the folder it was run in", async (t) => {

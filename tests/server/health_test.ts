@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { childEnv, type CliResult, MAIN, mintFiles, query, tempDir } from "../helpers.ts";
+import { childEnv, type CliResult, MAIN, mintFiles, query, runCli, tempDir } from "../helpers.ts";
 import { dbPath, fileArgs, runRelay } from "../cli/support.ts";
 import { FakeClock, put, serveInProcess } from "./in_process.ts";
 
@@ -70,32 +70,8 @@ async function modesApply(): Promise<string[]> {
 }
 
 /** Runs `relay ...args` in `cwd` as a real process, through `prefix` if any. */
-async function relayProcess(prefix: string[], args: string[], cwd: string): Promise<CliResult> {
-  const command = [
-    ...prefix,
-    Deno.execPath(),
-    "run",
-    "--quiet",
-    ...RELAY_PERMISSIONS,
-    MAIN,
-    ...args,
-  ];
-  const result = await new Deno.Command(command[0], {
-    args: command.slice(1),
-    cwd,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(60_000),
-  }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: result.code,
-    stdout: decoder.decode(result.stdout),
-    stderr: decoder.decode(result.stderr),
-  };
+function relayProcess(prefix: string[], args: string[], cwd: string): Promise<CliResult> {
+  return runCli(args, { cwd, wrap: prefix });
 }
 
 Deno.test("relay serve refuses to start on a database it cannot write: exit 1, one line naming it", async () => {
