@@ -231,12 +231,7 @@ export async function runCli(
     ...options,
     signal: AbortSignal.timeout(options.timeoutMs ?? 60_000),
   }).output();
-  const decoder = new TextDecoder();
-  return {
-    code: output.code,
-    stdout: decoder.decode(output.stdout),
-    stderr: decoder.decode(output.stderr),
-  };
+  return collected(output);
 }
 
 /**
@@ -258,6 +253,11 @@ export async function runDeno(
     stderr: "piped",
     signal: AbortSignal.timeout(60_000),
   }).output();
+  return collected(output);
+}
+
+/** A finished process's exit code and decoded output. */
+function collected(output: Deno.CommandOutput): CliResult {
   const decoder = new TextDecoder();
   return {
     code: output.code,
