@@ -23,6 +23,10 @@ export const EventType = {
   nodeDeactivated: 9,
   nodeCulled: 10,
   poolAdded: 11,
+  /** A claim answered 410 (entity: the node); ours, not the reference's. */
+  licenseDenied: 12,
+  /** An operator ended a lease with `relay release` (entity: the license); ours. */
+  licenseOperatorReleased: 13,
 } as const;
 
 /** One of the {@link EventType} ids. */

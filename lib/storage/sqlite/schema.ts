@@ -310,4 +310,17 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 8,
+    name: "operator and denial audit events",
+    // New rows only: the reference's ids 0-11 and its documented audit
+    // queries are unchanged. license.denied is written for a 410 (entity: the
+    // node); license.operator_released when an operator ends a lease with
+    // `relay release` (entity: the license).
+    sql: `
+      INSERT OR IGNORE INTO event_types (id, name) VALUES
+        (12, 'license.denied'),
+        (13, 'license.operator_released');
+    `,
+  },
 ];

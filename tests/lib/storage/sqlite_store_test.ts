@@ -83,6 +83,8 @@ Deno.test("openStore() creates the reference schema, records every migration and
     "node.deactivated",
     "node.culled",
     "pool.added",
+    "license.denied",
+    "license.operator_released",
   ]);
   assert.deepEqual(
     query<{ name: string }>(path, "SELECT name FROM entity_types ORDER BY id").map((r) => r.name),
