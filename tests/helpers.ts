@@ -393,11 +393,12 @@ export interface ServerProcess extends AsyncDisposable {
 /**
  * Spawns `relay ...args` as given in `cwd`, with a clean environment (see
  * {@link childEnv}) plus `env`, and waits for its "relay listening" line,
- * which names the port.
+ * which names the port. `wrap` runs it through another command line, as
+ * {@link runCli}'s does.
  */
 export async function spawnRelay(
   args: string[],
-  options: { cwd: string; env?: Record<string, string>; host?: string },
+  options: { cwd: string; env?: Record<string, string>; host?: string; wrap?: readonly string[] },
 ): Promise<ServerProcess> {
   const process = spawnMain(args, options);
   const lines: string[] = [];
@@ -465,7 +466,7 @@ export async function spawnRelay(
 /** Spawns `relay serve --bind 127.0.0.1 --port 0 ...args` and waits until it listens. */
 export function startServer(
   args: string[],
-  options: { cwd: string; env?: Record<string, string> },
+  options: { cwd: string; env?: Record<string, string>; wrap?: readonly string[] },
 ): Promise<ServerProcess> {
   return spawnRelay(["serve", "--bind", "127.0.0.1", "--port", "0", ...args], options);
 }
