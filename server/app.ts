@@ -92,7 +92,11 @@ export async function createHandler(
     } catch (error) {
       reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
-    const response = await respond(reply, { now, signer });
+    const response = await respond(reply, {
+      now,
+      signer,
+      request: { method: request.method, path: path ?? "" },
+    });
     deps.logger.info("request", {
       method: request.method,
       path: path ?? "?",
@@ -260,13 +264,23 @@ function decodeFingerprint(segment: string): string | undefined {
 
 async function respond(
   reply: Reply,
-  { now, signer }: { now: number; signer: Signer | null },
+  { now, signer, request }: {
+    now: number;
+    signer: Signer | null;
+    /** What `v2` binds the answer to; path is empty when the Host header was refused. */
+    request: { method: string; path: string };
+  },
 ): Promise<Response> {
   // The reference Relay's bodies: compact JSON and a newline.
   const body = reply.body === null ? "" : JSON.stringify(reply.body) + "\n";
   const headers = new Headers(reply.headers);
   if (reply.body !== null) headers.set("Content-Type", "application/json");
   headers.set("Relay-Clock", String(now));
-  if (signer) headers.set("Relay-Signature", await signer.sign(now, body));
+  if (signer) {
+    headers.set(
+      "Relay-Signature",
+      await signer.sign(now, body, { ...request, status: reply.status }),
+    );
+  }
   return new Response(reply.body === null ? null : body, { status: reply.status, headers });
 }

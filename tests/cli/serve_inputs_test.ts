@@ -250,7 +250,10 @@ Deno.test("relay serve refuses an empty signing secret from the flag, env var or
     assert.equal(server.startup.signing, true);
     const health = await fetch(`${server.url}/v1/health`);
     await health.body?.cancel();
-    assert.match(health.headers.get("Relay-Signature") ?? "", /^t=\d+,v1=[0-9a-f]{64}$/);
+    assert.match(
+      health.headers.get("Relay-Signature") ?? "",
+      /^t=\d+,v1=[0-9a-f]{64},v2=[0-9a-f]{64}$/,
+    );
     assert.equal((await server.stop()).code, 0);
   });
 });

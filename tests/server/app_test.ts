@@ -181,11 +181,22 @@ Deno.test("handler signs every body with the signing secret", async () => {
       const response = await call(method, path);
       const body = await response.text();
       const header = response.headers.get("relay-signature");
-      assert.match(header ?? "", new RegExp(`^t=${T0},v1=[0-9a-f]{64}$`));
-      assert.equal(await verifySignature(header, body, { secret: "s3cret", now: T0 }), true);
-      assert.equal(await verifySignature(header, body, { secret: "other", now: T0 }), false);
-      assert.equal(await verifySignature(header, body + " ", { secret: "s3cret", now: T0 }), false);
-      assert.equal(await verifySignature(header, body, { secret: "s3cret", now: T0 + 301 }), false);
+      assert.match(header ?? "", new RegExp(`^t=${T0},v1=[0-9a-f]{64},v2=[0-9a-f]{64}$`));
+      const request = { method, path, status: response.status };
+      for (const bound of [undefined, request]) {
+        const options = { secret: "s3cret", now: T0, request: bound };
+        assert.equal(await verifySignature(header, body, options), true);
+        assert.equal(await verifySignature(header, body, { ...options, secret: "other" }), false);
+        assert.equal(await verifySignature(header, body + " ", options), false);
+        assert.equal(await verifySignature(header, body, { ...options, now: T0 + 301 }), false);
+      }
+      // A header with only v1 does not pass as v2: no downgrade.
+      const v1Only = header!.replace(/,v2=[0-9a-f]{64}$/, "");
+      assert.equal(await verifySignature(v1Only, body, { secret: "s3cret", now: T0 }), true);
+      assert.equal(
+        await verifySignature(v1Only, body, { secret: "s3cret", now: T0, request }),
+        false,
+      );
     }
   });
 });

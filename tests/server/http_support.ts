@@ -34,6 +34,8 @@ export interface Reply {
    * test controls it (it stands still during a request); null: the real clock.
    */
   clock: number | null;
+  /** The request it answers: method and path (without the query), as `v2` signs them. */
+  request: { method: string; path: string };
 }
 
 /** Sends one request and reads the whole body. */
@@ -48,7 +50,8 @@ export async function call(
     : [target.url, target.clock.unix(), target.client];
   const res = await fetch(`${base}${path}`, { method, headers, client });
   const body = await res.text();
-  return { status: res.status, headers: res.headers, body, clock };
+  const request = { method, path: new URL(path, "http://relay.invalid").pathname };
+  return { status: res.status, headers: res.headers, body, clock, request };
 }
 
 /** `PUT /v1/nodes/{fp}` (fp used as is: encode it yourself if needed). */
@@ -142,16 +145,38 @@ export async function hmacHex(secret: string, message: string): Promise<string> 
 export async function assertSigned(reply: Reply, secret: string): Promise<void> {
   const header = reply.headers.get("Relay-Signature");
   assert.ok(header !== null, `Relay-Signature on a ${reply.status}`);
-  const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(header);
+  const match = /^t=(\d+),v1=([0-9a-f]{64}),v2=([0-9a-f]{64})$/.exec(header);
   assert.ok(match, `Relay-Signature format: ${header}`);
   const clock = relayClock(reply);
   assert.equal(Number(match[1]), clock, "t equals Relay-Clock");
   assert.equal(match[2], await hmacHex(secret, `${clock}.${reply.body}`));
+  const { method, path } = reply.request;
+  assert.equal(
+    match[3],
+    await hmacHex(secret, `${clock}.${method}.${path}.${reply.status}.${reply.body}`),
+  );
   // The receiver's clock: the one the server ran on.
   const now = reply.clock ?? unixNow();
-  assert.equal(await verifySignature(header, reply.body, { secret, now }), true);
-  assert.equal(await verifySignature(header, reply.body, { secret: `${secret}x`, now }), false);
-  assert.equal(await verifySignature(header, `${reply.body} `, { secret, now }), false);
+  const request = { ...reply.request, status: reply.status };
+  for (const bound of [undefined, request]) {
+    const options = { secret, now, request: bound };
+    assert.equal(await verifySignature(header, reply.body, options), true);
+    assert.equal(
+      await verifySignature(header, reply.body, { ...options, secret: `${secret}x` }),
+      false,
+    );
+    assert.equal(await verifySignature(header, `${reply.body} `, options), false);
+  }
+  // v2 refuses the same answer presented for another request or status.
+  for (
+    const other of [
+      { ...request, path: `${path}x` },
+      { ...request, method: method === "PUT" ? "DELETE" : "PUT" },
+      { ...request, status: reply.status + 1 },
+    ]
+  ) {
+    assert.equal(await verifySignature(header, reply.body, { secret, now, request: other }), false);
+  }
 }
 
 /** A port that was free a moment ago (listened on with port 0, then closed). */
