@@ -200,6 +200,12 @@ export const FLAGS = {
       env: ["RELAY_SIGNING_SECRET_FILE"],
       description: "read the signing secret from a file, keeping it out of the process list",
     },
+    authTokenFile: {
+      flags: "--auth-token-file <path>",
+      env: ["RELAY_AUTH_TOKEN_FILE"],
+      description:
+        "require Authorization: Bearer <token> on /v1/nodes, with the tokens of this file (one per line; re-read on SIGHUP)",
+    },
     tlsCert: {
       flags: "--tls-cert <path>",
       env: ["RELAY_TLS_CERT"],

@@ -13,13 +13,15 @@ import { DatabaseError, ListenError } from "../lib/errors.ts";
 import { writeProblem } from "../lib/health.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
+import type { Logger } from "../lib/logger.ts";
 import { createHandler } from "../server/app.ts";
+import { type Authenticator, createAuthenticator } from "../server/auth.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { type ConnectionServer, serveConnections } from "../server/listener.ts";
 import { startReaper } from "../server/reaper.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
-import { serveConfig, type ServeOptions } from "./serve_config.ts";
+import { readTokenFile, serveConfig, type ServeOptions } from "./serve_config.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(context: CommandContext): Command {
@@ -35,6 +37,7 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.pool))
     .addOption(flagOption(flags.signingSecret))
     .addOption(flagOption(flags.signingSecretFile))
+    .addOption(flagOption(flags.authTokenFile))
     .addOption(flagOption(flags.tlsCert))
     .addOption(flagOption(flags.tlsKey))
     .addOption(flagOption(flags.auditRetention))
@@ -47,8 +50,13 @@ export function serveCommand(context: CommandContext): Command {
       const config = await serveConfig(options, { env: io.env, path: context.path });
       const logger = context.logger("stdout");
       const now = () => context.now();
-      // From here on a signal means a graceful stop, also while starting up.
-      using signals = watchSignals(io.shutdown);
+      const auth = config.auth && (await createAuthenticator(config.auth.tokens));
+      // From here on a signal means a graceful stop, also while starting up;
+      // SIGHUP re-reads the token file instead when there is one.
+      using signals = watchSignals(
+        io.shutdown,
+        auth && config.auth ? () => reloadTokens(auth, config.auth!.file, logger) : undefined,
+      );
       const store = await context.openStore({
         create: true,
         groupCommit: true,
@@ -84,6 +92,7 @@ export function serveCommand(context: CommandContext): Command {
           store,
           logger,
           now,
+          auth,
           config: {
             pool: config.pool,
             signingSecret: config.signingSecret,
@@ -124,6 +133,7 @@ export function serveCommand(context: CommandContext): Command {
                 ttl: `${config.ttlSeconds}s`,
                 heartbeats: config.heartbeats,
                 signing: config.signingSecret !== null,
+                auth: auth ? `${auth.size} tokens` : undefined,
                 audit: context.config().audit,
                 audit_retention: config.auditRetentionSeconds === null
                   ? "forever"
@@ -187,20 +197,43 @@ function listenError(error: unknown, config: ServeConfig): Error {
  * sometimes forwards one SIGINT twice, and a repeat must not kill the process
  * half-way through closing the database.
  */
-function watchSignals(shutdown?: AbortSignal): Disposable & { received: Promise<void> } {
+function watchSignals(
+  shutdown?: AbortSignal,
+  onHangup?: () => void,
+): Disposable & { received: Promise<void> } {
   const signals: Deno.Signal[] = Deno.build.os === "windows"
     ? ["SIGINT"]
-    : ["SIGINT", "SIGTERM", "SIGHUP"];
+    : ["SIGINT", "SIGTERM", ...(onHangup ? [] : ["SIGHUP" as const])];
   let onSignal = () => {};
   const received = new Promise<void>((resolve) => (onSignal = () => resolve()));
   for (const signal of signals) Deno.addSignalListener(signal, onSignal);
+  const hangup = onHangup && Deno.build.os !== "windows" ? onHangup : undefined;
+  if (hangup) Deno.addSignalListener("SIGHUP", hangup);
   if (shutdown?.aborted) onSignal();
   else shutdown?.addEventListener("abort", onSignal);
   return {
     received,
     [Symbol.dispose]() {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+      if (hangup) Deno.removeSignalListener("SIGHUP", hangup);
       shutdown?.removeEventListener("abort", onSignal);
     },
   };
+}
+
+/**
+ * SIGHUP with `--auth-token-file`: the file is read again; a file that cannot
+ * be read or holds no valid token leaves the tokens as they were.
+ */
+async function reloadTokens(auth: Authenticator, file: string, logger: Logger): Promise<void> {
+  try {
+    const tokens = await readTokenFile(file);
+    await auth.replace(tokens);
+    logger.notice("auth tokens reloaded", { file, tokens: tokens.length });
+  } catch (error) {
+    logger.error("auth tokens not reloaded: keeping the previous ones", {
+      file,
+      error: error instanceof Error ? error.message : String(error),
+    });
+  }
 }

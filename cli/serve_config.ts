@@ -19,6 +19,7 @@ import {
 } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
+import { parseTokenFile } from "../server/auth.ts";
 import { readSmallFile } from "./files.ts";
 import { type Env, envSwitch, FLAGS, type FlagSpec, flagValue } from "./flags.ts";
 
@@ -33,6 +34,7 @@ export interface ServeOptions {
   pool?: string;
   signingSecret?: string;
   signingSecretFile?: string;
+  authTokenFile?: string;
   tlsCert?: string;
   tlsKey?: string;
   auditRetention?: string;
@@ -94,7 +96,30 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
       parseDuration(flagValue(FLAG.expiryWarning, options.expiryWarning, env)!) / 1000,
     ),
     connections: connectionLimits(options, env),
+    auth: await authTokens(options, run),
   };
+}
+
+/** `--auth-token-file`: the file and its tokens, or null. */
+async function authTokens(
+  options: ServeOptions,
+  run: ServeEnv,
+): Promise<{ file: string; tokens: string[] } | null> {
+  const given = flagValue(FLAG.authTokenFile, options.authTokenFile, run.env);
+  if (given === undefined) return null;
+  const file = run.path(given);
+  return { file, tokens: await readTokenFile(file) };
+}
+
+/**
+ * The tokens of an auth token file (`server/auth.ts` `parseTokenFile`).
+ *
+ * @throws {UsageError} the file holds no token or a malformed line.
+ * @throws {UnreadableFileError} it cannot be read.
+ */
+export async function readTokenFile(file: string): Promise<string[]> {
+  const text = new TextDecoder().decode(await readSmallFile(file, "auth token file", 1024 * 1024));
+  return parseTokenFile(text, file);
 }
 
 /** The most `--max-connections` accepts: far beyond any descriptor limit in use. */

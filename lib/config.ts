@@ -49,6 +49,11 @@ export interface ServeConfig {
   expiryWarningSeconds: number;
   /** Connection handling (`server/listener.ts`). */
   connections: ConnectionLimits;
+  /**
+   * `--auth-token-file`: the file (resolved) and the tokens read from it at
+   * start; null: the lease routes are open.
+   */
+  auth: { file: string; tokens: string[] } | null;
 }
 
 /** The cap and timeouts that keep floods of connections from exhausting the server. */

@@ -10,6 +10,8 @@
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
  *
+ * With `--auth-token-file`, `/v1/nodes/…` answers 401 without a valid bearer token.
+ *
  * @module
  */
 
@@ -18,6 +20,7 @@ import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/lease
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
+import type { Authenticator } from "./auth.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { createSigner, type Signer } from "./signing.ts";
 
@@ -42,6 +45,8 @@ export interface HandlerDeps {
   now: Clock;
   /** Uniform random numbers in [0, 1), for the `rand` strategy. */
   random?: () => number;
+  /** `--auth-token-file`: the lease routes need a bearer token; absent: open. */
+  auth?: Authenticator | null;
 }
 
 /** One request as the routes see it. */
@@ -124,6 +129,10 @@ async function route(
   }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
+  }
+  // Before anything else about the request: without a token, learn nothing.
+  if (deps.auth && !(await deps.auth.check(request.headers.get("Authorization")))) {
+    return errorReply("unauthorized", { headers: { "WWW-Authenticate": "Bearer" } });
   }
   const segment = path.slice(NODE_PREFIX.length);
   if (segment.includes("/")) return errorReply("not_found");

@@ -3,7 +3,7 @@
  * and its JSON body. Handlers name a kind; only {@link errorReply} writes the
  * body. The `error` texts are the reference Relay's, byte for byte: clients
  * match on them. Kinds the reference does not have (`expired_only`,
- * `database_unwritable`) have texts of their own.
+ * `database_unwritable`, `unauthorized`) have texts of their own.
  *
  * @module
  */
@@ -17,6 +17,7 @@ export const API_ERRORS = {
   fingerprint_too_long: { status: 400, message: "fingerprint too long" },
   unsupported_pool_header: { status: 400, message: "unsupported pool header" },
   invalid_pool_header: { status: 400, message: "invalid pool header" },
+  unauthorized: { status: 401, message: "unauthorized" },
   not_found: { status: 404, message: "not found" },
   claim_not_found: { status: 404, message: "claim not found" },
   method_not_allowed: { status: 405, message: "method not allowed" },
