@@ -24,8 +24,9 @@
 import { EntityType, EventType } from "./audit.ts";
 import { PoolNotFoundError } from "./errors.ts";
 import { isValidAt } from "./expiry.ts";
+import { isExpired, legacyCutoff, legacyTtl, storedExpiry } from "./lease_expiry.ts";
 import { pickFreeLicense, type Strategy } from "./strategy.ts";
-import type { ActiveNode, LeasedLicense, Store, Tx } from "./storage/store.ts";
+import type { LeasedLicense, Store, Tx } from "./storage/store.ts";
 
 export { STRATEGIES, type Strategy } from "./strategy.ts";
 
@@ -50,13 +51,42 @@ export interface LeaseOptions {
   random?: () => number;
 }
 
+/** Which license a lease is on, as the holder may learn it (never the key). */
+export interface LeaseLicense {
+  /** The license's id at Keygen. */
+  guid: string;
+  /** Unix seconds when its file expires; null: never, or not recorded. */
+  fileExpiresAt: number | null;
+}
+
 /** What a claim did. */
 export type ClaimResult =
-  | { kind: "created"; licenseFile: Uint8Array; licenseKey: string; expiresAt: number }
-  | { kind: "extended"; expiresAt: number }
+  | {
+    kind: "created";
+    licenseFile: Uint8Array;
+    licenseKey: string;
+    expiresAt: number;
+    license: LeaseLicense;
+  }
+  | { kind: "extended"; expiresAt: number; license: LeaseLicense }
   | { kind: "conflict" }
-  | { kind: "exhausted" }
-  | { kind: "expired_only" };
+  | {
+    kind: "exhausted" | "expired_only";
+    /** When the pool's first live lease runs out (unix seconds); undefined: none will. */
+    retryAt: number | undefined;
+  };
+
+/** A holder's current lease, as {@link lookup} finds it. */
+export type LookupResult =
+  | {
+    kind: "found";
+    licenseFile: Uint8Array;
+    licenseKey: string;
+    /** Unix seconds; null: the lease never runs out (no heartbeats). */
+    expiresAt: number | null;
+    license: LeaseLicense;
+  }
+  | { kind: "not_found" };
 
 /** What a release did. */
 export type ReleaseResult = { kind: "released" } | { kind: "not_found" };
@@ -132,7 +162,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         poolId,
         now,
       });
-      return { kind: "extended", expiresAt: now + policy.ttl };
+      return { kind: "extended", expiresAt: now + policy.ttl, license: leaseLicense(held) };
     }
   }
 
@@ -155,7 +185,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
       });
     }
     // Free licenses are left, but none is valid: say so, not "none available".
-    return await tx.freeLicenseCount(poolId) > 0 ? { kind: "expired_only" } : { kind: "exhausted" };
+    const kind = await tx.freeLicenseCount(poolId) > 0 ? "expired_only" : "exhausted";
+    return { kind, retryAt: await tx.nextLeaseExpiry(poolId, legacyTtl(policy)) };
   }
 
   let nodeId = node?.id;
@@ -191,7 +222,46 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     licenseFile: grant.file,
     licenseKey: grant.key,
     expiresAt: now + policy.ttl,
+    license: leaseLicense(grant),
   };
+}
+
+/**
+ * The current lease of node `fingerprint` in `pool`, read without changing
+ * anything: not extended, and an expired one is not ended (it is reported
+ * `not_found`, as a claim or the reaper would treat it).
+ *
+ * @throws {PoolNotFoundError} `pool` names no pool (checked after the node, as release does).
+ */
+export function lookup(
+  store: Store,
+  fingerprint: string,
+  options: Omit<LeaseOptions, "random">,
+): Promise<LookupResult> {
+  return store.read(async (tx): Promise<LookupResult> => {
+    const { now, policy } = options;
+    const node = await tx.activeNode(fingerprint);
+    if (!node) return { kind: "not_found" };
+    const poolId = await resolvePool(tx, options.pool);
+    const held = await tx.licenseLeasedBy(node.id);
+    if (!held || held.poolId !== poolId || isExpired(node, { now, policy })) {
+      return { kind: "not_found" };
+    }
+    const grant = (await tx.licenseGrant(held.id))!;
+    const legacy = legacyTtl(policy);
+    return {
+      kind: "found",
+      licenseFile: grant.file,
+      licenseKey: grant.key,
+      expiresAt: node.leaseExpiresAt ??
+        (legacy === null || node.lastHeartbeatAt === null ? null : node.lastHeartbeatAt + legacy),
+      license: leaseLicense(grant),
+    };
+  });
+}
+
+function leaseLicense(license: { guid: string; fileExpiresAt: number | null }): LeaseLicense {
+  return { guid: license.guid, fileExpiresAt: license.fileExpiresAt };
 }
 
 /**
@@ -293,33 +363,6 @@ export async function expireLease(
     poolId: held.poolId,
     now,
   });
-}
-
-/**
- * Whether the node's lease has run out: its stored expiry has passed, or,
- * without one, `ttl` seconds have passed since its last heartbeat (with
- * heartbeats; without them such a lease never expires).
- */
-function isExpired(
-  node: ActiveNode,
-  { now, policy }: { now: number; policy: LeasePolicy },
-): boolean {
-  if (node.leaseExpiresAt !== null) return node.leaseExpiresAt <= now;
-  const cutoff = legacyCutoff(now, policy);
-  return cutoff !== null && node.lastHeartbeatAt !== null && node.lastHeartbeatAt <= cutoff;
-}
-
-/** The expiry a lease granted or extended at `now` is stored with; null: never. */
-function storedExpiry(now: number, policy: LeasePolicy): number | null {
-  return policy.heartbeats ? now + policy.ttl : null;
-}
-
-/**
- * For leases stored without an expiry: the last heartbeat at or before which
- * they have expired; null: they never expire (no heartbeats).
- */
-function legacyCutoff(now: number, policy: LeasePolicy): number | null {
-  return policy.heartbeats ? now - policy.ttl : null;
 }
 
 async function resolvePool(tx: Tx, name: string | null): Promise<number | null> {

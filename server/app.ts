@@ -8,7 +8,12 @@
  * |------------------------------|--------------------------------------------------|
  * | `GET /v1/health`             | 200, empty; 503 the database takes no writes     |
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
+ * | `GET /v1/nodes/{fp}`         | 200 the current lease, unchanged; 404 no lease   |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
+ *
+ * 201, 202 and 200 carry `Relay-License-Id`, `Relay-Pool` and
+ * `Relay-License-Expires`; a 410 carries `Retry-After` when a lease of the
+ * pool will run out.
  *
  * With `--auth-token-file`, `/v1/nodes/…` answers 401 without a valid bearer token.
  *
@@ -16,7 +21,15 @@
  */
 
 import { writeProblem } from "../lib/health.ts";
-import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/leases.ts";
+import {
+  claim,
+  type ClaimResult,
+  type LeaseLicense,
+  type LeasePolicy,
+  lookup,
+  type LookupResult,
+  release,
+} from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
@@ -136,8 +149,8 @@ async function route(
   }
   const segment = path.slice(NODE_PREFIX.length);
   if (segment.includes("/")) return errorReply("not_found");
-  if (request.method !== "PUT" && request.method !== "DELETE") {
-    return errorReply("method_not_allowed", { headers: { Allow: "PUT, DELETE" } });
+  if (request.method !== "PUT" && request.method !== "DELETE" && request.method !== "GET") {
+    return errorReply("method_not_allowed", { headers: { Allow: "GET, PUT, DELETE" } });
   }
 
   const fingerprint = decodeFingerprint(segment);
@@ -156,7 +169,11 @@ async function route(
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
     const claimed = await claim(deps.store, fingerprint, options);
-    return { ...claimReply(claimed, deps.config.policy), pool };
+    return { ...claimReply(claimed, { policy: deps.config.policy, pool, now }), pool };
+  }
+  if (request.method === "GET") {
+    const found = await lookup(deps.store, fingerprint, options);
+    return { ...lookupReply(found, { pool, now }), pool };
   }
   const released = await release(deps.store, fingerprint, options);
   return released.kind === "released"
@@ -164,7 +181,10 @@ async function route(
     : { ...errorReply("claim_not_found"), pool };
 }
 
-function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
+function claimReply(
+  result: ClaimResult,
+  { policy, pool, now }: { policy: LeasePolicy; pool: string | null; now: number },
+): Reply {
   switch (result.kind) {
     case "created":
       return {
@@ -175,16 +195,53 @@ function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
           expires_at: result.expiresAt,
           expires_in: policy.ttl,
         },
+        headers: leaseHeaders(result.license, pool),
       };
     case "extended":
-      return { status: 202, body: { expires_at: result.expiresAt, expires_in: policy.ttl } };
+      return {
+        status: 202,
+        body: { expires_at: result.expiresAt, expires_in: policy.ttl },
+        headers: leaseHeaders(result.license, pool),
+      };
     case "conflict":
       return errorReply("conflict");
     case "exhausted":
-      return errorReply("exhausted");
     case "expired_only":
-      return errorReply("expired_only");
+      // When to ask again: the first live lease of the pool runs out then.
+      return errorReply(result.kind, {
+        headers: result.retryAt === undefined
+          ? undefined
+          : { "Retry-After": String(Math.max(1, result.retryAt - now)) },
+      });
   }
+}
+
+/** `GET`: the holder's lease as a `201` gives it, `expires_in` counting down; or a 404. */
+function lookupReply(
+  result: LookupResult,
+  { pool, now }: { pool: string | null; now: number },
+): Reply {
+  if (result.kind === "not_found") return errorReply("claim_not_found");
+  return {
+    status: 200,
+    body: {
+      license_file: result.licenseFile.toBase64(),
+      license_key: result.licenseKey,
+      expires_at: result.expiresAt,
+      expires_in: result.expiresAt === null ? null : Math.max(0, result.expiresAt - now),
+    },
+    headers: leaseHeaders(result.license, pool),
+  };
+}
+
+/** What the holder learns of its license without decrypting the file. */
+function leaseHeaders(license: LeaseLicense, pool: string | null): Record<string, string> {
+  const headers: Record<string, string> = { "Relay-License-Id": license.guid };
+  if (pool !== null) headers["Relay-Pool"] = pool;
+  if (license.fileExpiresAt !== null) {
+    headers["Relay-License-Expires"] = String(license.fileExpiresAt);
+  }
+  return headers;
 }
 
 /** The answer to a thrown error; anything unexpected is a logged 500. */

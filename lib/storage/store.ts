@@ -77,6 +77,8 @@ export interface LeaseTimes {
 /** A license as the lease logic sees it. */
 export interface LeasedLicense {
   id: number;
+  /** The license's id at Keygen. */
+  guid: string;
   poolId: number | null;
   /** Unix seconds when its file expires (`meta.expiry`); null: never. */
   fileExpiresAt: number | null;
@@ -90,6 +92,10 @@ export interface LicenseGrant {
   file: Uint8Array;
   /** The license key. */
   key: string;
+  /** The license's id at Keygen. */
+  guid: string;
+  /** Unix seconds when its file expires (`meta.expiry`); null: never, or not recorded. */
+  fileExpiresAt: number | null;
 }
 
 /** One audit record: what happened (`event`) to which row (`entity`, `entityId`). */
@@ -197,6 +203,16 @@ export interface Tx {
   ): Promise<LicenseGrant | undefined>;
   /** Ends the lease on a license at `now`. */
   releaseLicense(licenseId: number, now: number): Promise<void>;
+  /** What the holder of license `id` receives (file, key), without changing anything. */
+  licenseGrant(licenseId: number): Promise<LicenseGrant | undefined>;
+  /**
+   * When the first live lease on a license of a pool (null: no pool) runs
+   * out: the earliest stored expiry, or for a lease stored without one, its
+   * last heartbeat plus `ttl` (null: such leases never run out). Undefined
+   * when no lease of the pool ever runs out. Walks the leases by expiry
+   * from the earliest until one of the pool: one step with one pool.
+   */
+  nextLeaseExpiry(poolId: number | null, ttl: number | null): Promise<number | undefined>;
   /**
    * Reaps up to `limit` active nodes whose lease has expired: a stored expiry
    * at or before `now`, or, without one, a last heartbeat at or before

@@ -68,9 +68,12 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     assert.deepEqual(await claim(store, "node-a", { ...options, now: T0 + 30 }), {
       kind: "extended",
       expiresAt: T0 + 90,
+      license: { guid: "lic-1", fileExpiresAt: null },
     });
+    // Retry when node-a's lease runs out.
     assert.deepEqual(await claim(store, "node-b", { ...options, now: T0 + 31 }), {
       kind: "exhausted",
+      retryAt: T0 + 90,
     });
     assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 40 }), {
       kind: "released",
@@ -115,6 +118,7 @@ Deno.test("claim() answers conflict without heartbeats, and across pools", async
       await claim(store, "b", { pool: "prod", now: T0 + 10_000, policy: noHeartbeats }),
       {
         kind: "exhausted",
+        retryAt: undefined,
       },
     );
     assert.deepEqual(await claim(store, "a", { pool: "dev", now: T0 + 2, policy: HEARTBEATS }), {
@@ -164,7 +168,10 @@ Deno.test("claim() takes an expired lease instead of answering exhausted, before
       ["node.heartbeat_ping", "node", 2, null],
     ]);
     // The first node's lease is gone: it is not extended, and there is nothing left for it.
-    assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 61 }), { kind: "exhausted" });
+    assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 61 }), {
+      kind: "exhausted",
+      retryAt: T0 + 120,
+    });
   });
 });
 
@@ -408,11 +415,15 @@ Deno.test("each lease keeps the expiry it was granted with, whatever the reader'
     );
     // A server with a 30 s ttl neither reaps it nor hands its license out.
     assert.equal(await reap(store, { now: T0 + 60, ttl: 30, limit: 10 }), 0);
-    assert.deepEqual(await claim(store, "b", { ...short, now: T0 + 60 }), { kind: "exhausted" });
+    assert.deepEqual(await claim(store, "b", { ...short, now: T0 + 60 }), {
+      kind: "exhausted",
+      retryAt: T0 + 600,
+    });
     // Its holder's heartbeat through that server extends it, by that server's ttl.
     assert.deepEqual(await claim(store, "a", { ...short, now: T0 + 61 }), {
       kind: "extended",
       expiresAt: T0 + 91,
+      license: { guid: "lic-1", fileExpiresAt: null },
     });
     assert.equal(await reap(store, { now: T0 + 90, ttl: 600, limit: 10 }), 0);
     assert.equal(await reap(store, { now: T0 + 91, ttl: 600, limit: 10 }), 1);
@@ -433,8 +444,10 @@ Deno.test("a lease stored without an expiry (Keygen Relay, Relay 0.1) expires by
     db.close();
     // Without heartbeats such a lease never expires ("new" is still live).
     const noHeartbeats = { ...options, policy: { ...HEARTBEATS, heartbeats: false } };
+    // Retry when "new" runs out: its stored expiry holds for every reader.
     assert.deepEqual(await claim(store, "x", { ...noHeartbeats, now: T0 + 100 }), {
       kind: "exhausted",
+      retryAt: T0 + 110,
     });
     assert.equal(await reap(store, { now: T0 + 59, ttl: 60, limit: 10 }), 0);
     // Both kinds in one batch: the stored-expiry-less one by last heartbeat + ttl.
@@ -455,6 +468,7 @@ Deno.test("without heartbeats a lease is stored without an expiry and never reap
     }]);
     assert.deepEqual(await claim(store, "b", { ...options, now: T0 + 86_400 }), {
       kind: "exhausted",
+      retryAt: undefined,
     });
   });
 });

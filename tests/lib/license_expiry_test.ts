@@ -106,9 +106,11 @@ Deno.test("claim() with fifo and lifo skips licenses whose file or own expiry ha
     // Only licenses 1, 2 and 5 are free: all expired.
     assert.deepEqual(await claim(store, "c", { pool: null, now: T0, policy: FIFO }), {
       kind: "expired_only",
+      retryAt: T0 + 3600,
     });
     assert.deepEqual(await claim(store, "c", { pool: null, now: T0, policy: lifo }), {
       kind: "expired_only",
+      retryAt: T0 + 3600,
     });
     assert.deepEqual(
       query(path, "SELECT fingerprint FROM nodes ORDER BY id"),
@@ -133,13 +135,17 @@ Deno.test("claim() answers exhausted when nothing is free, expired_only when onl
     const options = { pool: "prod", policy: FIFO };
     assert.equal(keyOf(await claim(store, "a", { ...options, now: T0 })), "KEY-1");
     assert.equal(keyOf(await claim(store, "b", { ...options, now: T0 })), "KEY-2");
-    assert.deepEqual(await claim(store, "c", { ...options, now: T0 + 1 }), { kind: "exhausted" });
+    assert.deepEqual(await claim(store, "c", { ...options, now: T0 + 1 }), {
+      kind: "exhausted",
+      retryAt: T0 + 3600,
+    });
     assert.deepEqual(await release(store, "a", { ...options, now: T0 + 2 }), { kind: "released" });
     // License 1 is free but its file expires at T0 + 100.
     assert.equal(keyOf(await claim(store, "c", { ...options, now: T0 + 99 })), "KEY-1");
     await release(store, "c", { ...options, now: T0 + 99 });
     assert.deepEqual(await claim(store, "c", { ...options, now: T0 + 100 }), {
       kind: "expired_only",
+      retryAt: T0 + 3600,
     });
   });
 });
@@ -200,6 +206,7 @@ Deno.test("a heartbeat on a lease whose file expired moves the node to a valid l
           assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 101 }), {
             kind: "extended",
             expiresAt: T0 + 401,
+            license: { guid: "lic-2", fileExpiresAt: null },
           });
         } else {
           assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 101 }), {
@@ -219,6 +226,7 @@ Deno.test("a heartbeat on an expired file with no valid license left: the licens
       assert.equal(keyOf(await claim(store, "a", { ...options, now: T0 })), "KEY-1");
       assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 100 }), {
         kind: "expired_only",
+        retryAt: undefined,
       });
       assert.deepEqual(auditTrail(path).slice(3), [
         ["license.released", "license", 1, null],
@@ -245,6 +253,7 @@ Deno.test("a heartbeat on an expired file with no valid license left: the licens
       // a's license 1 is released and is then the only free one: expired.
       assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 100 }), {
         kind: "expired_only",
+        retryAt: T0 + 3600,
       });
     });
   });

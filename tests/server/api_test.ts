@@ -582,10 +582,7 @@ Deno.test("bad requests", async (t) => {
   await t.step("POST /v1/nodes/x: 405 with Allow", async () => {
     const reply = await call(server, "POST", "/v1/nodes/x");
     assertJson(reply, 405, errorBody("method not allowed"));
-    assert.equal(reply.headers.get("Allow"), "PUT, DELETE");
-    const get = await call(server, "GET", "/v1/nodes/x");
-    assertJson(get, 405, errorBody("method not allowed"));
-    assert.equal(get.headers.get("Allow"), "PUT, DELETE");
+    assert.equal(reply.headers.get("Allow"), "GET, PUT, DELETE");
   });
 
   await t.step("unknown paths: 404 not found", async () => {

@@ -168,7 +168,8 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
     return this.sql.get<LeasedLicense>(
-      `SELECT id, pool_id AS poolId, file_expires_at AS fileExpiresAt, expires_at AS expiresAt
+      `SELECT id, guid, pool_id AS poolId, file_expires_at AS fileExpiresAt,
+              expires_at AS expiresAt
        FROM licenses WHERE node_id = ?`,
       nodeId,
     );
@@ -181,11 +182,45 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
     return this.sql.get<LicenseGrant>(
       `UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1
        WHERE id = ? AND node_id IS NULL
-       RETURNING file, key`,
+       RETURNING file, key, guid, file_expires_at AS fileExpiresAt`,
       nodeId,
       now,
       licenseId,
     );
+  }
+
+  async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
+    return this.sql.get<LicenseGrant>(
+      "SELECT file, key, guid, file_expires_at AS fileExpiresAt FROM licenses WHERE id = ?",
+      licenseId,
+    );
+  }
+
+  /**
+   * Two walks of idx_nodes_active_expiry in expiry order, each stopping at the
+   * pool's first lease: a step per lease, from the earliest, until one is the
+   * pool's (forced: sorting the pool's leases would cost one step per lease of
+   * the pool on every 410).
+   */
+  async nextLeaseExpiry(poolId: number | null, ttl: number | null): Promise<number | undefined> {
+    const stored = this.sql.get<{ at: number }>(
+      `SELECT n.lease_expires_at AS at
+       FROM nodes n INDEXED BY idx_nodes_active_expiry JOIN licenses l ON l.node_id = n.id
+       WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NOT NULL AND l.pool_id IS ?
+       ORDER BY n.lease_expires_at LIMIT 1`,
+      poolId,
+    )?.at;
+    const legacy = ttl === null ? undefined : this.sql.get<{ at: number }>(
+      `SELECT n.last_heartbeat_at + ? AS at
+       FROM nodes n INDEXED BY idx_nodes_active_expiry JOIN licenses l ON l.node_id = n.id
+       WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
+         AND n.last_heartbeat_at IS NOT NULL AND l.pool_id IS ?
+       ORDER BY n.last_heartbeat_at LIMIT 1`,
+      ttl,
+      poolId,
+    )?.at;
+    if (stored === undefined) return legacy;
+    return legacy === undefined ? stored : Math.min(stored, legacy);
   }
 
   async releaseLicense(licenseId: number, now: number): Promise<void> {
