@@ -95,7 +95,9 @@ export function addCommand(context: CommandContext): Command {
       try {
         const added = await addLicenses(store, verified, { pool, now });
         io.stdout(
-          added.map((license) => `license added successfully: ${license.guid}\n`).join(""),
+          added.map((license) =>
+            `license ${license.renewed ? "renewed" : "added"} successfully: ${license.guid}\n`
+          ).join(""),
         );
       } finally {
         await store.close();

@@ -27,6 +27,8 @@ export const EventType = {
   licenseDenied: 12,
   /** An operator ended a lease with `relay release` (entity: the license); ours. */
   licenseOperatorReleased: 13,
+  /** `relay add` replaced a license's file with a newer one in place (entity: the license); ours. */
+  licenseRenewed: 14,
 } as const;
 
 /** One of the {@link EventType} ids. */

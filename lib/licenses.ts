@@ -46,6 +46,8 @@ export interface AddedLicense {
   guid: string;
   /** Pool name, or null for the default pool. */
   pool: string | null;
+  /** The license was already stored and its file was replaced with this newer one. */
+  renewed: boolean;
 }
 
 /** Options of {@link verifyLicenses}. */
@@ -91,8 +93,13 @@ export async function verifyLicenses(
  * Stores verified licenses in one transaction, in the given order, creating
  * the pool if it does not exist. Records `pool.added` and `license.added`.
  *
+ * A file of a license already stored in the same pool, with the same key and
+ * a later `meta.issued`, renews it: the file and its dates are replaced in
+ * place, and the license keeps its row, pool and lease (`license.renewed`).
+ *
  * @throws {LicenseExistsError} a license (same id, key or file) is already
- *   stored, or appears twice in `licenses`; nothing is added.
+ *   stored and this is not a renewal of it (an older or the same file, another
+ *   pool, another key), or appears twice in `licenses`; nothing is added.
  */
 export function addLicenses(
   store: Store,
@@ -113,6 +120,11 @@ export function addLicenses(
         file: certificate,
       });
       if (existing !== undefined) {
+        const renewed = await renewIn(tx, { certificate, license, poolId: pool?.id ?? null, now });
+        if (renewed !== undefined) {
+          added.push({ id: renewed, guid: license.id, pool: pool?.name ?? null, renewed: true });
+          continue;
+        }
         // The reference Relay's wording, which scripts may match on.
         throw new LicenseExistsError(
           `license with the provided key already exists (license "${existing}", file "${source}")`,
@@ -134,10 +146,49 @@ export function addLicenses(
         poolId: pool?.id ?? null,
         now,
       });
-      added.push({ id, guid: license.id, pool: pool?.name ?? null });
+      added.push({ id, guid: license.id, pool: pool?.name ?? null, renewed: false });
     }
     return added;
   });
+}
+
+/**
+ * Renews the stored license of `license.id` with `certificate` if this is a
+ * renewal (same pool, same key, issued later); returns its row id, or
+ * undefined when it is not one. A license whose stored file has no recorded
+ * issue date (added by Keygen Relay) cannot be compared, so is not renewed.
+ */
+async function renewIn(
+  tx: Tx,
+  { certificate, license, poolId, now }: {
+    certificate: Uint8Array;
+    license: LicenseFile;
+    poolId: number | null;
+    now: number;
+  },
+): Promise<number | undefined> {
+  const stored = await tx.renewableLicense(license.id);
+  const issued = unixSeconds(license.issued);
+  if (
+    stored === undefined || stored.key !== license.key || stored.poolId !== poolId ||
+    stored.fileIssuedAt === null || issued <= stored.fileIssuedAt
+  ) {
+    return undefined;
+  }
+  await tx.renewLicense(stored.id, {
+    file: certificate,
+    fileIssuedAt: issued,
+    fileExpiresAt: license.fileExpiry ? unixSeconds(license.fileExpiry) : null,
+    expiresAt: license.expiry ? unixSeconds(license.expiry) : null,
+  });
+  await tx.audit({
+    event: EventType.licenseRenewed,
+    entity: EntityType.license,
+    entityId: stored.id,
+    poolId,
+    now,
+  });
+  return stored.id;
 }
 
 /** Creates a pool and records `pool.added`. */

@@ -43,6 +43,21 @@ export interface LicenseInfo {
 }
 
 /** The columns of a license to insert. */
+/** A license as a renewal sees it. */
+export interface RenewableLicense {
+  id: number;
+  key: string;
+  poolId: number | null;
+  /** `meta.issued` of the stored file; null when not recorded (added by Keygen Relay). */
+  fileIssuedAt: number | null;
+}
+
+/** A license file and the dates read from it. */
+export type LicenseFileRow = Pick<
+  NewLicenseRow,
+  "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt"
+>;
+
 export interface NewLicenseRow {
   guid: string;
   file: Uint8Array;
@@ -139,6 +154,10 @@ export interface Tx {
   licenses(filter?: { poolId?: number; expiringBy?: number }): Promise<LicenseInfo[]>;
   /** Deletes a license by row id. */
   deleteLicense(id: number): Promise<void>;
+  /** What a renewal of license `guid` compares against; undefined: unknown id. */
+  renewableLicense(guid: string): Promise<RenewableLicense | undefined>;
+  /** Replaces a license's file and its dates in place; its row, pool and lease stay. */
+  renewLicense(id: number, file: LicenseFileRow): Promise<void>;
 
   /** The active (not deactivated) node with this fingerprint. */
   activeNode(fingerprint: string): Promise<ActiveNode | undefined>;

@@ -323,4 +323,13 @@ export const MIGRATIONS: readonly Migration[] = [
         (13, 'license.operator_released');
     `,
   },
+  {
+    version: 9,
+    name: "license renewal audit event",
+    // license.renewed: `relay add` replaced a license's file with a newer one
+    // in place (entity: the license).
+    sql: `
+      INSERT OR IGNORE INTO event_types (id, name) VALUES (14, 'license.renewed');
+    `,
+  },
 ];

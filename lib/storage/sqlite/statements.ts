@@ -18,10 +18,12 @@ import type {
   AuditEntry,
   LeasedLicense,
   LeaseTimes,
+  LicenseFileRow,
   LicenseGrant,
   LicenseInfo,
   NewLicenseRow,
   Pool,
+  RenewableLicense,
   Tx,
 } from "../store.ts";
 import { FreeLicenseStatements } from "./free_licenses.ts";
@@ -88,6 +90,26 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
       license.key,
       license.file,
     )?.guid;
+  }
+
+  async renewableLicense(guid: string): Promise<RenewableLicense | undefined> {
+    return this.sql.get<RenewableLicense>(
+      `SELECT id, key, pool_id AS poolId, file_issued_at AS fileIssuedAt
+       FROM licenses WHERE guid = ?`,
+      guid,
+    );
+  }
+
+  async renewLicense(id: number, row: LicenseFileRow): Promise<void> {
+    this.sql.run(
+      `UPDATE licenses SET file = ?, file_issued_at = ?, file_expires_at = ?, expires_at = ?
+       WHERE id = ?`,
+      row.file,
+      row.fileIssuedAt,
+      row.fileExpiresAt,
+      row.expiresAt,
+      id,
+    );
   }
 
   async insertLicense(row: NewLicenseRow, now: number): Promise<number> {

@@ -85,6 +85,7 @@ Deno.test("openStore() creates the reference schema, records every migration and
     "pool.added",
     "license.denied",
     "license.operator_released",
+    "license.renewed",
   ]);
   assert.deepEqual(
     query<{ name: string }>(path, "SELECT name FROM entity_types ORDER BY id").map((r) => r.name),
