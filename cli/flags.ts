@@ -16,6 +16,7 @@ import {
   DEFAULT_DATABASE,
   DEFAULT_PORT,
   type DurationBounds,
+  MAX_WAIT_BOUNDS,
   parseEnvFlag,
   TTL_BOUNDS,
 } from "../lib/config.ts";
@@ -199,6 +200,20 @@ export const FLAGS = {
       flags: "--signing-secret-file <path>",
       env: ["RELAY_SIGNING_SECRET_FILE"],
       description: "read the signing secret from a file, keeping it out of the process list",
+    },
+    maxWait: {
+      flags: "--max-wait <duration>",
+      env: ["RELAY_MAX_WAIT"],
+      default: "5m",
+      description: `the longest ?wait= a claim may ask for, ${
+        range(MAX_WAIT_BOUNDS)
+      } (longer ones answer 400)`,
+    },
+    maxWaiters: {
+      flags: "--max-waiters <count>",
+      env: ["RELAY_MAX_WAITERS"],
+      default: "1024",
+      description: "most claims waiting for a seat at once; beyond it 410 at once (0: no waiting)",
     },
     authTokenFile: {
       flags: "--auth-token-file <path>",

@@ -19,6 +19,7 @@ import { type Authenticator, createAuthenticator } from "../server/auth.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { type ConnectionServer, serveConnections } from "../server/listener.ts";
 import { startReaper } from "../server/reaper.ts";
+import { SeatWaiters } from "../server/waiters.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { readTokenFile, serveConfig, type ServeOptions } from "./serve_config.ts";
@@ -38,6 +39,8 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.signingSecret))
     .addOption(flagOption(flags.signingSecretFile))
     .addOption(flagOption(flags.authTokenFile))
+    .addOption(flagOption(flags.maxWait))
+    .addOption(flagOption(flags.maxWaiters))
     .addOption(flagOption(flags.tlsCert))
     .addOption(flagOption(flags.tlsKey))
     .addOption(flagOption(flags.auditRetention))
@@ -88,14 +91,17 @@ export function serveCommand(context: CommandContext): Command {
         await expiryWarnings.check().catch((error) =>
           logger.error("license expiry check failed", { error: error.message })
         );
+        const waiters = new SeatWaiters({ maxWaiters: config.waiting.maxWaiters, now });
         const handler = await createHandler({
           store,
           logger,
           now,
           auth,
+          waiters,
           config: {
             pool: config.pool,
             signingSecret: config.signingSecret,
+            maxWaitSeconds: config.waiting.maxWaitSeconds,
             policy: {
               ttl: config.ttlSeconds,
               heartbeats: config.heartbeats,
@@ -111,6 +117,7 @@ export function serveCommand(context: CommandContext): Command {
             intervalMs: config.cullIntervalMs,
             now,
             logger,
+            onReaped: () => waiters.notifyAll(),
           })
           : null;
         let server: ConnectionServer;
@@ -147,6 +154,8 @@ export function serveCommand(context: CommandContext): Command {
         }
         await signals.received;
         logger.notice("relay stopping: finishing requests in flight");
+        // Claims waiting for a seat get their 410 now, not when their wait ends.
+        waiters.close();
         await server.shutdown();
         await reaper?.stop();
         await expiryWarnings.stop();

@@ -11,6 +11,7 @@ import {
   type ConnectionLimits,
   CULL_INTERVAL_BOUNDS,
   type DurationBounds,
+  MAX_WAIT_BOUNDS,
   parseDuration,
   parsePort,
   type ServeConfig,
@@ -35,6 +36,8 @@ export interface ServeOptions {
   signingSecret?: string;
   signingSecretFile?: string;
   authTokenFile?: string;
+  maxWait?: string;
+  maxWaiters?: string;
   tlsCert?: string;
   tlsKey?: string;
   auditRetention?: string;
@@ -97,7 +100,31 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
     ),
     connections: connectionLimits(options, env),
     auth: await authTokens(options, run),
+    waiting: {
+      maxWaitSeconds: Math.floor(
+        boundedDuration(flagValue(FLAG.maxWait, options.maxWait, env)!, MAX_WAIT_BOUNDS, {
+          name: "Max wait",
+        }) / 1000,
+      ),
+      maxWaiters: wholeNumber(flagValue(FLAG.maxWaiters, options.maxWaiters, env)!, {
+        name: "waiter cap",
+        max: MAX_CONNECTIONS,
+      }),
+    },
   };
+}
+
+/**
+ * A whole number from 0 to `max`.
+ *
+ * @throws {UsageError} anything else: `Invalid waiter cap "x": use a whole number from 0 to 1000000`.
+ */
+function wholeNumber(text: string, { name, max }: { name: string; max: number }): number {
+  const value = Number(text.trim());
+  if (!/^\d+$/.test(text.trim()) || value > max) {
+    throw new UsageError(`Invalid ${name} "${text}": use a whole number from 0 to ${max}`);
+  }
+  return value;
 }
 
 /** `--auth-token-file`: the file and its tokens, or null. */

@@ -54,6 +54,13 @@ export interface ServeConfig {
    * start; null: the lease routes are open.
    */
   auth: { file: string; tokens: string[] } | null;
+  /** Claims waiting for a seat (`?wait=`). */
+  waiting: {
+    /** The longest wait a claim may ask for, in whole seconds ({@link MAX_WAIT_BOUNDS}). */
+    maxWaitSeconds: number;
+    /** Most claims waiting at once; 0: `wait` is refused. */
+    maxWaiters: number;
+  };
 }
 
 /** The cap and timeouts that keep floods of connections from exhausting the server. */
@@ -103,6 +110,9 @@ export const CULL_INTERVAL_BOUNDS: DurationBounds = durationBounds("100ms", "24h
 
 /** Audit retention: at least a minute, at most a hundred years. */
 export const AUDIT_RETENTION_BOUNDS: DurationBounds = durationBounds("1m", "36500d");
+
+/** `--max-wait`: how long a claim may ask to wait for a seat. */
+export const MAX_WAIT_BOUNDS: DurationBounds = durationBounds("1s", "1h");
 
 /**
  * Parses a duration like `30s`, `1m`, `1h30m` or `1.5h` (Go's notation, as the

@@ -11,6 +11,9 @@
  * | `GET /v1/nodes/{fp}`         | 200 the current lease, unchanged; 404 no lease   |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
  *
+ * `PUT …?wait=30s` waits up to that long for a seat instead of a 410
+ * (`server/waiters.ts`).
+ *
  * 201, 202 and 200 carry `Relay-License-Id`, `Relay-Pool` and
  * `Relay-License-Expires`; a 410 carries `Retry-After` when a lease of the
  * pool will run out.
@@ -36,6 +39,7 @@ import type { Clock } from "../lib/time.ts";
 import type { Authenticator } from "./auth.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { createSigner, type Signer } from "./signing.ts";
+import { type SeatWaiters, waitSeconds } from "./waiters.ts";
 
 /** The longest fingerprint accepted, in characters. */
 export const MAX_FINGERPRINT_LENGTH = 256;
@@ -47,6 +51,8 @@ export interface AppConfig {
   policy: LeasePolicy;
   /** `--signing-secret`; null: responses are not signed. */
   signingSecret: string | null;
+  /** `--max-wait`: the longest `?wait=` a claim may ask for, in seconds. */
+  maxWaitSeconds?: number;
 }
 
 /** What the handler is built from. */
@@ -60,6 +66,8 @@ export interface HandlerDeps {
   random?: () => number;
   /** `--auth-token-file`: the lease routes need a bearer token; absent: open. */
   auth?: Authenticator | null;
+  /** Claims waiting for a seat (`?wait=`); absent: `wait` is ignored and a claim answers at once. */
+  waiters?: SeatWaiters;
 }
 
 /** One request as the routes see it. */
@@ -111,7 +119,7 @@ export async function createHandler(
       reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
     const response = await respond(reply, {
-      now,
+      now: reply.clock ?? now,
       signer,
       request: { method: request.method, path: path ?? "" },
     });
@@ -168,17 +176,50 @@ async function route(
 
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
-    const claimed = await claim(deps.store, fingerprint, options);
-    return { ...claimReply(claimed, { policy: deps.config.policy, pool, now }), pool };
+    const wait = waitSeconds(request.url, deps.config.maxWaitSeconds ?? 0);
+    if (wait === undefined) {
+      return errorReply("invalid_wait", {
+        detail: `use seconds or a duration of at most ${deps.config.maxWaitSeconds ?? 0}s`,
+      });
+    }
+    let claimed = await claim(deps.store, fingerprint, options);
+    let at = now;
+    if (deps.waiters && wait > 0 && isDenied(claimed)) {
+      deps.logger.info("claim waiting for a seat", {
+        pool: pool ?? undefined,
+        wait_s: wait,
+        waiting: deps.waiters.size + 1,
+      });
+      // Queue for a seat; each try is a claim of its own, at its own time.
+      const answer = await deps.waiters.wait({
+        pool,
+        until: now + wait,
+        signal: request.signal,
+        attempt: async () => {
+          at = deps.now();
+          claimed = await claim(deps.store, fingerprint, { ...options, now: at });
+          return isDenied(claimed) ? undefined : claimed;
+        },
+      });
+      claimed = answer ?? claimed;
+      at = Math.max(at, deps.now());
+    }
+    const reply = claimReply(claimed, { policy: deps.config.policy, pool, now: at });
+    return { ...reply, pool, clock: at === now ? undefined : at };
   }
   if (request.method === "GET") {
     const found = await lookup(deps.store, fingerprint, options);
     return { ...lookupReply(found, { pool, now }), pool };
   }
   const released = await release(deps.store, fingerprint, options);
-  return released.kind === "released"
-    ? { status: 204, body: null, pool }
-    : { ...errorReply("claim_not_found"), pool };
+  if (released.kind !== "released") return { ...errorReply("claim_not_found"), pool };
+  deps.waiters?.notify(pool);
+  return { status: 204, body: null, pool };
+}
+
+/** A claim that found no seat: the answers a wait can turn into a lease. */
+function isDenied(result: ClaimResult): boolean {
+  return result.kind === "exhausted" || result.kind === "expired_only";
 }
 
 function claimReply(

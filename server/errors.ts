@@ -3,7 +3,7 @@
  * and its JSON body. Handlers name a kind; only {@link errorReply} writes the
  * body. The `error` texts are the reference Relay's, byte for byte: clients
  * match on them. Kinds the reference does not have (`expired_only`,
- * `database_unwritable`, `unauthorized`) have texts of their own.
+ * `database_unwritable`, `unauthorized`, `invalid_wait`) have texts of their own.
  *
  * @module
  */
@@ -18,6 +18,7 @@ export const API_ERRORS = {
   unsupported_pool_header: { status: 400, message: "unsupported pool header" },
   invalid_pool_header: { status: 400, message: "invalid pool header" },
   unauthorized: { status: 401, message: "unauthorized" },
+  invalid_wait: { status: 400, message: "invalid wait" },
   not_found: { status: 404, message: "not found" },
   claim_not_found: { status: 404, message: "claim not found" },
   method_not_allowed: { status: 405, message: "method not allowed" },
@@ -46,6 +47,8 @@ export interface Reply {
   headers?: Record<string, string>;
   /** The pool the request acted on, for the request log. */
   pool?: string | null;
+  /** The server clock the answer was made at, when later than the request's arrival (a wait). */
+  clock?: number;
 }
 
 /**

@@ -32,6 +32,8 @@ export interface ReaperOptions {
   /** The clock, in unix seconds. */
   now: Clock;
   logger: Logger;
+  /** Called after a run that released leases (claims waiting for a seat try again). */
+  onReaped?: () => void;
 }
 
 /** What one run did. */
@@ -84,7 +86,10 @@ export function startReaper(options: ReaperOptions): Reaper {
       : await drain(() =>
         pruneAuditLog(store, { now: now(), retention: auditRetention, limit: REAP_BATCH })
       );
-    if (reaped > 0) options.logger.info("reaped expired leases", { count: reaped });
+    if (reaped > 0) {
+      options.logger.info("reaped expired leases", { count: reaped });
+      options.onReaped?.();
+    }
     if (pruned > 0) options.logger.info("pruned audit records", { count: pruned });
     return { reaped, pruned };
   }

@@ -157,7 +157,11 @@ async function claim(
   try {
     await send(conn, request("PUT", `/v1/nodes/${fp}`));
     // A spawned server: its Relay-Clock is the real clock.
-    const reply = { ...(await readResponse(conn)), clock: null };
+    const reply = {
+      ...(await readResponse(conn)),
+      clock: null,
+      request: { method: "PUT", path: `/v1/nodes/${fp}` },
+    };
     return { reply, ms: performance.now() - started };
   } finally {
     closeQuietly(conn);
