@@ -11,6 +11,7 @@
 
 import { Command } from "commander";
 import { addCommand } from "./add.ts";
+import { backupCommand } from "./backup.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
@@ -57,7 +58,15 @@ export async function run(args: string[], io: Io): Promise<number> {
     paths,
   });
   for (
-    const command of [addCommand, delCommand, lsCommand, statCommand, serveCommand, versionCommand]
+    const command of [
+      addCommand,
+      delCommand,
+      lsCommand,
+      statCommand,
+      serveCommand,
+      versionCommand,
+      backupCommand,
+    ]
   ) {
     program.addCommand(
       command(context)

@@ -5,7 +5,9 @@
  * @module
  */
 
-import type { Store } from "./store.ts";
+import { DatabaseError } from "../errors.ts";
+import type { BackupResult, Store } from "./store.ts";
+import { backupSqlite } from "./sqlite/backup.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
 
 /** Options of {@link openStore}: what every engine understands, and the hints it may use. */
@@ -25,4 +27,41 @@ export function openStore(location: string, options: StoreOptions): Promise<Stor
   } catch (error) {
     return Promise.reject(error);
   }
+}
+
+/**
+ * The engine that holds the database at `location`: a `postgres://` or
+ * `postgresql://` URL names a PostgreSQL server, anything else a SQLite file.
+ * Relay stores its data in SQLite only today; the care commands (`backup`,
+ * `doctor`) already say what to use for a server engine.
+ */
+export function databaseEngine(location: string): "sqlite" | "postgres" {
+  return /^postgres(ql)?:\/\//i.test(location) ? "postgres" : "sqlite";
+}
+
+/**
+ * Writes a consistent copy of the database at `location` to the file
+ * `target`, also while `relay serve` writes to it; never creates or changes
+ * the database. The copy is readable by its owner only (0600) from its first
+ * byte, passes SQLite's `integrity_check`, and opens with this Relay.
+ *
+ * @throws {DatabaseError} the database does not exist or cannot be read, or
+ *   its engine backs up with its own tools (PostgreSQL: `pg_dump`).
+ * @throws {UsageError} `target` is the database itself.
+ * @throws {BackupError} `target` exists and is not empty (without `force`),
+ *   or the copy cannot be written.
+ */
+export function backupDatabase(
+  location: string,
+  target: string,
+  options: { force: boolean },
+): Promise<BackupResult> {
+  if (databaseEngine(location) === "postgres") {
+    return Promise.reject(
+      new DatabaseError(
+        "Cannot back up a PostgreSQL database with relay backup; use pg_dump (or your server's own backups)",
+      ),
+    );
+  }
+  return backupSqlite(location, target, options);
 }

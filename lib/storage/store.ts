@@ -252,3 +252,13 @@ export interface Store {
   /** Finishes pending work and closes the database. */
   close(): Promise<void>;
 }
+
+/** What a backup wrote (`backupDatabase` in `./open.ts`). */
+export interface BackupResult {
+  /** Size of the copy, in bytes. */
+  bytes: number;
+  /** How many licenses the copy holds. */
+  licenses: number;
+  /** The copy's Relay schema version (0: none recorded). */
+  schemaVersion: number;
+}
