@@ -257,6 +257,15 @@ export const FLAGS = {
         "replace an existing file (atomically: the old file stays until the copy is whole)",
     },
   },
+  doctor: {
+    expiring: {
+      flags: "--expiring <duration>",
+      env: [],
+      default: "7d",
+      description: "warn about licenses that expire within this (e.g. 14d), or have expired",
+    },
+    json: { flags: "--json", env: [], description: "JSON object, for scripts" },
+  },
 } as const satisfies Record<string, Record<string, FlagSpec>>;
 
 /** Whether the flag takes no value (`--plain`, `--no-audit`, `-v`). */

@@ -14,6 +14,7 @@ import { addCommand } from "./add.ts";
 import { backupCommand } from "./backup.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
+import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { lsCommand } from "./ls.ts";
@@ -66,6 +67,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       serveCommand,
       versionCommand,
       backupCommand,
+      doctorCommand,
     ]
   ) {
     program.addCommand(

@@ -27,7 +27,8 @@ export type ErrorCode =
   | "database_unusable"
   | "database_too_new"
   | "listen_failed"
-  | "backup_failed";
+  | "backup_failed"
+  | "checks_failed";
 
 /** Base class of every expected failure; `code` says which one. */
 export class RelayError extends Error {
@@ -161,6 +162,13 @@ export class ListenError extends RelayError {
 export class BackupError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("backup_failed", message, options);
+  }
+}
+
+/** `relay doctor` found something that needs action (its report says what). */
+export class ChecksFailedError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("checks_failed", message, options);
   }
 }
 

@@ -6,8 +6,9 @@
  */
 
 import { DatabaseError } from "../errors.ts";
-import type { BackupResult, Store } from "./store.ts";
+import type { BackupResult, Inspection, Store } from "./store.ts";
 import { backupSqlite } from "./sqlite/backup.ts";
+import { type InspectOptions, inspectSqlite } from "./sqlite/inspect.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
 
 /** Options of {@link openStore}: what every engine understands, and the hints it may use. */
@@ -64,4 +65,27 @@ export function backupDatabase(
     );
   }
   return backupSqlite(location, target, options);
+}
+
+/**
+ * Reads what `relay doctor` judges of the database at `location`, without
+ * changing it: no file is created, no migration applied, no row written (a
+ * write lock is taken and released to see whether writes would succeed).
+ *
+ * @throws {DatabaseError} the database does not exist or cannot be opened at
+ *   all, or its engine is checked with its own tools (PostgreSQL).
+ */
+export function inspectDatabase(location: string, options: InspectOptions): Promise<Inspection> {
+  if (databaseEngine(location) === "postgres") {
+    return Promise.reject(
+      new DatabaseError(
+        "Cannot check a PostgreSQL database with relay doctor; use the server's own tools (amcheck, pg_stat_activity)",
+      ),
+    );
+  }
+  try {
+    return Promise.resolve(inspectSqlite(location, options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
 }

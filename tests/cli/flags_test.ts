@@ -24,6 +24,7 @@ const HEADINGS: Record<Section, string> = {
   stat: "### `relay stat`",
   serve: "### `relay serve`",
   backup: "### `relay backup`",
+  doctor: "### `relay doctor`",
 };
 
 /** Commander's own flags, which the README's global table lists too. */
@@ -118,6 +119,7 @@ Deno.test("relay --help shows every flag of the table with its env var and defau
     ["stat", ["stat", "--help"]],
     ["serve", ["serve", "--help"]],
     ["backup", ["backup", "--help"]],
+    ["doctor", ["doctor", "--help"]],
   ];
   for (const [section, args] of sections) {
     await t.step(args.join(" "), async () => {
