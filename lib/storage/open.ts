@@ -33,8 +33,9 @@ export function openStore(location: string, options: StoreOptions): Promise<Stor
 /**
  * The engine that holds the database at `location`: a `postgres://` or
  * `postgresql://` URL names a PostgreSQL server, anything else a SQLite file.
- * Relay stores its data in SQLite only today; the care commands (`backup`,
- * `doctor`) already say what to use for a server engine.
+ * Relay stores its data in SQLite only today, and the CLI still resolves
+ * every `--database` as a path; the care functions below already send a
+ * server engine's database to that engine's own tools.
  */
 export function databaseEngine(location: string): "sqlite" | "postgres" {
   return /^postgres(ql)?:\/\//i.test(location) ? "postgres" : "sqlite";

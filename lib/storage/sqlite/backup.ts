@@ -65,6 +65,7 @@ export async function backupSqlite(
       throw new BackupError(`Cannot write backup "${target}": ${reason(error)}`, { cause: error });
     }
     temp = undefined;
+    syncFolder(target);
     return { bytes: Deno.statSync(target).size, licenses, schemaVersion };
   } finally {
     if (db.isOpen) db.close();
@@ -188,6 +189,19 @@ function syncFile(temp: string, target: string): void {
     file.syncSync();
   } catch (error) {
     throw new BackupError(`Cannot write backup "${target}": ${reason(error)}`, { cause: error });
+  }
+}
+
+/**
+ * Flushes the rename to the disk, where the system allows it (Linux does;
+ * some systems cannot open a folder): best effort, the copy itself is whole.
+ */
+function syncFolder(target: string): void {
+  try {
+    using folder = Deno.openSync(dirname(target), { read: true });
+    folder.syncSync();
+  } catch {
+    // The rename stands; only its durability across a power loss is less certain.
   }
 }
 
