@@ -263,6 +263,30 @@ export const FLAGS = {
       description: "close a new connection that has not sent a whole request by then",
     },
   },
+  backup: {
+    to: {
+      flags: "--to <path>",
+      env: [],
+      description:
+        "file to write the copy to (readable by you only); must not exist unless --force",
+      required: true,
+    },
+    force: {
+      flags: "--force",
+      env: [],
+      description:
+        "replace an existing file (atomically: the old file stays until the copy is whole)",
+    },
+  },
+  doctor: {
+    expiring: {
+      flags: "--expiring <duration>",
+      env: [],
+      default: "7d",
+      description: "warn about licenses that expire within this (e.g. 14d), or have expired",
+    },
+    json: { flags: "--json", env: [], description: "JSON object, for scripts" },
+  },
 } as const satisfies Record<string, Record<string, FlagSpec>>;
 
 /** Whether the flag takes no value (`--plain`, `--no-audit`, `-v`). */

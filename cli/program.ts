@@ -11,8 +11,10 @@
 
 import { Command } from "commander";
 import { addCommand } from "./add.ts";
+import { backupCommand } from "./backup.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
+import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { lsCommand } from "./ls.ts";
@@ -57,7 +59,16 @@ export async function run(args: string[], io: Io): Promise<number> {
     paths,
   });
   for (
-    const command of [addCommand, delCommand, lsCommand, statCommand, serveCommand, versionCommand]
+    const command of [
+      addCommand,
+      delCommand,
+      lsCommand,
+      statCommand,
+      serveCommand,
+      versionCommand,
+      backupCommand,
+      doctorCommand,
+    ]
   ) {
     program.addCommand(
       command(context)

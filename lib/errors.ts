@@ -26,7 +26,9 @@ export type ErrorCode =
   | "pool_not_found"
   | "database_unusable"
   | "database_too_new"
-  | "listen_failed";
+  | "listen_failed"
+  | "backup_failed"
+  | "checks_failed";
 
 /** Base class of every expected failure; `code` says which one. */
 export class RelayError extends Error {
@@ -149,6 +151,24 @@ export class DatabaseTooNewError extends RelayError {
 export class ListenError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("listen_failed", message, options);
+  }
+}
+
+/**
+ * A backup cannot be written: the target exists (and `--force` was not
+ * given), its folder is missing, the disk refused the copy, or the copy
+ * failed its check.
+ */
+export class BackupError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("backup_failed", message, options);
+  }
+}
+
+/** `relay doctor` found something that needs action (its report says what). */
+export class ChecksFailedError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("checks_failed", message, options);
   }
 }
 

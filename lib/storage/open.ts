@@ -5,7 +5,10 @@
  * @module
  */
 
-import type { Store } from "./store.ts";
+import { DatabaseError } from "../errors.ts";
+import type { BackupResult, Inspection, Store } from "./store.ts";
+import { backupSqlite } from "./sqlite/backup.ts";
+import { type InspectOptions, inspectSqlite } from "./sqlite/inspect.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
 
 /** Options of {@link openStore}: what every engine understands, and the hints it may use. */
@@ -22,6 +25,67 @@ export type StoreOptions = SqliteStoreOptions;
 export function openStore(location: string, options: StoreOptions): Promise<Store> {
   try {
     return Promise.resolve(openSqliteStore(location, options));
+  } catch (error) {
+    return Promise.reject(error);
+  }
+}
+
+/**
+ * The engine that holds the database at `location`: a `postgres://` or
+ * `postgresql://` URL names a PostgreSQL server, anything else a SQLite file.
+ * Relay stores its data in SQLite only today, and the CLI still resolves
+ * every `--database` as a path; the care functions below already send a
+ * server engine's database to that engine's own tools.
+ */
+export function databaseEngine(location: string): "sqlite" | "postgres" {
+  return /^postgres(ql)?:\/\//i.test(location) ? "postgres" : "sqlite";
+}
+
+/**
+ * Writes a consistent copy of the database at `location` to the file
+ * `target`, also while `relay serve` writes to it; never creates or changes
+ * the database. The copy is readable by its owner only (0600) from its first
+ * byte, passes SQLite's `integrity_check`, and opens with this Relay.
+ *
+ * @throws {DatabaseError} the database does not exist or cannot be read, or
+ *   its engine backs up with its own tools (PostgreSQL: `pg_dump`).
+ * @throws {UsageError} `target` is the database itself.
+ * @throws {BackupError} `target` exists and is not empty (without `force`),
+ *   or the copy cannot be written.
+ */
+export function backupDatabase(
+  location: string,
+  target: string,
+  options: { force: boolean },
+): Promise<BackupResult> {
+  if (databaseEngine(location) === "postgres") {
+    return Promise.reject(
+      new DatabaseError(
+        "Cannot back up a PostgreSQL database with relay backup; use pg_dump (or your server's own backups)",
+      ),
+    );
+  }
+  return backupSqlite(location, target, options);
+}
+
+/**
+ * Reads what `relay doctor` judges of the database at `location`, without
+ * changing it: no file is created, no migration applied, no row written (a
+ * write lock is taken and released to see whether writes would succeed).
+ *
+ * @throws {DatabaseError} the database does not exist or cannot be opened at
+ *   all, or its engine is checked with its own tools (PostgreSQL).
+ */
+export function inspectDatabase(location: string, options: InspectOptions): Promise<Inspection> {
+  if (databaseEngine(location) === "postgres") {
+    return Promise.reject(
+      new DatabaseError(
+        "Cannot check a PostgreSQL database with relay doctor; use the server's own tools (amcheck, pg_stat_activity)",
+      ),
+    );
+  }
+  try {
+    return Promise.resolve(inspectSqlite(location, options));
   } catch (error) {
     return Promise.reject(error);
   }

@@ -287,3 +287,94 @@ export interface Store {
   /** Finishes pending work and closes the database. */
   close(): Promise<void>;
 }
+
+/** What a backup wrote (`backupDatabase` in `./open.ts`). */
+export interface BackupResult {
+  /** Size of the copy, in bytes. */
+  bytes: number;
+  /** How many licenses the copy holds. */
+  licenses: number;
+  /** The copy's Relay schema version (0: none recorded). */
+  schemaVersion: number;
+}
+
+/** A file that holds the database: for SQLite the file itself and its `-wal` and `-shm`. */
+export interface DatabaseFile {
+  path: string;
+  role: "database" | "wal" | "shm";
+  /** Permission bits (`0o600`); null where the system has none. */
+  mode: number | null;
+  /** The owner's user id; null where the system has none. */
+  uid: number | null;
+}
+
+/** Where a database's schema stands against this Relay's. */
+export type SchemaStatus =
+  /** At this Relay's latest version. */
+  | { kind: "current"; version: number }
+  /** An older Relay's schema (0: no tables yet): the next `serve` or `add` migrates it. */
+  | { kind: "behind"; version: number; latest: number }
+  /** Keygen Relay's schema, not yet migrated. */
+  | { kind: "reference"; latest: number }
+  /** Written by a newer Relay (or Keygen Relay): this one refuses to open it. */
+  | { kind: "newer"; problem: string }
+  /** Not Relay's, or left half-migrated: refused. */
+  | { kind: "unusable"; problem: string };
+
+/** A license that has expired or expires soon, with its two expiries. */
+export interface ExpiringLicense {
+  guid: string;
+  /** Unix seconds; null: never. */
+  fileExpiresAt: number | null;
+  /** Unix seconds; null: never. */
+  expiresAt: number | null;
+}
+
+/** A lease past its stored expiry that no reaper has ended yet. */
+export interface OverdueLease {
+  /** The node's fingerprint. */
+  fingerprint: string;
+  /** The leased license's Keygen id. */
+  license: string;
+  /** Unix seconds. */
+  leaseExpiresAt: number;
+}
+
+/** What `relay doctor` reads of the rows (a database at the current schema). */
+export interface DatabaseContents {
+  /** How many licenses are stored. */
+  licenses: number;
+  /** Licenses that stop being valid at or before the `expiringBy` asked for, soonest first. */
+  expiring: ExpiringLicense[];
+  /** Leases still held whose stored expiry is at or before `now`, oldest first. */
+  overdueLeases: OverdueLease[];
+  /** Unix seconds of the newest audit record; null: none. */
+  newestAudit: number | null;
+  /** Unix seconds of the newest heartbeat of any node; null: none. */
+  newestHeartbeat: number | null;
+}
+
+/**
+ * What a database is like, read without changing it (`inspectDatabase` in
+ * `./open.ts`); `lib/doctor.ts` judges it.
+ */
+export interface Inspection {
+  /** The files that hold it, as they were before it was opened. */
+  files: DatabaseFile[];
+  /** Why it could not be read at all (not a database, a page unreadable); null if it could. */
+  unreadable: string | null;
+  /** The engine's integrity check: `["ok"]`, or its first findings. */
+  integrity: string[];
+  /** Rows that point to a row that does not exist (table, its row id, the table it points to). */
+  foreignKeyViolations: { table: string; rowid: number | null; parent: string }[];
+  /** Why the foreign key check failed to run (a damaged page); null if it ran. */
+  foreignKeyError: string | null;
+  /** Null when it could not be read. */
+  schema: SchemaStatus | null;
+  /** Null unless the schema is current and the rows could be read (see `contentsError`). */
+  contents: DatabaseContents | null;
+  /** Why reading the rows failed; null if they were read or not asked for. */
+  contentsError: string | null;
+  /** Why a write would be refused now (read-only, locked); null: it would be accepted. */
+  writeRefusal: string | null;
+}

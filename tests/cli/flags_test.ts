@@ -23,6 +23,8 @@ const HEADINGS: Record<Section, string> = {
   ls: "### `relay ls`",
   stat: "### `relay stat`",
   serve: "### `relay serve`",
+  backup: "### `relay backup`",
+  doctor: "### `relay doctor`",
 };
 
 /** Commander's own flags, which the README's global table lists too. */
@@ -116,6 +118,8 @@ Deno.test("relay --help shows every flag of the table with its env var and defau
     ["ls", ["ls", "--help"]],
     ["stat", ["stat", "--help"]],
     ["serve", ["serve", "--help"]],
+    ["backup", ["backup", "--help"]],
+    ["doctor", ["doctor", "--help"]],
   ];
   for (const [section, args] of sections) {
     await t.step(args.join(" "), async () => {

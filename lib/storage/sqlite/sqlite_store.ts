@@ -207,8 +207,12 @@ export function openSqliteStore(path: string, options: SqliteStoreOptions): Sqli
   return new SqliteStore(db, path, options);
 }
 
-/** Refuses a database path where no file exists, naming it. */
-function requireFile(path: string): void {
+/**
+ * Refuses a database path where no file exists, naming it.
+ *
+ * @throws {DatabaseError} no file at `path`, or it cannot be looked at.
+ */
+export function requireFile(path: string): void {
   try {
     Deno.statSync(path);
   } catch (error) {
