@@ -16,10 +16,12 @@ import { findPool } from "../lib/licenses.ts";
 import { createHandler } from "../server/app.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { type ConnectionServer, serveConnections } from "../server/listener.ts";
+import { RelayMetrics } from "../server/metrics.ts";
 import { startReaper } from "../server/reaper.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { serveConfig, type ServeOptions } from "./serve_config.ts";
+import { VERSION } from "./version.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(context: CommandContext): Command {
@@ -42,6 +44,8 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.maxConnections))
     .addOption(flagOption(flags.idleTimeout))
     .addOption(flagOption(flags.headerTimeout))
+    .addOption(flagOption(flags.noMetrics))
+    .addOption(flagOption(flags.ui))
     .action(async (options: ServeOptions) => {
       const { io } = context;
       const config = await serveConfig(options, { env: io.env, path: context.path });
@@ -80,13 +84,19 @@ export function serveCommand(context: CommandContext): Command {
         await expiryWarnings.check().catch((error) =>
           logger.error("license expiry check failed", { error: error.message })
         );
+        // Counted whether or not /metrics is served: the status page shows denials.
+        const metrics = await RelayMetrics.create({ store, version: VERSION, now });
+        const counted = metrics.countExpiries(store);
         const handler = await createHandler({
-          store,
+          store: counted,
+          metrics,
           logger,
           now,
           config: {
             pool: config.pool,
             signingSecret: config.signingSecret,
+            metrics: config.metrics,
+            ui: config.ui,
             policy: {
               ttl: config.ttlSeconds,
               heartbeats: config.heartbeats,
@@ -96,7 +106,8 @@ export function serveCommand(context: CommandContext): Command {
         });
         const reaper = config.heartbeats || config.auditRetentionSeconds !== null
           ? startReaper({
-            store,
+            store: counted,
+            onReap: (seconds) => metrics.reap(seconds),
             ttl: config.heartbeats ? config.ttlSeconds : null,
             auditRetention: config.auditRetentionSeconds,
             intervalMs: config.cullIntervalMs,

@@ -40,6 +40,9 @@ export interface ServeOptions {
   maxConnections?: string;
   idleTimeout?: string;
   headerTimeout?: string;
+  /** False with `--no-metrics` (commander sets it true otherwise). */
+  metrics?: boolean;
+  ui?: boolean;
 }
 
 /** What parsing needs of the run: the environment, and how the user's paths resolve. */
@@ -94,6 +97,8 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
       parseDuration(flagValue(FLAG.expiryWarning, options.expiryWarning, env)!) / 1000,
     ),
     connections: connectionLimits(options, env),
+    metrics: options.metrics !== false && !envSwitch(FLAG.noMetrics, env),
+    ui: options.ui === true || envSwitch(FLAG.ui, env),
   };
 }
 

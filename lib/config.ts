@@ -49,6 +49,10 @@ export interface ServeConfig {
   expiryWarningSeconds: number;
   /** Connection handling (`server/listener.ts`). */
   connections: ConnectionLimits;
+  /** Whether `GET /metrics` is served (`--no-metrics` turns it off). */
+  metrics: boolean;
+  /** Whether the status page `GET /ui` is served (`--ui`). */
+  ui: boolean;
 }
 
 /** The cap and timeouts that keep floods of connections from exhausting the server. */

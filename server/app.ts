@@ -9,6 +9,8 @@
  * | `GET /v1/health`             | 200, empty; 503 the database takes no writes     |
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
+ * | `GET /metrics`               | 200, Prometheus text (unless `--no-metrics`)     |
+ * | `GET /ui`                    | 200, the status page (with `--ui`)               |
  *
  * @module
  */
@@ -19,6 +21,7 @@ import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
+import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
 import { createSigner, type Signer } from "./signing.ts";
 
 /** The longest fingerprint accepted, in characters. */
@@ -31,6 +34,10 @@ export interface AppConfig {
   policy: LeasePolicy;
   /** `--signing-secret`; null: responses are not signed. */
   signingSecret: string | null;
+  /** Serve `GET /metrics` (needs {@link HandlerDeps.metrics}); default false. */
+  metrics?: boolean;
+  /** Serve the status page, `GET /ui` (`--ui`); default false. */
+  ui?: boolean;
 }
 
 /** What the handler is built from. */
@@ -42,7 +49,12 @@ export interface HandlerDeps {
   now: Clock;
   /** Uniform random numbers in [0, 1), for the `rand` strategy. */
   random?: () => number;
+  /** Where requests, claims and releases are counted; none: not counted. */
+  metrics?: RelayMetrics;
 }
+
+/** A reply with a body that is not JSON: the metrics, the status page. */
+type TextReply = Reply & { text?: { body: string; contentType: string } };
 
 /** One request as the routes see it. */
 interface RouteContext {
@@ -84,7 +96,7 @@ export async function createHandler(
     const started = performance.now();
     const now = deps.now();
     const path = requestPath(request);
-    let reply: Reply;
+    let reply: TextReply;
     try {
       reply = path === undefined
         ? errorReply("invalid_host")
@@ -100,13 +112,18 @@ export async function createHandler(
       duration_ms: Math.round((performance.now() - started) * 100) / 100,
       pool: reply.pool ?? undefined,
     });
+    deps.metrics?.request(
+      routePattern(path),
+      reply.status,
+      (performance.now() - started) / 1000,
+    );
     return response;
   };
 }
 
 async function route(
   { request, path, now, deps, writeProblem }: RouteContext,
-): Promise<Reply> {
+): Promise<TextReply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
@@ -118,6 +135,8 @@ async function route(
       ? { status: 200, body: null }
       : errorReply("database_unwritable", { detail: problem });
   }
+  const page = await pageRoute({ request, path, now, deps, writeProblem });
+  if (page) return page;
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
   }
@@ -143,12 +162,40 @@ async function route(
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
     const claimed = await claim(deps.store, fingerprint, options);
+    deps.metrics?.claim(pool, claimed.kind);
     return { ...claimReply(claimed, deps.config.policy), pool };
   }
   const released = await release(deps.store, fingerprint, options);
+  if (released.kind === "released") deps.metrics?.nodeRelease(pool);
   return released.kind === "released"
     ? { status: 204, body: null, pool }
     : { ...errorReply("claim_not_found"), pool };
+}
+
+/**
+ * `GET /metrics` and `GET /ui`, when they are on; undefined for any other
+ * path, or when off (then they answer as an unknown path does).
+ */
+async function pageRoute(
+  { request, path, deps }: RouteContext,
+): Promise<TextReply | undefined> {
+  const metrics = deps.config.metrics ? deps.metrics : undefined;
+  if (path !== "/metrics" || !metrics) return undefined;
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
+  }
+  const body = await metrics.scrape();
+  return { status: 200, body: null, text: { body, contentType: EXPOSITION_CONTENT_TYPE } };
+}
+
+/**
+ * The route of a path as metrics label it: a pattern, never a fingerprint,
+ * and `other` for every unknown path, so that clients cannot add series.
+ */
+function routePattern(path: string | undefined): string {
+  if (path === "/v1/health" || path === "/metrics" || path === "/ui") return path;
+  if (path?.startsWith(NODE_PREFIX)) return "/v1/nodes/{fingerprint}";
+  return "other";
 }
 
 function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {
@@ -259,14 +306,16 @@ function decodeFingerprint(segment: string): string | undefined {
 }
 
 async function respond(
-  reply: Reply,
+  reply: TextReply,
   { now, signer }: { now: number; signer: Signer | null },
 ): Promise<Response> {
   // The reference Relay's bodies: compact JSON and a newline.
-  const body = reply.body === null ? "" : JSON.stringify(reply.body) + "\n";
+  const body = reply.text?.body ?? (reply.body === null ? "" : JSON.stringify(reply.body) + "\n");
   const headers = new Headers(reply.headers);
-  if (reply.body !== null) headers.set("Content-Type", "application/json");
+  if (reply.text) headers.set("Content-Type", reply.text.contentType);
+  else if (reply.body !== null) headers.set("Content-Type", "application/json");
   headers.set("Relay-Clock", String(now));
   if (signer) headers.set("Relay-Signature", await signer.sign(now, body));
-  return new Response(reply.body === null ? null : body, { status: reply.status, headers });
+  const empty = reply.text === undefined && reply.body === null;
+  return new Response(empty ? null : body, { status: reply.status, headers });
 }

@@ -32,6 +32,8 @@ export interface ReaperOptions {
   /** The clock, in unix seconds. */
   now: Clock;
   logger: Logger;
+  /** Told how long each run's reap of expired leases took, in seconds. */
+  onReap?: (seconds: number) => void;
 }
 
 /** What one run did. */
@@ -76,9 +78,11 @@ export function startReaper(options: ReaperOptions): Reaper {
 
   async function runOnce(): Promise<ReapReport> {
     const { store, ttl, auditRetention, now } = options;
+    const started = performance.now();
     const reaped = ttl === null
       ? 0
       : await drain(() => reap(store, { now: now(), ttl, limit: REAP_BATCH }));
+    if (ttl !== null) options.onReap?.((performance.now() - started) / 1000);
     const pruned = auditRetention == null
       ? 0
       : await drain(() =>
