@@ -23,6 +23,7 @@ import type { Clock } from "../lib/time.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
 import { createSigner, type Signer } from "./signing.ts";
+import { statusPage } from "./ui.ts";
 
 /** The longest fingerprint accepted, in characters. */
 export const MAX_FINGERPRINT_LENGTH = 256;
@@ -177,15 +178,25 @@ async function route(
  * path, or when off (then they answer as an unknown path does).
  */
 async function pageRoute(
-  { request, path, deps }: RouteContext,
+  { request, path, now, deps }: RouteContext,
 ): Promise<TextReply | undefined> {
   const metrics = deps.config.metrics ? deps.metrics : undefined;
-  if (path !== "/metrics" || !metrics) return undefined;
+  const served = (path === "/metrics" && metrics) || (path === "/ui" && deps.config.ui);
+  if (!served) return undefined;
   if (request.method !== "GET" && request.method !== "HEAD") {
     return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
   }
-  const body = await metrics.scrape();
-  return { status: 200, body: null, text: { body, contentType: EXPOSITION_CONTENT_TYPE } };
+  if (path === "/metrics") {
+    const body = await metrics!.scrape();
+    return { status: 200, body: null, text: { body, contentType: EXPOSITION_CONTENT_TYPE } };
+  }
+  const page = await statusPage({ store: deps.store, now, metrics: deps.metrics });
+  return {
+    status: 200,
+    body: null,
+    headers: page.headers,
+    text: { body: page.html, contentType: "text/html; charset=utf-8" },
+  };
 }
 
 /**

@@ -138,6 +138,7 @@ export interface AuditRecord {
   entity: EntityType;
   entityId: number;
   poolId: number | null;
+  /** The pool's name: the record's pool, or for pool events the pool itself. */
   poolName: string | null;
   /** Unix seconds. */
   createdAt: number;

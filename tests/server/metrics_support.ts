@@ -54,8 +54,9 @@ export async function assertPromtoolAccepts(text: string): Promise<void> {
 
 /**
  * Ends the lease on license `guid` as `relay release` does, through the
- * storage API in another connection: releases the license, deactivates its
- * node and writes `license.operator_released`, in one transaction.
+ * storage API in another connection (the command is another helper's):
+ * releases the license and deactivates its node, with `license.operator_released`
+ * and `node.deactivated`, in one transaction.
  */
 export async function operatorRelease(
   database: string,
@@ -72,6 +73,13 @@ export async function operatorRelease(
         event: EventType.licenseOperatorReleased,
         entity: EntityType.license,
         entityId: license.id,
+        poolId: license.poolId,
+        now,
+      });
+      await tx.audit({
+        event: EventType.nodeDeactivated,
+        entity: EntityType.node,
+        entityId: license.nodeId,
         poolId: license.poolId,
         now,
       });

@@ -79,11 +79,12 @@ export class StatusStatements extends FreeLicenseStatements implements StatusRea
     return this.sql.all<AuditRecord>(
       `SELECT a.id AS id, a.event_type_id AS event, e.name AS eventName,
          a.entity_type_id AS entity, a.entity_id AS entityId, a.pool_id AS poolId,
-         p.name AS poolName,
+         IFNULL(p.name, pe.name) AS poolName,
          a.created_at AS createdAt, n.fingerprint AS fingerprint, l.guid AS licenseGuid
        FROM audit_logs a
        JOIN event_types e ON e.id = a.event_type_id
        LEFT JOIN pools p ON p.id = a.pool_id
+       LEFT JOIN pools pe ON a.entity_type_id = ${EntityType.pool} AND pe.id = a.entity_id
        LEFT JOIN nodes n ON a.entity_type_id = ${EntityType.node} AND n.id = a.entity_id
        LEFT JOIN licenses l ON a.entity_type_id = ${EntityType.license} AND l.id = a.entity_id
        WHERE ${conditions.join(" AND ")}
