@@ -73,6 +73,7 @@ export async function statusPage(deps: StatusPageDeps): Promise<StatusPage> {
     auditEnabled: store.auditEnabled,
     pools: await poolSeats(store, now),
     leases: await currentLeases(store, { limit: MAX_LEASES_SHOWN }),
+    leaseLimit: MAX_LEASES_SHOWN,
     history: await seatHistory(store, {
       now,
       window: HISTORY_WINDOW,

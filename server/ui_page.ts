@@ -16,7 +16,9 @@ export interface StatusData {
   /** Whether this server writes the audit log (the chart and lists need it). */
   auditEnabled: boolean;
   pools: PoolSeats[];
+  /** The current leases, at most {@link StatusData.leaseLimit} of them. */
   leases: LeaseRow[];
+  leaseLimit: number;
   history: SeatPoint[];
   events: AuditRecord[];
   denials: AuditRecord[];
@@ -89,7 +91,7 @@ export function renderStatusPage(data: StatusData): string {
   }</p>
 ${poolsSection(data.pools)}
 ${chartSection(data.history, data.now)}
-${leasesSection(data.leases, data.now)}
+${leasesSection(data)}
 ${denialsSection(data)}
 ${eventsSection(data.events)}
 </body>
@@ -160,7 +162,7 @@ ${ticks}
 </svg>`;
 }
 
-function leasesSection(leases: LeaseRow[], now: number): string {
+function leasesSection({ leases, leaseLimit, now }: StatusData): string {
   const rows = leases.map((lease) => {
     const expires = lease.leaseExpiresAt === null
       ? "never"
@@ -171,7 +173,8 @@ function leasesSection(leases: LeaseRow[], now: number): string {
 <td><code>${escapeHtml(lease.licenseGuid)}</code></td><td>${poolName(lease.poolName)}</td>
 <td>${lease.leasedAt === null ? "" : time(lease.leasedAt)}</td><td>${expires}</td></tr>`;
   });
-  return `<h2>Current leases (${leases.length})</h2>
+  const count = leases.length < leaseLimit ? `${leases.length}` : `the first ${leaseLimit}`;
+  return `<h2>Current leases (${count})</h2>
 <table id="leases"><thead><tr><th>Node fingerprint</th><th>License</th><th>Pool</th>
 <th>Leased at</th><th>Expires</th></tr></thead>
 <tbody>${rows.join("\n") || '<tr><td class="none" colspan="5">No leases</td></tr>'}</tbody>
