@@ -136,8 +136,9 @@ async function route(
       ? { status: 200, body: null }
       : errorReply("database_unwritable", { detail: problem });
   }
-  const page = await pageRoute({ request, path, now, deps, writeProblem });
-  if (page) return page;
+  if (path === "/metrics" || path === "/ui") {
+    return await pageRoute({ request, path, now, deps, writeProblem }) ?? errorReply("not_found");
+  }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
   }
@@ -174,8 +175,8 @@ async function route(
 }
 
 /**
- * `GET /metrics` and `GET /ui`, when they are on; undefined for any other
- * path, or when off (then they answer as an unknown path does).
+ * `GET /metrics` and `GET /ui`, when they are on; undefined when off (then
+ * they answer as an unknown path does).
  */
 async function pageRoute(
   { request, path, now, deps }: RouteContext,
