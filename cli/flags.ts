@@ -262,6 +262,16 @@ export const FLAGS = {
       default: "10s",
       description: "close a new connection that has not sent a whole request by then",
     },
+    noMetrics: {
+      flags: "--no-metrics",
+      env: ["RELAY_NO_METRICS"],
+      description: "do not serve Prometheus metrics at GET /metrics",
+    },
+    ui: {
+      flags: "--ui",
+      env: ["RELAY_UI"],
+      description: "serve a read-only status page at GET /ui",
+    },
   },
   backup: {
     to: {

@@ -18,11 +18,13 @@ import { createHandler } from "../server/app.ts";
 import { type Authenticator, createAuthenticator } from "../server/auth.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { type ConnectionServer, serveConnections } from "../server/listener.ts";
+import { RelayMetrics } from "../server/metrics.ts";
 import { startReaper } from "../server/reaper.ts";
 import { SeatWaiters } from "../server/waiters.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { readTokenFile, serveConfig, type ServeOptions } from "./serve_config.ts";
+import { VERSION } from "./version.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(context: CommandContext): Command {
@@ -48,6 +50,8 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.maxConnections))
     .addOption(flagOption(flags.idleTimeout))
     .addOption(flagOption(flags.headerTimeout))
+    .addOption(flagOption(flags.noMetrics))
+    .addOption(flagOption(flags.ui))
     .action(async (options: ServeOptions) => {
       const { io } = context;
       const config = await serveConfig(options, { env: io.env, path: context.path });
@@ -92,8 +96,12 @@ export function serveCommand(context: CommandContext): Command {
           logger.error("license expiry check failed", { error: error.message })
         );
         const waiters = new SeatWaiters({ maxWaiters: config.waiting.maxWaiters, now });
+        // Counted whether or not /metrics is served: the status page shows denials.
+        const metrics = await RelayMetrics.create({ store, version: VERSION, now });
+        const counted = metrics.countExpiries(store);
         const handler = await createHandler({
-          store,
+          store: counted,
+          metrics,
           logger,
           now,
           auth,
@@ -102,6 +110,8 @@ export function serveCommand(context: CommandContext): Command {
             pool: config.pool,
             signingSecret: config.signingSecret,
             maxWaitSeconds: config.waiting.maxWaitSeconds,
+            metrics: config.metrics,
+            ui: config.ui,
             policy: {
               ttl: config.ttlSeconds,
               heartbeats: config.heartbeats,
@@ -111,7 +121,8 @@ export function serveCommand(context: CommandContext): Command {
         });
         const reaper = config.heartbeats || config.auditRetentionSeconds !== null
           ? startReaper({
-            store,
+            store: counted,
+            onReap: (seconds) => metrics.reap(seconds),
             ttl: config.heartbeats ? config.ttlSeconds : null,
             auditRetention: config.auditRetentionSeconds,
             intervalMs: config.cullIntervalMs,

@@ -45,6 +45,9 @@ export interface ServeOptions {
   maxConnections?: string;
   idleTimeout?: string;
   headerTimeout?: string;
+  /** False with `--no-metrics` (commander sets it true otherwise). */
+  metrics?: boolean;
+  ui?: boolean;
 }
 
 /** What parsing needs of the run: the environment, and how the user's paths resolve. */
@@ -111,6 +114,8 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
         max: MAX_CONNECTIONS,
       }),
     },
+    metrics: options.metrics !== false && !envSwitch(FLAG.noMetrics, env),
+    ui: options.ui === true || envSwitch(FLAG.ui, env),
   };
 }
 

@@ -61,6 +61,10 @@ export interface ServeConfig {
     /** Most claims waiting at once; 0: `wait` is refused. */
     maxWaiters: number;
   };
+  /** Whether `GET /metrics` is served (`--no-metrics` turns it off). */
+  metrics: boolean;
+  /** Whether the status page `GET /ui` is served (`--ui`). */
+  ui: boolean;
 }
 
 /** The cap and timeouts that keep floods of connections from exhausting the server. */

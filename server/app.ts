@@ -10,6 +10,8 @@
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `GET /v1/nodes/{fp}`         | 200 the current lease, unchanged; 404 no lease   |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
+ * | `GET /metrics`               | 200, Prometheus text (unless `--no-metrics`)     |
+ * | `GET /ui`                    | 200, the status page (with `--ui`)               |
  *
  * `PUT …?wait=30s` waits up to that long for a seat instead of a 410
  * (`server/waiters.ts`).
@@ -38,8 +40,10 @@ import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
 import type { Authenticator } from "./auth.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
+import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
 import { createSigner, type Signer } from "./signing.ts";
 import { type SeatWaiters, waitSeconds } from "./waiters.ts";
+import { statusPage } from "./ui.ts";
 
 /** The longest fingerprint accepted, in characters. */
 export const MAX_FINGERPRINT_LENGTH = 256;
@@ -53,6 +57,10 @@ export interface AppConfig {
   signingSecret: string | null;
   /** `--max-wait`: the longest `?wait=` a claim may ask for, in seconds. */
   maxWaitSeconds?: number;
+  /** Serve `GET /metrics` (needs {@link HandlerDeps.metrics}); default false. */
+  metrics?: boolean;
+  /** Serve the status page, `GET /ui` (`--ui`); default false. */
+  ui?: boolean;
 }
 
 /** What the handler is built from. */
@@ -68,7 +76,12 @@ export interface HandlerDeps {
   auth?: Authenticator | null;
   /** Claims waiting for a seat (`?wait=`); absent: `wait` is ignored and a claim answers at once. */
   waiters?: SeatWaiters;
+  /** Where requests, claims and releases are counted; none: not counted. */
+  metrics?: RelayMetrics;
 }
+
+/** A reply with a body that is not JSON: the metrics, the status page. */
+type TextReply = Reply & { text?: { body: string; contentType: string } };
 
 /** One request as the routes see it. */
 interface RouteContext {
@@ -110,7 +123,7 @@ export async function createHandler(
     const started = performance.now();
     const now = deps.now();
     const path = requestPath(request);
-    let reply: Reply;
+    let reply: TextReply;
     try {
       reply = path === undefined
         ? errorReply("invalid_host")
@@ -130,13 +143,18 @@ export async function createHandler(
       duration_ms: Math.round((performance.now() - started) * 100) / 100,
       pool: reply.pool ?? undefined,
     });
+    deps.metrics?.request(
+      routePattern(path),
+      reply.status,
+      (performance.now() - started) / 1000,
+    );
     return response;
   };
 }
 
 async function route(
   { request, path, now, deps, writeProblem }: RouteContext,
-): Promise<Reply> {
+): Promise<TextReply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
       return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
@@ -147,6 +165,9 @@ async function route(
     return problem === null
       ? { status: 200, body: null }
       : errorReply("database_unwritable", { detail: problem });
+  }
+  if (path === "/metrics" || path === "/ui") {
+    return await pageRoute({ request, path, now, deps, writeProblem }) ?? errorReply("not_found");
   }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
@@ -204,6 +225,7 @@ async function route(
       claimed = answer ?? claimed;
       at = Math.max(at, deps.now());
     }
+    deps.metrics?.claim(pool, claimed.kind);
     const reply = claimReply(claimed, { policy: deps.config.policy, pool, now: at });
     return { ...reply, pool, clock: at === now ? undefined : at };
   }
@@ -213,6 +235,7 @@ async function route(
   }
   const released = await release(deps.store, fingerprint, options);
   if (released.kind !== "released") return { ...errorReply("claim_not_found"), pool };
+  deps.metrics?.nodeRelease(pool);
   deps.waiters?.notify(pool);
   return { status: 204, body: null, pool };
 }
@@ -220,6 +243,42 @@ async function route(
 /** A claim that found no seat: the answers a wait can turn into a lease. */
 function isDenied(result: ClaimResult): boolean {
   return result.kind === "exhausted" || result.kind === "expired_only";
+}
+
+/**
+ * `GET /metrics` and `GET /ui`, when they are on; undefined when off (then
+ * they answer as an unknown path does).
+ */
+async function pageRoute(
+  { request, path, now, deps }: RouteContext,
+): Promise<TextReply | undefined> {
+  const metrics = deps.config.metrics ? deps.metrics : undefined;
+  const served = (path === "/metrics" && metrics) || (path === "/ui" && deps.config.ui);
+  if (!served) return undefined;
+  if (request.method !== "GET" && request.method !== "HEAD") {
+    return errorReply("method_not_allowed", { headers: { Allow: "GET, HEAD" } });
+  }
+  if (path === "/metrics") {
+    const body = await metrics!.scrape();
+    return { status: 200, body: null, text: { body, contentType: EXPOSITION_CONTENT_TYPE } };
+  }
+  const page = await statusPage({ store: deps.store, now, metrics: deps.metrics });
+  return {
+    status: 200,
+    body: null,
+    headers: page.headers,
+    text: { body: page.html, contentType: "text/html; charset=utf-8" },
+  };
+}
+
+/**
+ * The route of a path as metrics label it: a pattern, never a fingerprint,
+ * and `other` for every unknown path, so that clients cannot add series.
+ */
+function routePattern(path: string | undefined): string {
+  if (path === "/v1/health" || path === "/metrics" || path === "/ui") return path;
+  if (path?.startsWith(NODE_PREFIX)) return "/v1/nodes/{fingerprint}";
+  return "other";
 }
 
 function claimReply(
@@ -370,7 +429,7 @@ function decodeFingerprint(segment: string): string | undefined {
 }
 
 async function respond(
-  reply: Reply,
+  reply: TextReply,
   { now, signer, request }: {
     now: number;
     signer: Signer | null;
@@ -379,9 +438,10 @@ async function respond(
   },
 ): Promise<Response> {
   // The reference Relay's bodies: compact JSON and a newline.
-  const body = reply.body === null ? "" : JSON.stringify(reply.body) + "\n";
+  const body = reply.text?.body ?? (reply.body === null ? "" : JSON.stringify(reply.body) + "\n");
   const headers = new Headers(reply.headers);
-  if (reply.body !== null) headers.set("Content-Type", "application/json");
+  if (reply.text) headers.set("Content-Type", reply.text.contentType);
+  else if (reply.body !== null) headers.set("Content-Type", "application/json");
   headers.set("Relay-Clock", String(now));
   if (signer) {
     headers.set(
@@ -389,5 +449,6 @@ async function respond(
       await signer.sign(now, body, { ...request, status: reply.status }),
     );
   }
-  return new Response(reply.body === null ? null : body, { status: reply.status, headers });
+  const empty = reply.text === undefined && reply.body === null;
+  return new Response(empty ? null : body, { status: reply.status, headers });
 }

@@ -34,6 +34,8 @@ export interface ReaperOptions {
   logger: Logger;
   /** Called after a run that released leases (claims waiting for a seat try again). */
   onReaped?: () => void;
+  /** Told how long each run's reap of expired leases took, in seconds. */
+  onReap?: (seconds: number) => void;
 }
 
 /** What one run did. */
@@ -78,9 +80,11 @@ export function startReaper(options: ReaperOptions): Reaper {
 
   async function runOnce(): Promise<ReapReport> {
     const { store, ttl, auditRetention, now } = options;
+    const started = performance.now();
     const reaped = ttl === null
       ? 0
       : await drain(() => reap(store, { now: now(), ttl, limit: REAP_BATCH }));
+    if (ttl !== null) options.onReap?.((performance.now() - started) / 1000);
     const pruned = auditRetention == null
       ? 0
       : await drain(() =>

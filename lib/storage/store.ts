@@ -124,12 +124,103 @@ export interface AuditEntry {
   now: number;
 }
 
+/** A license state as the status page and `/metrics` count it (see {@link StatusReads}). */
+export type SeatState = "leased" | "free" | "expired";
+
+/** How many licenses of a pool are in one state; a pool without licenses has `state` null. */
+export interface LicenseStateCount {
+  /** Null for licenses added without a pool. */
+  poolId: number | null;
+  poolName: string | null;
+  state: SeatState | null;
+  count: number;
+}
+
+/** A license leased to a node, as the status page shows it: no file, no key. */
+export interface LeaseRow {
+  fingerprint: string;
+  /** The license's Keygen id. */
+  licenseGuid: string;
+  poolName: string | null;
+  /** Unix seconds of the claim that leased it; null if unknown. */
+  leasedAt: number | null;
+  /** Unix seconds of the node's last heartbeat; null if it never sent one. */
+  lastHeartbeatAt: number | null;
+  /** The lease's stored expiry (see {@link ActiveNode.leaseExpiresAt}). */
+  leaseExpiresAt: number | null;
+}
+
+/** One audit row with the names it refers to. */
+export interface AuditRecord {
+  id: number;
+  event: EventType;
+  /** The event's name, as `event_types` stores it (`license.leased`). */
+  eventName: string;
+  entity: EntityType;
+  entityId: number;
+  poolId: number | null;
+  /** The pool's name: the record's pool, or for pool events the pool itself. */
+  poolName: string | null;
+  /** Unix seconds. */
+  createdAt: number;
+  /** The node's fingerprint, for node events of a node that still exists. */
+  fingerprint: string | null;
+  /** The license's Keygen id, for license events of a license that still exists. */
+  licenseGuid: string | null;
+}
+
+/** Which audit rows {@link StatusReads.auditRecords} returns. */
+export interface AuditFilter {
+  /** Only rows with a greater id. */
+  afterId?: number;
+  /** Only rows created at or after this unix second. */
+  since?: number;
+  /** Only these event types (all when absent). */
+  events?: readonly EventType[];
+  /** Every event type but these. */
+  excludeEvents?: readonly EventType[];
+  /** Newest first (default: oldest first). */
+  newestFirst?: boolean;
+  /** At most this many rows. */
+  limit: number;
+}
+
+/** The change in leased seats during one time bucket, from the audit log. */
+export interface SeatChange {
+  /** Unix second at which the bucket starts (a multiple of its width). */
+  at: number;
+  /** Leases granted minus leases ended (released, expired, by an operator). */
+  delta: number;
+}
+
+/** Read-only statements for the status page and `/metrics`. */
+export interface StatusReads {
+  /**
+   * Licenses per pool and state at `now`, in one query: `leased` (a lease
+   * that has not passed its stored expiry), else `expired` (the file or the
+   * license has expired), else `free`. Every pool appears at least once,
+   * with `state` null.
+   */
+  licenseStateCounts(now: number): Promise<LicenseStateCount[]>;
+  /** Licenses leased to a node (expired leases not yet reaped included), soonest expiry first. */
+  leases(limit: number): Promise<LeaseRow[]>;
+  /** Audit rows matching `filter`. */
+  auditRecords(filter: AuditFilter): Promise<AuditRecord[]>;
+  /** The greatest audit row id, 0 when the log is empty. */
+  lastAuditId(): Promise<number>;
+  /**
+   * Leases granted minus ended per bucket of `bucketSeconds` since `since`
+   * (unix seconds), oldest first; buckets without change are left out.
+   */
+  seatChanges(range: { since: number; bucketSeconds: number }): Promise<SeatChange[]>;
+}
+
 /**
  * The statements of one open transaction. Valid only inside the body it was
  * handed to; every change made through it commits or rolls back with that
  * body.
  */
-export interface Tx {
+export interface Tx extends StatusReads {
   /** Records one audit row (a no-op when the store was opened without audit). */
   audit(entry: AuditEntry): Promise<void>;
 

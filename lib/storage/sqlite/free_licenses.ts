@@ -2,7 +2,7 @@
  * The statements that find a free license for a claim: by id order (fifo,
  * lifo), by sampling ids, by walking `free_counts` (rand), and among the
  * valid ones only (see `VALID_UNTIL` in `./schema.ts`). `SqliteTx`
- * (`./statements.ts`) extends this class.
+ * (`./statements.ts`) extends this class, through `./status_queries.ts`.
  *
  * `pool_id IS ?` matches NULL too, so one statement serves licenses with and
  * without a pool.

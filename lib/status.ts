@@ -1,0 +1,135 @@
+/**
+ * What a running Relay looks like right now, read from its database: seats
+ * per pool, current leases, recent audit records, and the leased seats of the
+ * last hours reconstructed from the audit log. `relay serve --ui` and
+ * `/metrics` show these; none of them returns a license file or key.
+ *
+ * Each function is one read transaction on a consistent snapshot.
+ *
+ * @module
+ */
+
+import { EventType } from "./audit.ts";
+import type { AuditFilter, AuditRecord, LeaseRow, Store, Tx } from "./storage/store.ts";
+
+export type { AuditRecord, LeaseRow, SeatState } from "./storage/store.ts";
+
+/** The seats of one pool at a moment. */
+export interface PoolSeats {
+  /** Row id of the pool; null for licenses added without a pool. */
+  poolId: number | null;
+  /** Null for licenses added without a pool. */
+  pool: string | null;
+  /** Licenses with a lease that has not passed its expiry. */
+  leased: number;
+  /** Licenses without a (live) lease that may be handed out. */
+  free: number;
+  /** Licenses without a (live) lease whose file or license has expired. */
+  expired: number;
+}
+
+/**
+ * The seats of every pool at `now` (unix seconds), the licenses without a
+ * pool first (if any), then by pool name; pools without licenses included.
+ * One query, grouped in the database.
+ */
+export function poolSeats(store: Store, now: number): Promise<PoolSeats[]> {
+  return store.read((tx) => poolSeatsIn(tx, now));
+}
+
+async function poolSeatsIn(tx: Tx, now: number): Promise<PoolSeats[]> {
+  const byPool = new Map<number | null, PoolSeats>();
+  for (const row of await tx.licenseStateCounts(now)) {
+    let seats = byPool.get(row.poolId);
+    if (!seats) {
+      seats = { poolId: row.poolId, pool: row.poolName, leased: 0, free: 0, expired: 0 };
+      byPool.set(row.poolId, seats);
+    }
+    if (row.state !== null) seats[row.state] += row.count;
+  }
+  return [...byPool.values()].sort((a, b) =>
+    a.pool === null ? -1 : b.pool === null ? 1 : a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0
+  );
+}
+
+/** Up to `limit` current leases, soonest expiry first (leases that never expire last). */
+export function currentLeases(store: Store, options: { limit: number }): Promise<LeaseRow[]> {
+  return store.read((tx) => tx.leases(options.limit));
+}
+
+/** Audit records matching `filter` (see {@link AuditFilter}). */
+export function auditRecords(store: Store, filter: AuditFilter): Promise<AuditRecord[]> {
+  return store.read((tx) => tx.auditRecords(filter));
+}
+
+/**
+ * The audit records after `afterId` that match `events`, oldest first, up to
+ * `limit`, and the id up to which the log has been looked at: the newest
+ * record's, or with `limit` records, the last one's. Pass that id as
+ * `afterId` next time to see only what is new.
+ */
+export function newAuditRecords(
+  store: Store,
+  filter: { afterId: number; events: readonly EventType[]; limit: number },
+): Promise<{ records: AuditRecord[]; lastId: number }> {
+  return store.read(async (tx) => {
+    const lastId = await tx.lastAuditId();
+    const records = await tx.auditRecords(filter);
+    const full = records.length === filter.limit;
+    return {
+      records,
+      lastId: full ? records[records.length - 1].id : Math.max(lastId, filter.afterId),
+    };
+  });
+}
+
+/** The id of the newest audit record; 0 when there is none. */
+export function lastAuditId(store: Store): Promise<number> {
+  return store.read((tx) => tx.lastAuditId());
+}
+
+/** The events that change how many seats are leased (see {@link seatHistory}). */
+export const SEAT_EVENTS: readonly EventType[] = [
+  EventType.licenseLeased,
+  EventType.licenseReleased,
+  EventType.licenseLeaseExpired,
+  EventType.licenseOperatorReleased,
+];
+
+/** Leased seats from one moment on (a step chart's point). */
+export interface SeatPoint {
+  /** Unix seconds. */
+  at: number;
+  leased: number;
+}
+
+/**
+ * Leased seats (all pools) over the `window` seconds before `now`, one point
+ * per `bucketSeconds` bucket with a change, plus the window's start and
+ * `now`. Reconstructed backwards from the licenses leased now, undoing the
+ * audit log's leases and releases (`license.leased`, `license.released`,
+ * `license.lease_expired`, `license.operator_released`): it needs the audit
+ * log, and reads flat where it was off or pruned. Expired leases not yet
+ * reaped count as ended at `now`, but as held before their reap.
+ */
+export function seatHistory(
+  store: Store,
+  options: { now: number; window: number; bucketSeconds: number },
+): Promise<SeatPoint[]> {
+  const { now, window, bucketSeconds } = options;
+  return store.read(async (tx) => {
+    const since = now - window;
+    const changes = await tx.seatChanges({ since, bucketSeconds });
+    let leased = 0;
+    for (const seats of await poolSeatsIn(tx, now)) leased += seats.leased;
+    const points: SeatPoint[] = [{ at: now, leased }];
+    for (let i = changes.length - 1; i >= 0; i--) {
+      const { at, delta } = changes[i];
+      // The bucket's level holds from its start; before it, the change is undone.
+      points.push({ at: Math.max(at, since), leased });
+      leased = Math.max(0, leased - delta);
+    }
+    points.push({ at: since, leased });
+    return points.reverse();
+  });
+}
