@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { MIGRATIONS } from "../../lib/storage/sqlite/schema.ts";
 import {
   addMinted,
   FREE_COUNT_MISMATCHES,
@@ -32,9 +33,10 @@ async function namesIn(dir: string): Promise<string[]> {
 
 /** `backup written: PATH (N bytes, M licenses, schema version V)` parsed. */
 function parseWritten(stdout: string): { path: string; bytes: number; licenses: number } {
-  const match = /^backup written: (.+) \((\d+) bytes, (\d+) licenses?, schema version 8\)\n$/
+  const match = /^backup written: (.+) \((\d+) bytes, (\d+) licenses?, schema version (\d+)\)\n$/
     .exec(stdout);
   assert.ok(match, `one line saying what was written: ${JSON.stringify(stdout)}`);
+  assert.equal(Number(match[4]), MIGRATIONS.length, "the schema version of this Relay");
   return { path: match[1], bytes: Number(match[2]), licenses: Number(match[3]) };
 }
 
