@@ -153,6 +153,32 @@ export const FLAGS = {
     plain: { flags: "--plain", env: PLAIN_ENV, description: "plain text table" },
     json: { flags: "--json", env: [], description: "JSON object, for scripts" },
   },
+  leases: {
+    pool: {
+      flags: "--pool <name>",
+      env: ["RELAY_POOL"],
+      description: "list only this pool's leases",
+    },
+    plain: {
+      flags: "--plain",
+      env: PLAIN_ENV,
+      description: "plain text table, one line per lease",
+    },
+    json: { flags: "--json", env: [], description: "JSON object of pools and leases, for scripts" },
+  },
+  release: {
+    node: {
+      flags: "--node <fingerprint>",
+      env: [],
+      description: "end the lease of the node with this fingerprint",
+    },
+    license: { flags: "--license <id>", env: [], description: "end the lease on this license" },
+    pool: {
+      flags: "--pool <name>",
+      env: [],
+      description: "refuse unless the lease is in this pool",
+    },
+  },
   serve: {
     port: {
       flags: "-p, --port <port>",

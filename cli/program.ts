@@ -15,8 +15,10 @@ import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
 import { flagOption, FLAGS } from "./flags.ts";
+import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
 import { UserPaths } from "./paths.ts";
+import { releaseCommand } from "./release.ts";
 import { serveCommand } from "./serve.ts";
 import { statCommand } from "./stat.ts";
 import { VERSION, versionCommand } from "./version.ts";
@@ -57,7 +59,16 @@ export async function run(args: string[], io: Io): Promise<number> {
     paths,
   });
   for (
-    const command of [addCommand, delCommand, lsCommand, statCommand, serveCommand, versionCommand]
+    const command of [
+      addCommand,
+      delCommand,
+      lsCommand,
+      statCommand,
+      leasesCommand,
+      releaseCommand,
+      serveCommand,
+      versionCommand,
+    ]
   ) {
     program.addCommand(
       command(context)

@@ -22,6 +22,8 @@ const HEADINGS: Record<Section, string> = {
   del: "### `relay del`",
   ls: "### `relay ls`",
   stat: "### `relay stat`",
+  leases: "### `relay leases`",
+  release: "### `relay release`",
   serve: "### `relay serve`",
 };
 
@@ -115,6 +117,8 @@ Deno.test("relay --help shows every flag of the table with its env var and defau
     ["del", ["del", "--help"]],
     ["ls", ["ls", "--help"]],
     ["stat", ["stat", "--help"]],
+    ["leases", ["leases", "--help"]],
+    ["release", ["release", "--help"]],
     ["serve", ["serve", "--help"]],
   ];
   for (const [section, args] of sections) {

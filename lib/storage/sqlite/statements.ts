@@ -24,7 +24,7 @@ import type {
   Pool,
   Tx,
 } from "../store.ts";
-import { FreeLicenseStatements } from "./free_licenses.ts";
+import { AuditQueries } from "./audit_queries.ts";
 import { PreparedStatements } from "./prepared.ts";
 import { VALID_UNTIL } from "./schema.ts";
 
@@ -48,7 +48,7 @@ const INSERT_AUDIT =
  * The statements of a SQLite connection. One instance serves every
  * transaction of its connection; the store hands it out only inside one.
  */
-export class SqliteTx extends FreeLicenseStatements implements Tx {
+export class SqliteTx extends AuditQueries implements Tx {
   readonly #audit: boolean;
 
   /** Statements of `db`; `audit: false` makes {@link audit} a no-op. */
