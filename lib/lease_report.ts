@@ -17,7 +17,7 @@ import { type LeaseState, leaseState } from "./licenses.ts";
 import type { LeaseDetail, PoolLicenseCounts, Store, Tx } from "./storage/store.ts";
 
 /** How far back the summary counts denied claims: a day, in seconds. */
-export const DENIAL_WINDOW_SECONDS = 86_400;
+export const DENIAL_SUMMARY_SECONDS = 86_400;
 
 /** A lease as {@link listLeases} returns it: the stored row and its state at `now`. */
 export interface Lease extends LeaseDetail {
@@ -31,7 +31,7 @@ export interface Lease extends LeaseDetail {
 
 /** One pool summed up at a moment: {@link PoolLicenseCounts} and its denials. */
 export interface PoolSummary extends PoolLicenseCounts {
-  /** `license.denied` audit rows of the last {@link DENIAL_WINDOW_SECONDS}. */
+  /** `license.denied` audit rows of the last {@link DENIAL_SUMMARY_SECONDS}. */
   denials: number;
 }
 
@@ -71,7 +71,7 @@ export async function poolSummaries(
   const { now, within, poolId } = options;
   const counts = await tx.poolLicenseCounts({ now, within });
   const denials = new Map(
-    (await tx.auditEventCounts(EventType.licenseDenied, now - DENIAL_WINDOW_SECONDS))
+    (await tx.auditEventCounts(EventType.licenseDenied, now - DENIAL_SUMMARY_SECONDS))
       .map(({ poolId, count }) => [poolId, count]),
   );
   const byPool = new Map(counts.map((row) => [row.poolId, row]));

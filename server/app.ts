@@ -18,6 +18,7 @@ import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/lease
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
+import { createDenialRecorder, type DenialRecorder } from "./denials.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { createSigner, type Signer } from "./signing.ts";
 
@@ -54,6 +55,8 @@ interface RouteContext {
   deps: HandlerDeps;
   /** Why the database takes no writes right now; null: it does. */
   writeProblem: () => Promise<string | null>;
+  /** Records denied claims (`410`) in the audit log, rate-limited. */
+  denials: DenialRecorder;
 }
 
 const NODE_PREFIX = "/v1/nodes/";
@@ -63,6 +66,7 @@ export async function createHandler(
   deps: HandlerDeps,
 ): Promise<(request: Request) => Promise<Response>> {
   const signer = deps.config.signingSecret ? await createSigner(deps.config.signingSecret) : null;
+  const denials = createDenialRecorder({ store: deps.store, logger: deps.logger });
   let probe: Promise<string | null> | null = null;
   let lastProblem: string | null = null;
   /** One probe at a time: health checks that arrive during one share it. */
@@ -88,7 +92,7 @@ export async function createHandler(
     try {
       reply = path === undefined
         ? errorReply("invalid_host")
-        : await route({ request, path, now, deps, writeProblem: probeWrites });
+        : await route({ request, path, now, deps, writeProblem: probeWrites, denials });
     } catch (error) {
       reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
@@ -105,7 +109,7 @@ export async function createHandler(
 }
 
 async function route(
-  { request, path, now, deps, writeProblem }: RouteContext,
+  { request, path, now, deps, writeProblem, denials }: RouteContext,
 ): Promise<Reply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -143,6 +147,9 @@ async function route(
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
     const claimed = await claim(deps.store, fingerprint, options);
+    if (claimed.kind === "exhausted" || claimed.kind === "expired_only") {
+      await denials.record(fingerprint, { pool, now });
+    }
     return { ...claimReply(claimed, deps.config.policy), pool };
   }
   const released = await release(deps.store, fingerprint, options);
