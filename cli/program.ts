@@ -11,6 +11,7 @@
 
 import { Command } from "commander";
 import { addCommand } from "./add.ts";
+import { auditCommand } from "./audit.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
@@ -66,6 +67,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       statCommand,
       leasesCommand,
       releaseCommand,
+      auditCommand,
       serveCommand,
       versionCommand,
     ]

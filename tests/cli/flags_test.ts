@@ -24,6 +24,7 @@ const HEADINGS: Record<Section, string> = {
   stat: "### `relay stat`",
   leases: "### `relay leases`",
   release: "### `relay release`",
+  audit: "### `relay audit`",
   serve: "### `relay serve`",
 };
 
@@ -119,6 +120,7 @@ Deno.test("relay --help shows every flag of the table with its env var and defau
     ["stat", ["stat", "--help"]],
     ["leases", ["leases", "--help"]],
     ["release", ["release", "--help"]],
+    ["audit", ["audit", "--help"]],
     ["serve", ["serve", "--help"]],
   ];
   for (const [section, args] of sections) {
