@@ -10,6 +10,8 @@
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
  *
+ * A 410 is also recorded as `license.denied`, rate-limited (`server/denials.ts`).
+ *
  * @module
  */
 

@@ -7,7 +7,9 @@
  */
 
 import assert from "node:assert/strict";
+import { parseLimit, parseTime } from "../../cli/audit.ts";
 import { type Io, run } from "../../cli/program.ts";
+import type { RelayError } from "../../lib/errors.ts";
 import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
 import { childEnv, MAIN, mintFiles, query, tempDir } from "../helpers.ts";
 import { claim } from "../server/http_support.ts";
@@ -409,5 +411,31 @@ Deno.test("relay audit --follow as a real process: a table that grows, stopped b
       // It exited.
     }
     await child.status;
+  }
+});
+
+Deno.test("parseTime() takes RFC 3339 times, dates and durations ago; parseLimit() whole numbers", () => {
+  const now = 1_800_000_000;
+  for (
+    const [text, expected] of [
+      ["2027-01-15T08:00:00Z", Date.UTC(2027, 0, 15, 8) / 1000],
+      ["2027-01-15T08:00:00.750Z", Date.UTC(2027, 0, 15, 8) / 1000],
+      ["2027-01-15T09:00:00+01:00", Date.UTC(2027, 0, 15, 8) / 1000],
+      ["2027-01-15 08:00:00z", Date.UTC(2027, 0, 15, 8) / 1000],
+      ["2027-01-15", Date.UTC(2027, 0, 15) / 1000],
+      ["90s", now - 90],
+      ["1h30m", now - 5400],
+      ["7d", now - 7 * 86_400],
+    ] as [string, number][]
+  ) {
+    assert.equal(parseTime(text, now), expected, text);
+  }
+  for (const bad of ["", "now", "2027-01-15T08:00:00", "2027-13-45T08:00:00Z", "-1h", "1 h"]) {
+    assert.throws(() => parseTime(bad, now), (error: RelayError) => error.code === "usage", bad);
+  }
+  assert.equal(parseLimit("25"), 25);
+  assert.equal(parseLimit("0"), null);
+  for (const bad of ["", "-1", "1.5", "ten", "1e3"]) {
+    assert.throws(() => parseLimit(bad), (error: RelayError) => error.code === "usage", bad);
   }
 });

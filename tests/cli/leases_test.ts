@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
+import { formatSeconds } from "../../cli/leases.ts";
 import { run } from "../../cli/program.ts";
 import { openStore } from "../../lib/storage/open.ts";
 import { type MintedFile, mintFiles, tempDir } from "../helpers.ts";
@@ -238,4 +239,24 @@ Deno.test("relay leases on an empty database, and its errors", async (t) => {
     assert.equal(result.code, 1);
     assert.equal(result.stdout, "");
   });
+});
+
+Deno.test("formatSeconds() writes the two largest units, negative with a minus", () => {
+  for (
+    const [seconds, text] of [
+      [0, "0s"],
+      [45, "45s"],
+      [60, "1m"],
+      [125, "2m5s"],
+      [3600, "1h"],
+      [5400, "1h30m"],
+      [3661, "1h1m"],
+      [86_400, "1d"],
+      [6 * 86_400 + 23 * 3600 + 59, "6d23h"],
+      [-10, "-10s"],
+      [-77, "-1m17s"],
+    ] as [number, string][]
+  ) {
+    assert.equal(formatSeconds(seconds), text, String(seconds));
+  }
 });
