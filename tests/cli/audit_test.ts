@@ -356,63 +356,67 @@ Deno.test("relay audit --follow prints events other connections commit, until sh
   await server.stop();
 });
 
-Deno.test("relay audit --follow as a real process: a table that grows, stopped by SIGINT", async () => {
-  await using dir = await tempDir();
-  const { files: [license], publicKey } = await mintFiles(dir.path, 1);
-  const added = await runRelay(["add", ...fileArgs([license]), "--public-key", publicKey], {
-    cwd: dir.path,
-  });
-  assert.equal(added.code, 0, added.stderr);
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  Deno.test(`relay audit --follow as a real process: a table that grows, stopped by ${signal}`, async () => {
+    await using dir = await tempDir();
+    const { files: [license], publicKey } = await mintFiles(dir.path, 1);
+    const added = await runRelay(["add", ...fileArgs([license]), "--public-key", publicKey], {
+      cwd: dir.path,
+    });
+    assert.equal(added.code, 0, added.stderr);
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, "audit", "--follow", "--limit", "1"],
-    cwd: dir.path,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  try {
-    let stdout = "";
-    const stderr = new Response(child.stderr).text();
-    const reading = (async () => {
-      for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
-    })();
-    const rows = () => stdout.split("\n").filter((line) => line.startsWith("| 2"));
-    await waitFor(() => rows().length === 1, "the latest event");
-    assert.match(
-      stdout,
-      /^\| time {17}\| event {21}\| license {30}\| node {9}\| pool {5}\|\n\+-{22}\+/,
-    );
-    assert.match(
-      rows()[0],
-      new RegExp(`\\| license\\.added +\\| ${license.id} \\| - +\\| - +\\|$`),
-    );
-
-    await using server = await serveInProcess([], { database: dbPath(dir.path) });
-    assert.equal((await claim(server.url, "node-1")).status, 201);
-    await waitFor(() => rows().length === 4, "the claim's three events");
-    assert.deepEqual(
-      rows().slice(1).map((row) => row.split("|").map((cell) => cell.trim())[2]),
-      ["node.activated", "license.leased", "node.heartbeat_ping"],
-    );
-    await server.stop();
-
-    child.kill("SIGINT");
-    const status = await child.status;
-    await reading;
-    assert.equal(await stderr, "");
-    assert.equal(status.code, 0);
-  } finally {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, "audit", "--follow", "--limit", "1"],
+      cwd: dir.path,
+      env: childEnv(),
+      clearEnv: true,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
     try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
+      let stdout = "";
+      const stderr = new Response(child.stderr).text();
+      const reading = (async () => {
+        for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
+          stdout += chunk;
+        }
+      })();
+      const rows = () => stdout.split("\n").filter((line) => line.startsWith("| 2"));
+      await waitFor(() => rows().length === 1, "the latest event");
+      assert.match(
+        stdout,
+        /^\| time {17}\| event {21}\| license {30}\| node {9}\| pool {5}\|\n\+-{22}\+/,
+      );
+      assert.match(
+        rows()[0],
+        new RegExp(`\\| license\\.added +\\| ${license.id} \\| - +\\| - +\\|$`),
+      );
+
+      await using server = await serveInProcess([], { database: dbPath(dir.path) });
+      assert.equal((await claim(server.url, "node-1")).status, 201);
+      await waitFor(() => rows().length === 4, "the claim's three events");
+      assert.deepEqual(
+        rows().slice(1).map((row) => row.split("|").map((cell) => cell.trim())[2]),
+        ["node.activated", "license.leased", "node.heartbeat_ping"],
+      );
+      await server.stop();
+
+      child.kill(signal);
+      const status = await child.status;
+      await reading;
+      assert.equal(await stderr, "");
+      assert.equal(status.code, 0);
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It exited.
+      }
+      await child.status;
     }
-    await child.status;
-  }
-});
+  });
+}
 
 Deno.test("parseTime() takes RFC 3339 times, dates and durations ago; parseLimit() whole numbers", () => {
   const now = 1_800_000_000;
