@@ -154,6 +154,76 @@ export const FLAGS = {
     plain: { flags: "--plain", env: PLAIN_ENV, description: "plain text table" },
     json: { flags: "--json", env: [], description: "JSON object, for scripts" },
   },
+  leases: {
+    pool: {
+      flags: "--pool <name>",
+      env: ["RELAY_POOL"],
+      description: "list only this pool's leases",
+    },
+    plain: {
+      flags: "--plain",
+      env: PLAIN_ENV,
+      description: "plain text table, one line per lease",
+    },
+    json: { flags: "--json", env: [], description: "JSON object of pools and leases, for scripts" },
+  },
+  release: {
+    node: {
+      flags: "--node <fingerprint>",
+      env: [],
+      description: "end the lease of the node with this fingerprint",
+    },
+    license: { flags: "--license <id>", env: [], description: "end the lease on this license" },
+    pool: {
+      flags: "--pool <name>",
+      env: [],
+      description: "refuse unless the lease is in this pool",
+    },
+  },
+  audit: {
+    event: {
+      flags: "--event <name>",
+      env: [],
+      description:
+        "only these events, by name (e.g. license.leased); repeat it or separate names with commas",
+      list: true,
+    },
+    license: { flags: "--license <id>", env: [], description: "only this license's events" },
+    node: {
+      flags: "--node <fingerprint>",
+      env: [],
+      description: "only this node's events",
+    },
+    pool: { flags: "--pool <name>", env: [], description: "only this pool's events" },
+    since: {
+      flags: "--since <time>",
+      env: [],
+      description: "only events at or after this RFC 3339 time, or this long ago (e.g. 1h, 7d)",
+    },
+    until: {
+      flags: "--until <time>",
+      env: [],
+      description: "only events at or before this RFC 3339 time, or this long ago",
+    },
+    limit: {
+      flags: "--limit <count>",
+      env: [],
+      default: "100",
+      description: "show the latest this many events (default 100; 0: all)",
+    },
+    plain: { flags: "--plain", env: PLAIN_ENV, description: "plain text table" },
+    json: {
+      flags: "--json",
+      env: [],
+      description: "JSON array (one object per line with --follow)",
+    },
+    csv: { flags: "--csv", env: [], description: "CSV with a header row" },
+    follow: {
+      flags: "--follow",
+      env: [],
+      description: "keep printing new events as they are written, until interrupted",
+    },
+  },
   serve: {
     port: {
       flags: "-p, --port <port>",

@@ -11,14 +11,17 @@
 
 import { Command } from "commander";
 import { addCommand } from "./add.ts";
+import { auditCommand } from "./audit.ts";
 import { backupCommand } from "./backup.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
 import { flagOption, FLAGS } from "./flags.ts";
+import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
 import { UserPaths } from "./paths.ts";
+import { releaseCommand } from "./release.ts";
 import { serveCommand } from "./serve.ts";
 import { statCommand } from "./stat.ts";
 import { VERSION, versionCommand } from "./version.ts";
@@ -64,6 +67,9 @@ export async function run(args: string[], io: Io): Promise<number> {
       delCommand,
       lsCommand,
       statCommand,
+      leasesCommand,
+      releaseCommand,
+      auditCommand,
       serveCommand,
       versionCommand,
       backupCommand,

@@ -24,6 +24,8 @@ export type ErrorCode =
   | "license_not_found"
   | "license_leased"
   | "pool_not_found"
+  | "node_not_found"
+  | "not_leased"
   | "database_unusable"
   | "database_too_new"
   | "listen_failed"
@@ -130,6 +132,20 @@ export class LicenseLeasedError extends RelayError {
 export class PoolNotFoundError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("pool_not_found", message, options);
+  }
+}
+
+/** No node has the given fingerprint. */
+export class NodeNotFoundError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("node_not_found", message, options);
+  }
+}
+
+/** The license or node holds no lease (in the pool given) to act on. */
+export class NotLeasedError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("not_leased", message, options);
   }
 }
 

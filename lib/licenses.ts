@@ -287,7 +287,10 @@ export function listLicenses(
 export type LeaseState = "free" | "leased" | "expired";
 
 /** The {@link LeaseState} of `license` at `now` (unix seconds). */
-export function leaseState(license: LicenseInfo, now: number): LeaseState {
+export function leaseState(
+  license: Pick<LicenseInfo, "nodeId" | "leaseExpiresAt">,
+  now: number,
+): LeaseState {
   if (license.nodeId === null) return "free";
   const expiresAt = license.leaseExpiresAt;
   return expiresAt !== null && expiresAt <= now ? "expired" : "leased";

@@ -22,6 +22,8 @@
  *
  * With `--auth-token-file`, `/v1/nodes/…` answers 401 without a valid bearer token.
  *
+ * A 410 is also recorded as `license.denied`, rate-limited (`server/denials.ts`).
+ *
  * @module
  */
 
@@ -39,6 +41,7 @@ import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
 import type { Authenticator } from "./auth.ts";
+import { createDenialRecorder, type DenialRecorder } from "./denials.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
 import { createSigner, type Signer } from "./signing.ts";
@@ -93,6 +96,8 @@ interface RouteContext {
   deps: HandlerDeps;
   /** Why the database takes no writes right now; null: it does. */
   writeProblem: () => Promise<string | null>;
+  /** Records denied claims (`410`) in the audit log, rate-limited. */
+  denials: DenialRecorder;
 }
 
 const NODE_PREFIX = "/v1/nodes/";
@@ -102,6 +107,7 @@ export async function createHandler(
   deps: HandlerDeps,
 ): Promise<(request: Request) => Promise<Response>> {
   const signer = deps.config.signingSecret ? await createSigner(deps.config.signingSecret) : null;
+  const denials = createDenialRecorder({ store: deps.store, logger: deps.logger });
   let probe: Promise<string | null> | null = null;
   let lastProblem: string | null = null;
   /** One probe at a time: health checks that arrive during one share it. */
@@ -127,7 +133,7 @@ export async function createHandler(
     try {
       reply = path === undefined
         ? errorReply("invalid_host")
-        : await route({ request, path, now, deps, writeProblem: probeWrites });
+        : await route({ request, path, now, deps, writeProblem: probeWrites, denials });
     } catch (error) {
       reply = failure(error, { request, path: path ?? "?", logger: deps.logger });
     }
@@ -153,7 +159,7 @@ export async function createHandler(
 }
 
 async function route(
-  { request, path, now, deps, writeProblem }: RouteContext,
+  { request, path, now, deps, writeProblem, denials }: RouteContext,
 ): Promise<TextReply> {
   if (path === "/v1/health") {
     if (request.method !== "GET" && request.method !== "HEAD") {
@@ -167,7 +173,8 @@ async function route(
       : errorReply("database_unwritable", { detail: problem });
   }
   if (path === "/metrics" || path === "/ui") {
-    return await pageRoute({ request, path, now, deps, writeProblem }) ?? errorReply("not_found");
+    return await pageRoute({ request, path, now, deps, writeProblem, denials }) ??
+      errorReply("not_found");
   }
   if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
     return errorReply("not_found");
@@ -225,6 +232,7 @@ async function route(
       claimed = answer ?? claimed;
       at = Math.max(at, deps.now());
     }
+    if (isDenied(claimed)) await denials.record(fingerprint, { pool, now: at });
     deps.metrics?.claim(pool, claimed.kind);
     const reply = claimReply(claimed, { policy: deps.config.policy, pool, now: at });
     return { ...reply, pool, clock: at === now ? undefined : at };

@@ -340,6 +340,39 @@ export interface Tx extends StatusReads {
    * committing it proves the database accepts writes. Records no audit.
    */
   recordProbe(now: number): Promise<void>;
+
+  /** The node with this fingerprint, active or deactivated. */
+  nodeByFingerprint(fingerprint: string): Promise<NodeRow | undefined>;
+  /**
+   * Inserts a node that holds no lease and is deactivated at `now` (a node
+   * known only from a denied claim, for its audit rows); returns its id. The
+   * fingerprint must not be stored yet.
+   */
+  insertInactiveNode(fingerprint: string, now: number): Promise<number>;
+  /**
+   * Every lease held (licenses with a node, expired ones not yet reaped
+   * included), in license order, or those of one pool, node or license.
+   */
+  leaseDetails(filter?: LeaseFilter): Promise<LeaseDetail[]>;
+  /**
+   * The licenses of each pool counted by lease and file state at `at.now`
+   * (see {@link PoolLicenseCounts}), one row per pool that has licenses, the
+   * licenses without a pool as pool null; in pool id order, no pool first.
+   */
+  poolLicenseCounts(at: { now: number; within: number }): Promise<PoolLicenseCounts[]>;
+  /** Every pool, in the order they were created. */
+  pools(): Promise<Pool[]>;
+  /** How many audit rows of `event` were written at or after `since`, per pool id (null: none). */
+  auditEventCounts(
+    event: EventType,
+    since: number,
+  ): Promise<{ poolId: number | null; count: number }[]>;
+  /**
+   * Audit rows matching `query`, oldest first, with the names they refer to:
+   * the latest `limit` of them (`take: "last"`), or the first `limit` after
+   * `afterId` (`take: "first"`).
+   */
+  auditLogRows(query: AuditLogQuery): Promise<AuditLogRow[]>;
 }
 
 /** Options of {@link Store.transaction}. */
@@ -468,4 +501,99 @@ export interface Inspection {
   contentsError: string | null;
   /** Why a write would be refused now (read-only, locked); null: it would be accepted. */
   writeRefusal: string | null;
+/** A row of `nodes`. */
+export interface NodeRow {
+  id: number;
+  fingerprint: string;
+  /** Unix seconds; null for a node that never got a lease. */
+  lastHeartbeatAt: number | null;
+  /** See {@link ActiveNode.leaseExpiresAt}. */
+  leaseExpiresAt: number | null;
+  createdAt: number;
+  /** Unix seconds when it released its lease or was culled; null: active. */
+  deactivatedAt: number | null;
+}
+
+/** Which leases {@link Tx.leaseDetails} returns: all of them, or those matching every field. */
+export interface LeaseFilter {
+  poolId?: number;
+  nodeId?: number;
+  licenseId?: number;
+}
+
+/** A license leased to a node, as an operator sees it: no file, no key. */
+export interface LeaseDetail {
+  licenseId: number;
+  /** The license's Keygen id. */
+  licenseGuid: string;
+  poolId: number | null;
+  poolName: string | null;
+  nodeId: number;
+  nodeFingerprint: string;
+  /** Unix seconds of the claim that leased it (`licenses.last_claimed_at`). */
+  claimedAt: number | null;
+  /** Unix seconds of the node's last heartbeat. */
+  lastHeartbeatAt: number | null;
+  /** The lease's stored expiry (see {@link ActiveNode.leaseExpiresAt}). */
+  leaseExpiresAt: number | null;
+  /** When the license's file or the license itself expires (see `lib/expiry.ts`). */
+  fileExpiresAt: number | null;
+  expiresAt: number | null;
+}
+
+/** The licenses of one pool, counted at a moment `now`. */
+export interface PoolLicenseCounts {
+  /** Null: the licenses added without a pool. */
+  poolId: number | null;
+  poolName: string | null;
+  licenses: number;
+  /** Leased, and the lease has no stored expiry or one after `now`. */
+  leased: number;
+  /** Leased, but the stored expiry has passed: not reaped yet. */
+  expiredLeases: number;
+  free: number;
+  /** Valid at `now`, but not beyond `now + within` (`lib/expiry.ts`). */
+  expiring: number;
+  /** No longer valid at `now`. */
+  expired: number;
+}
+
+/** Which audit rows {@link Tx.auditLogRows} returns: those matching every field given. */
+export interface AuditLogQuery {
+  /** Only these event types. */
+  events?: readonly EventType[];
+  /**
+   * Only rows about these entities (any of them): a license's or a node's
+   * own events, or a pool's `pool.added`.
+   */
+  entities?: readonly { entity: EntityType; id: number }[];
+  /** Only rows of this pool (its `pool.added` included). */
+  poolId?: number;
+  /** Unix seconds, included. */
+  since?: number;
+  /** Unix seconds, included. */
+  until?: number;
+  /** Only rows with a greater id. */
+  afterId?: number;
+  /** The latest `limit` rows (`last`) or the first ones (`first`). */
+  take: "first" | "last";
+  /** At most this many rows; null: all. */
+  limit: number | null;
+}
+
+/** One audit row with the names of what it refers to, where they still exist. */
+export interface AuditLogRow {
+  id: number;
+  event: EventType;
+  entity: EntityType;
+  entityId: number;
+  poolId: number | null;
+  /** The pool's name: of `pool_id`, or of the entity of `pool.added`. */
+  poolName: string | null;
+  /** Unix seconds. */
+  createdAt: number;
+  /** The license's Keygen id, for license events of a license still stored. */
+  licenseGuid: string | null;
+  /** The node's fingerprint, for node events. */
+  nodeFingerprint: string | null;
 }

@@ -1,5 +1,5 @@
 /**
- * Commands that read or delete (`ls`, `stat`, `del`) never create a
+ * Commands that read or delete (`ls`, `stat`, `del`, `leases`, `release`, `audit`) never create a
  * database: a mistyped `--database` is an error naming the path, and no file
  * (nor `-wal`/`-shm`) appears. `add` and `serve` still create one.
  *
@@ -17,6 +17,12 @@ const READERS: string[][] = [
   ["stat", "--license", "x"],
   ["del", "--license", "x"],
   ["del", "--license", "x", "--force"],
+  ["leases"],
+  ["leases", "--json"],
+  ["release", "--node", "x"],
+  ["release", "--license", "x"],
+  ["audit"],
+  ["audit", "--csv", "--event", "license.leased"],
 ];
 
 /** The names in `dir`, sorted. */
@@ -33,7 +39,7 @@ function assertMissing(result: { code: number; stdout: string; stderr: string },
   assert.equal(result.stdout, "");
 }
 
-Deno.test("relay ls, stat and del never create a database", async (t) => {
+Deno.test("relay ls, stat, del, leases, release and audit never create a database", async (t) => {
   await using dir = await tempDir();
   await Deno.mkdir(`${dir.path}/data`);
 

@@ -158,9 +158,13 @@ function checkDatabase(
        (SELECT count(*) FROM audit_logs WHERE event_type_id = 3) AS leased_events`,
   );
   assert.equal(leased_events, claims, `${at}: one license.leased record per claim`);
-  const nodes = rows<{ id: number; active: number; holding: number; last_event: number | null }>(
+  const nodes = rows<
+    { id: number; active: number; holding: number; last_event: number | null; denials: number }
+  >(
     db,
     `SELECT n.id, n.deactivated_at IS NULL AS active,
+       (SELECT count(*) FROM audit_logs a
+        WHERE a.entity_type_id = 2 AND a.entity_id = n.id AND a.event_type_id = 12) AS denials,
        EXISTS (SELECT 1 FROM licenses l WHERE l.node_id = n.id) AS holding,
        (SELECT a.event_type_id FROM audit_logs a
         WHERE a.entity_type_id = 2 AND a.entity_id = n.id AND a.event_type_id BETWEEN 7 AND 10
@@ -174,8 +178,11 @@ function checkDatabase(
         `${at}: node ${node.id} holds a license: latest node event ${node.last_event}`,
       );
     } else {
+      // A node only ever denied (410) has a row for its license.denied records and no lifecycle.
       assert.ok(
-        !node.active && (node.last_event === 9 || node.last_event === 10),
+        !node.active &&
+          (node.last_event === 9 || node.last_event === 10 ||
+            (node.last_event === null && node.denials > 0)),
         `${at}: node ${node.id} holds nothing: active ${node.active}, latest node event ${node.last_event}`,
       );
     }

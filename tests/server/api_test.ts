@@ -99,7 +99,14 @@ Deno.test("GET /v1/health: 200, empty, Relay-Clock, unsigned", async (t) => {
 
   await t.step("an empty database answers claims with 410", async () => {
     assertJson(await claim(server, "node-1"), 410, errorBody("no licenses available"));
-    assert.deepEqual(query(dbPath(dir.path), "SELECT * FROM nodes"), []);
+    // Only the row the denial is audited against (server/denials.ts): deactivated, no lease.
+    assert.deepEqual(
+      query(
+        dbPath(dir.path),
+        "SELECT fingerprint, last_heartbeat_at, deactivated_at IS NOT NULL AS inactive FROM nodes",
+      ),
+      [{ fingerprint: "node-1", last_heartbeat_at: null, inactive: 1 }],
+    );
   });
 });
 
@@ -149,7 +156,9 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
     assert.equal(row.claims, 1, "an extension is not a new claim");
     assert.equal(row.last_claimed_at, firstClaimClock);
     assert.equal(row.last_released_at, null);
-    assert.deepEqual(query(db, "SELECT id FROM nodes WHERE fingerprint = 'node-2'"), []);
+    // node-2 was denied: a deactivated row for its audit record, holding nothing.
+    assert.notEqual(nodeRow(db, "node-2").deactivated_at, null);
+    assert.equal(row.node_id, node.id);
   });
 
   let releaseClock = 0;
@@ -188,6 +197,7 @@ Deno.test("claim, heartbeat, release: bodies, headers and rows", async (t) => {
       ["node.heartbeat_ping", "node", node1, null],
       ["license.lease_extended", "license", id, null],
       ["node.heartbeat_ping", "node", node1, null],
+      ["license.denied", "node", node2, null],
       ["license.released", "license", id, null],
       ["node.deactivated", "node", node1, null],
       ["node.activated", "node", node2, null],
@@ -240,6 +250,7 @@ Deno.test("--ttl and --no-heartbeats", async (t) => {
       ["node.activated", "node", node, null],
       ["license.leased", "license", license, null],
       ["node.heartbeat_ping", "node", node, null],
+      ["license.denied", "node", nodeRow(db, "node-2").id, null],
       ["license.released", "license", license, null],
       ["node.deactivated", "node", node, null],
     ]);
@@ -346,6 +357,7 @@ Deno.test("pools: Relay-Pool header and --pool", async (t) => {
         ["node.activated", "node", node, prodId],
         ["license.leased", "license", license, prodId],
         ["node.heartbeat_ping", "node", node, prodId],
+        ["license.denied", "node", nodeRow(db, "p2").id, prodId],
         ["license.released", "license", license, prodId],
         ["node.deactivated", "node", node, prodId],
       ]);

@@ -102,6 +102,7 @@ Deno.test("relay serve never hands out an expired file, moves a node off one, an
     assert.deepEqual(auditTrail(db).slice(beforeB), [
       ["license.released", "license", id2, null],
       ["node.deactivated", "node", 2, null],
+      ["license.denied", "node", 2, null],
     ]);
     assert.deepEqual(
       query(
@@ -116,8 +117,12 @@ Deno.test("relay serve never hands out an expired file, moves a node off one, an
     );
     assert.deepEqual(
       query(db, "SELECT fingerprint, deactivated_at FROM nodes ORDER BY id"),
-      [{ fingerprint: "a", deactivated_at: null }, { fingerprint: "b", deactivated_at: T0 + 7200 }],
-      "c, refused every time, was never activated",
+      [
+        { fingerprint: "a", deactivated_at: null },
+        { fingerprint: "b", deactivated_at: T0 + 7200 },
+        { fingerprint: "c", deactivated_at: T0 + 3600 },
+      ],
+      "c, refused every time, was never activated: its row only carries its denials",
     );
 
     // Expired files deleted: nothing is free, the reference's 410 again.

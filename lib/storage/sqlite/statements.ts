@@ -26,9 +26,9 @@ import type {
   RenewableLicense,
   Tx,
 } from "../store.ts";
+import { AuditQueries } from "./audit_queries.ts";
 import { PreparedStatements } from "./prepared.ts";
 import { VALID_UNTIL } from "./schema.ts";
-import { StatusStatements } from "./status_queries.ts";
 
 const LICENSE_INFO_SELECT = `
   SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
@@ -50,7 +50,7 @@ const INSERT_AUDIT =
  * The statements of a SQLite connection. One instance serves every
  * transaction of its connection; the store hands it out only inside one.
  */
-export class SqliteTx extends StatusStatements implements Tx {
+export class SqliteTx extends AuditQueries implements Tx {
   readonly #audit: boolean;
 
   /** Statements of `db`; `audit: false` makes {@link audit} a no-op. */

@@ -1,0 +1,59 @@
+/**
+ * `relay release`: end a lease now, as FlexNet's `lmremove` or RLM's
+ * `rlmremove` do: the seat nobody can free otherwise (a node that died
+ * without releasing, under a long `--ttl` or `--no-heartbeats`).
+ *
+ * @module
+ */
+
+import { Command } from "commander";
+import { UsageError } from "../lib/errors.ts";
+import { releaseLease, type ReleaseTarget } from "../lib/operator_release.ts";
+import type { CommandContext } from "./context.ts";
+import { flagOption, FLAGS } from "./flags.ts";
+import { formatTime } from "./output.ts";
+
+/** The options of `relay release` as commander parses them. */
+interface ReleaseOptions {
+  node?: string;
+  license?: string;
+  pool?: string;
+}
+
+/** Builds the `release` command. */
+export function releaseCommand(context: CommandContext): Command {
+  return new Command("release")
+    .description("end a lease now: the license is free, the node's next heartbeat is a new claim")
+    .addOption(flagOption(FLAGS.release.node))
+    .addOption(flagOption(FLAGS.release.license))
+    .addOption(flagOption(FLAGS.release.pool))
+    .action(async (options: ReleaseOptions) => {
+      const target = releaseTarget(options);
+      const store = await context.openStore();
+      let result;
+      try {
+        result = await releaseLease(store, target, { pool: options.pool, now: context.now() });
+      } finally {
+        await store.close();
+      }
+      const { lease } = result;
+      const pool = lease.poolName === null ? "" : ` in pool ${lease.poolName}`;
+      context.io.stdout(
+        result.kind === "released"
+          ? `lease released: license ${lease.licenseGuid}${pool}, node ${lease.nodeFingerprint}\n`
+          : `lease had expired at ${formatTime(lease.leaseExpiresAt)} and was not reaped yet; ` +
+            `ended it as the reaper would: license ${lease.licenseGuid}${pool}, ` +
+            `node ${lease.nodeFingerprint}\n`,
+      );
+    });
+}
+
+/** `--node` or `--license`: exactly one of them. */
+function releaseTarget(options: ReleaseOptions): ReleaseTarget {
+  if (options.node !== undefined && options.license !== undefined) {
+    throw new UsageError("Give --node or --license, not both");
+  }
+  if (options.node !== undefined) return { node: options.node };
+  if (options.license !== undefined) return { license: options.license };
+  throw new UsageError("Give the lease to end: --node <fingerprint> or --license <id>");
+}

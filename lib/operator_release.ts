@@ -1,0 +1,110 @@
+/**
+ * An operator ending a lease (`relay release`), as `lmremove` does for
+ * FlexNet: the license becomes free at once, safely while `relay serve`
+ * runs on the same database, in one transaction with its audit rows.
+ *
+ * The node is deactivated too, exactly as when it releases its own lease
+ * (`DELETE /v1/nodes/{fp}`): its next heartbeat is a new claim, answered
+ * `201` with a license (a new `node.activated`, `license.leased`) or `410`,
+ * never a `202` extension of the lease it lost. The audit log then tells the
+ * same story as for any other lease, `license.operator_released` taking the
+ * place of `license.released`, and every `node.activated` still has its
+ * `node.deactivated` or `node.culled`.
+ *
+ * @module
+ */
+
+import { EntityType, EventType } from "./audit.ts";
+import {
+  LicenseNotFoundError,
+  NodeNotFoundError,
+  NotLeasedError,
+  PoolNotFoundError,
+} from "./errors.ts";
+import { expireLease } from "./leases.ts";
+import { leaseState } from "./licenses.ts";
+import type { LeaseDetail, Store, Tx } from "./storage/store.ts";
+
+/** The lease to end: the one a node holds, or the one on a license. */
+export type ReleaseTarget = { node: string } | { license: string };
+
+/**
+ * What {@link releaseLease} did: ended a live lease (`released`), or found it
+ * past its stored expiry and ended it as the reaper would (`expired`:
+ * `license.lease_expired`, `node.culled`).
+ */
+export type OperatorReleaseResult = { kind: "released" | "expired"; lease: LeaseDetail };
+
+/**
+ * Ends the lease of `target` at `now` (unix seconds) in one transaction: the
+ * license is released (`license.operator_released`, entity the license) and
+ * the node deactivated (`node.deactivated`), both with the lease's pool.
+ * With `pool`, the lease must be in that pool.
+ *
+ * @throws {NodeNotFoundError} no node has the fingerprint.
+ * @throws {LicenseNotFoundError} no license has the id.
+ * @throws {PoolNotFoundError} `pool` names no pool.
+ * @throws {NotLeasedError} the node or license holds no lease (in `pool`).
+ */
+export function releaseLease(
+  store: Store,
+  target: ReleaseTarget,
+  options: { pool?: string; now: number },
+): Promise<OperatorReleaseResult> {
+  const { now } = options;
+  return store.transaction(async (tx) => {
+    const lease = await findLease(tx, target);
+    if (options.pool !== undefined) {
+      const pool = await tx.poolByName(options.pool);
+      if (!pool) throw new PoolNotFoundError(`Pool "${options.pool}" not found`);
+      if (lease.poolId !== pool.id) {
+        const where = lease.poolName === null ? "without a pool" : `in pool "${lease.poolName}"`;
+        throw new NotLeasedError(
+          `${describe(target)} holds no lease in pool "${pool.name}": its lease is ${where}`,
+        );
+      }
+    }
+    const held = { id: lease.licenseId, poolId: lease.poolId };
+    if (leaseState(lease, now) === "expired") {
+      await expireLease(tx, { nodeId: lease.nodeId, held, now });
+      return { kind: "expired", lease };
+    }
+    await tx.releaseLicense(lease.licenseId, now);
+    await tx.audit({
+      event: EventType.licenseOperatorReleased,
+      entity: EntityType.license,
+      entityId: lease.licenseId,
+      poolId: lease.poolId,
+      now,
+    });
+    await tx.deactivateNode(lease.nodeId, now);
+    await tx.audit({
+      event: EventType.nodeDeactivated,
+      entity: EntityType.node,
+      entityId: lease.nodeId,
+      poolId: lease.poolId,
+      now,
+    });
+    return { kind: "released", lease };
+  });
+}
+
+/** The lease of `target`, or the error that says why there is none. */
+async function findLease(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail> {
+  if ("node" in target) {
+    const node = await tx.nodeByFingerprint(target.node);
+    if (!node) throw new NodeNotFoundError(`Node "${target.node}" not found`);
+    const [lease] = await tx.leaseDetails({ nodeId: node.id });
+    if (!lease) throw new NotLeasedError(`Node "${target.node}" holds no lease`);
+    return lease;
+  }
+  const license = await tx.licenseByGuid(target.license);
+  if (!license) throw new LicenseNotFoundError(`License "${target.license}" not found`);
+  const [lease] = await tx.leaseDetails({ licenseId: license.id });
+  if (!lease) throw new NotLeasedError(`License "${target.license}" is not leased`);
+  return lease;
+}
+
+function describe(target: ReleaseTarget): string {
+  return "node" in target ? `Node "${target.node}"` : `License "${target.license}"`;
+}
