@@ -32,6 +32,7 @@ export const EVENT_NAMES: Readonly<Record<EventType, string>> = {
   [EventType.poolAdded]: "pool.added",
   [EventType.licenseDenied]: "license.denied",
   [EventType.licenseOperatorReleased]: "license.operator_released",
+  [EventType.licenseRenewed]: "license.renewed",
 };
 
 /** The name of each entity type, as the `entity_types` table stores it. */

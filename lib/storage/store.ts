@@ -501,6 +501,8 @@ export interface Inspection {
   contentsError: string | null;
   /** Why a write would be refused now (read-only, locked); null: it would be accepted. */
   writeRefusal: string | null;
+}
+
 /** A row of `nodes`. */
 export interface NodeRow {
   id: number;
