@@ -251,7 +251,8 @@ Deno.test("relay audit refuses bad filters and never creates a database", async 
 
   const names = "license.added, license.removed, license.leased, license.lease_extended, " +
     "license.released, license.lease_expired, node.activated, node.heartbeat_ping, " +
-    "node.deactivated, node.culled, pool.added, license.denied, license.operator_released";
+    "node.deactivated, node.culled, pool.added, license.denied, license.operator_released, " +
+    "license.renewed";
   for (
     const [name, args, code, message] of [
       [
