@@ -13,28 +13,33 @@ import { DatabaseError, ListenError } from "../lib/errors.ts";
 import { writeProblem } from "../lib/health.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
+import { isLocked, UNLOCKED } from "../lib/node_lock.ts";
 import { createHandler } from "../server/app.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
 import { type ConnectionServer, serveConnections } from "../server/listener.ts";
 import { startReaper } from "../server/reaper.ts";
 import type { CommandContext } from "./context.ts";
-import { flagOption, FLAGS } from "./flags.ts";
+import { flagOption, FLAGS, type FlagSpec } from "./flags.ts";
 import { serveConfig, type ServeOptions } from "./serve_config.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(context: CommandContext): Command {
   const flags = FLAGS.serve;
+  // What a node-locked build locks is hidden from its help, as the reference has no such flag.
+  const lock = isLocked(context.nodeLock) ? context.nodeLock : UNLOCKED;
+  const lockable = (spec: FlagSpec, locked: string) =>
+    locked === "" ? flagOption(spec) : flagOption(spec).hideHelp();
   return new Command("serve")
     .description("run the relay server that leases licenses to nodes")
-    .addOption(flagOption(flags.port))
-    .addOption(flagOption(flags.bind))
+    .addOption(lockable(flags.port, lock.port))
+    .addOption(lockable(flags.bind, lock.addr))
     .addOption(flagOption(flags.ttl))
     .addOption(flagOption(flags.cullInterval))
     .addOption(flagOption(flags.strategy).choices(STRATEGIES))
     .addOption(flagOption(flags.noHeartbeats))
     .addOption(flagOption(flags.pool))
-    .addOption(flagOption(flags.signingSecret))
-    .addOption(flagOption(flags.signingSecretFile))
+    .addOption(lockable(flags.signingSecret, lock.signingSecret))
+    .addOption(lockable(flags.signingSecretFile, lock.signingSecret))
     .addOption(flagOption(flags.tlsCert))
     .addOption(flagOption(flags.tlsKey))
     .addOption(flagOption(flags.auditRetention))
@@ -44,8 +49,13 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.headerTimeout))
     .action(async (options: ServeOptions) => {
       const { io } = context;
-      const config = await serveConfig(options, { env: io.env, path: context.path });
       const logger = context.logger("stdout");
+      const config = await serveConfig(options, {
+        env: io.env,
+        path: context.path,
+        lock,
+        warn: (message) => logger.warn(message),
+      });
       const now = () => context.now();
       // From here on a signal means a graceful stop, also while starting up.
       using signals = watchSignals(io.shutdown);

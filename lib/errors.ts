@@ -26,7 +26,8 @@ export type ErrorCode =
   | "pool_not_found"
   | "database_unusable"
   | "database_too_new"
-  | "listen_failed";
+  | "listen_failed"
+  | "node_lock_refused";
 
 /** Base class of every expected failure; `code` says which one. */
 export class RelayError extends Error {
@@ -149,6 +150,17 @@ export class DatabaseTooNewError extends RelayError {
 export class ListenError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("listen_failed", message, options);
+  }
+}
+
+/**
+ * A node-locked Relay refuses to run on this host: its machine file is
+ * missing, not genuine, expired, or for another machine, or this host does
+ * not match what the build is locked to.
+ */
+export class NodeLockError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("node_lock_refused", message, options);
   }
 }
 

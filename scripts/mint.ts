@@ -13,6 +13,7 @@
 
 import { InvalidArgumentError } from "commander";
 import { LICENSE_FILE_ALGORITHMS, type LicenseFileAlgorithm } from "../lib/license_file.ts";
+import { machineDataset, type MachineMintOptions } from "./machine_dataset.ts";
 import {
   CONSOLE,
   oneOf,
@@ -99,24 +100,32 @@ export async function sealCertificate(
   algorithm: LicenseFileAlgorithm,
   licenseKey: string,
   dataset: string,
+  kind: CertificateFileKind = "license",
 ): Promise<string> {
   const enc = algorithm.startsWith("aes-256-gcm+")
     ? await encrypt(licenseKey, dataset)
     : utf8.encode(dataset).toBase64();
-  const sig = await signEnc(keyPair, algorithm, enc);
-  return frameCertificate(JSON.stringify({ enc, sig, alg: algorithm }));
+  const sig = await signEnc(keyPair, algorithm, enc, kind);
+  return frameCertificate(JSON.stringify({ enc, sig, alg: algorithm }), kind);
 }
 
-/** Signs `"license/" + enc` as `algorithm` says; returns the base64 `sig`. */
+/**
+ * Which file a certificate is: a license file (signed over `license/` +
+ * enc, framed `LICENSE FILE`) or a machine file (`machine/`, `MACHINE FILE`).
+ */
+export type CertificateFileKind = "license" | "machine";
+
+/** Signs `"<kind>/" + enc` as `algorithm` says; returns the base64 `sig`. */
 export async function signEnc(
   keyPair: KeyPair,
   algorithm: LicenseFileAlgorithm,
   enc: string,
+  kind: CertificateFileKind = "license",
 ): Promise<string> {
   if (algorithm.endsWith("+ed25519") !== (keyPair.kind === "ed25519")) {
     throw new Error(`A ${keyPair.kind} key pair cannot sign ${algorithm}`);
   }
-  const data = utf8.encode(`license/${enc}`);
+  const data = utf8.encode(`${kind}/${enc}`);
   const signature = keyPair.kind === "ed25519"
     ? await crypto.subtle.sign("Ed25519", keyPair.privateKey, data)
     : algorithm.endsWith("+rsa-pss-sha256")
@@ -127,14 +136,15 @@ export async function signEnc(
 }
 
 /** Frames certificate JSON text as Keygen does: base64 wrapped at 60 columns, header and footer. */
-export function frameCertificate(json: string): string {
-  return frameLicenseFile(utf8.encode(json).toBase64());
+export function frameCertificate(json: string, kind: CertificateFileKind = "license"): string {
+  return frameLicenseFile(utf8.encode(json).toBase64(), kind);
 }
 
-/** Frames a license file's base64 body as Keygen does: wrapped at 60 columns, header and footer. */
-export function frameLicenseFile(base64: string): string {
+/** Frames a license (or machine) file's base64 body as Keygen does: wrapped at 60 columns, header and footer. */
+export function frameLicenseFile(base64: string, kind: CertificateFileKind = "license"): string {
   const body = (base64.match(/.{1,60}/g) ?? []).join("\n");
-  return `-----BEGIN LICENSE FILE-----\n${body}\n-----END LICENSE FILE-----\n`;
+  const label = `${kind.toUpperCase()} FILE`;
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
 async function encrypt(licenseKey: string, dataset: string): Promise<string> {
@@ -146,6 +156,32 @@ async function encrypt(licenseKey: string, dataset: string): Promise<string> {
   const ciphertext = sealed.subarray(0, sealed.length - 16);
   const tag = sealed.subarray(sealed.length - 16);
   return `${ciphertext.toBase64()}.${iv.toBase64()}.${tag.toBase64()}`;
+}
+
+export type { MachineMintOptions } from "./machine_dataset.ts";
+
+/**
+ * Mints a machine file signed by `keyPair`, as Keygen's "check out machine"
+ * action issues it (encrypted under the license key followed by the
+ * fingerprint, signed over `machine/` + enc); returns it with its id and
+ * license key.
+ */
+export async function mintMachineFile(
+  keyPair: KeyPair,
+  options: MachineMintOptions,
+): Promise<{ id: string; licenseKey: string; certificate: string }> {
+  const id = options.id ?? crypto.randomUUID();
+  const licenseKey = options.licenseKey ?? randomLicenseKey();
+  const algorithm = options.algorithm ??
+    (keyPair.kind === "ed25519" ? "aes-256-gcm+ed25519" : "aes-256-gcm+rsa-pss-sha256");
+  const dataset = JSON.stringify(machineDataset(id, {
+    ...options,
+    issued: options.issued ?? new Date(),
+    ttl: options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl,
+  }));
+  const secret = licenseKey + (options.encryptedFor ?? options.fingerprint);
+  const certificate = await sealCertificate(keyPair, algorithm, secret, dataset, "machine");
+  return { id, licenseKey, certificate };
 }
 
 /** A random license key in Keygen's format, like `9E32DD-D8CC22-771926-C2D834-C506DC-V3`. */
