@@ -132,6 +132,13 @@ async function main(args: string[]): Promise<number> {
     return 0;
   }
   const original = await Deno.readTextFile(LOCK_MODULE_PATH);
+  // Ctrl-C ends the process without running `finally`: put the module back first.
+  const interrupted = () => {
+    Deno.writeTextFileSync(LOCK_MODULE_PATH, original);
+    console.log(restore);
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
   await Deno.writeTextFile(LOCK_MODULE_PATH, renderLockModule(lock));
   try {
     for (const target of targets) {
@@ -145,6 +152,7 @@ async function main(args: string[]): Promise<number> {
     }
     return 0;
   } finally {
+    Deno.removeSignalListener("SIGINT", interrupted);
     await Deno.writeTextFile(LOCK_MODULE_PATH, original);
     console.log(restore);
   }
