@@ -8,6 +8,7 @@
  */
 
 import { Command } from "commander";
+import { NodeLockError } from "../lib/errors.ts";
 import type { CommandContext } from "./context.ts";
 import { SYSTEM_HOST } from "./host.ts";
 
@@ -19,6 +20,16 @@ export function fingerprintCommand(context: CommandContext): Command {
     )
     .action(async () => {
       const host = context.io.host ?? SYSTEM_HOST;
-      context.io.stdout(`${await host.fingerprint()}\n`);
+      let fingerprint: string;
+      try {
+        fingerprint = await host.fingerprint();
+      } catch (error) {
+        // The reference's wording, as when a locked build cannot fingerprint its host.
+        throw new NodeLockError(
+          `machine could not determine fingerprint: ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      context.io.stdout(`${fingerprint}\n`);
     });
 }

@@ -185,6 +185,19 @@ Deno.test("a locked build shows +node-locked and the partial fingerprint in vers
   });
   assert.equal((await run(["--version"])).stdout, "0.1.0+node-locked.3646..bf08\n");
   assert.equal((await run(["fingerprint"])).stdout, `${FINGERPRINT}\n`);
+  const noMachineId = await runLocked(["fingerprint"], {
+    cwd: dir.path,
+    lock: UNLOCKED,
+    host: {
+      ...HOST,
+      fingerprint: () => Promise.reject(new Error("no machine id in /etc/machine-id")),
+    },
+  });
+  assert.deepEqual(noMachineId, {
+    code: 1,
+    stdout: "",
+    stderr: "error: machine could not determine fingerprint: no machine id in /etc/machine-id\n",
+  });
   const help = await run(["--help"]);
   assert.equal(help.code, 0);
   assert.match(
