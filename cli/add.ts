@@ -13,9 +13,10 @@ import {
 } from "../lib/errors.ts";
 import { importPublicKey, type PublicKey } from "../lib/license_file.ts";
 import { addLicenses, type LicenseInput, verifyLicenses } from "../lib/licenses.ts";
+import { isLocked } from "../lib/node_lock.ts";
 import type { CommandContext } from "./context.ts";
 import { readSmallFile } from "./files.ts";
-import { collectList, flagOption, FLAGS, flagValue } from "./flags.ts";
+import { collectList, envValue, flagOption, FLAGS, flagValue } from "./flags.ts";
 import { startProgress } from "./output.ts";
 
 /** Files from this many on get a progress bar (on a terminal). */
@@ -31,16 +32,21 @@ interface AddOptions {
 
 /** Builds the `add` command. */
 export function addCommand(context: CommandContext): Command {
+  // A node-locked build verifies with its embedded public key: its help hides --public-key.
+  const locked = isLocked(context.nodeLock);
+  const publicKeyOption = flagOption(FLAGS.add.publicKey);
   return new Command("add")
     .description("verify license files and add them to the pool (all or nothing)")
     .addOption(flagOption(FLAGS.add.file))
     .addOption(flagOption(FLAGS.add.key))
     .addOption(flagOption(FLAGS.add.keyFile))
-    .addOption(flagOption(FLAGS.add.publicKey))
+    .addOption(locked ? publicKeyOption.hideHelp() : publicKeyOption)
     .addOption(flagOption(FLAGS.add.pool))
     .action(async (options: AddOptions) => {
       const { io } = context;
-      const publicKeyText = flagValue(FLAGS.add.publicKey, options.publicKey, io.env);
+      const publicKeyText = locked
+        ? embeddedPublicKey(options, context)
+        : flagValue(FLAGS.add.publicKey, options.publicKey, io.env);
       if (!publicKeyText) {
         throw new UsageError(`required option '${FLAGS.add.publicKey.flags}' not specified`);
       }
@@ -103,6 +109,26 @@ export function addCommand(context: CommandContext): Command {
         await store.close();
       }
     });
+}
+
+/**
+ * The public key of a node-locked build: `--public-key` is refused, and its
+ * env var ignored with a warning, as the build's key cannot be changed.
+ */
+function embeddedPublicKey(options: AddOptions, context: CommandContext): string {
+  const { publicKey } = FLAGS.add;
+  if (options.publicKey !== undefined) {
+    throw new UsageError(
+      "--public-key cannot be used: this node-locked build verifies license files with its embedded public key",
+    );
+  }
+  const name = publicKey.env.find((name) => envValue(context.io.env, name) !== undefined);
+  if (name !== undefined) {
+    context.logger("stderr").warn(
+      `${name} is ignored: this node-locked build verifies license files with its embedded public key`,
+    );
+  }
+  return context.nodeLock.publicKey;
 }
 
 /** Largest key file: a key is at most a few hundred bytes, so this holds thousands. */

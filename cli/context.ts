@@ -10,6 +10,7 @@
 
 import { type GlobalConfig, parsePragma } from "../lib/config.ts";
 import { createLogger, type Logger } from "../lib/logger.ts";
+import type { HostReader, NodeLock } from "../lib/node_lock.ts";
 import { openStore, type StoreOptions } from "../lib/storage/open.ts";
 import type { Store } from "../lib/storage/store.ts";
 import { unixSeconds } from "../lib/time.ts";
@@ -35,11 +36,18 @@ export interface Io {
    * server in-process. Absent: only the process's signals stop it.
    */
   shutdown?: AbortSignal;
+  /**
+   * This host's fingerprint, platform, hostname and IP for node-locking;
+   * absent: read from the system (`cli/host.ts`). Lets tests be another host.
+   */
+  host?: HostReader;
 }
 
 /** What each subcommand gets: the process edges and the global settings. */
 export interface CommandContext {
   io: Io;
+  /** What this build is node-locked to (`cli/node_lock_build.ts`); all empty when it is not. */
+  nodeLock: NodeLock;
   /** The global options of this invocation, with env-var defaults applied. */
   config(): GlobalConfig;
   /** A logger at the configured verbosity: JSON lines unless the stream is a terminal. */
@@ -76,11 +84,12 @@ export interface GlobalOptions {
  */
 export function createContext(
   io: Io,
-  options: { globalOptions: () => GlobalOptions; paths: UserPaths },
+  options: { globalOptions: () => GlobalOptions; paths: UserPaths; nodeLock: NodeLock },
 ): CommandContext {
   let config: GlobalConfig | undefined;
   const context: CommandContext = {
     io,
+    nodeLock: options.nodeLock,
     config() {
       config ??= globalConfig(options.globalOptions(), io.env, options.paths);
       return config;

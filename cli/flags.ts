@@ -78,6 +78,26 @@ export const FLAGS = {
       description: "extra SQLite pragma, repeatable (e.g. --pragma cache_size=-20000)",
     },
   },
+  /** Global flags of a node-locked build only (see `cli/node_lock.ts`). */
+  nodeLock: {
+    machineFilePath: {
+      flags: "--node-locked-machine-file-path <path>",
+      env: ["RELAY_NODE_LOCKED_MACHINE_FILE_PATH"],
+      default: "./relay.lic",
+      description: "the path to a machine file for unlocking relay",
+    },
+    licenseKey: {
+      flags: "--node-locked-license-key <key>",
+      env: ["RELAY_NODE_LOCKED_LICENSE_KEY"],
+      description:
+        "the license key for unlocking relay (visible in the process list: prefer --node-locked-license-key-file)",
+    },
+    licenseKeyFile: {
+      flags: "--node-locked-license-key-file <path>",
+      env: ["RELAY_NODE_LOCKED_LICENSE_KEY_FILE"],
+      description: "read the license key for unlocking relay from a file",
+    },
+  },
   add: {
     file: {
       flags: "--file <path>",

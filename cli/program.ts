@@ -17,28 +17,38 @@ import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
+import { fingerprintCommand } from "./fingerprint.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
+import { addNodeLockOptions, type NodeLockOptions, unlockBeforeCommand } from "./node_lock.ts";
+import { NODE_LOCK } from "./node_lock_build.ts";
 import { UserPaths } from "./paths.ts";
 import { releaseCommand } from "./release.ts";
 import { serveCommand } from "./serve.ts";
 import { statCommand } from "./stat.ts";
-import { VERSION, versionCommand } from "./version.ts";
+import { helpVersion, versionCommand, versionText } from "./version.ts";
+import type { NodeLock } from "../lib/node_lock.ts";
 
 export type { CommandContext, Io } from "./context.ts";
 
 /**
  * Runs the `relay` program with `args` (without the program name) and returns
- * the exit code.
+ * the exit code. `nodeLock` is what the build is node-locked to: the
+ * embedded one unless a test gives another.
  */
-export async function run(args: string[], io: Io): Promise<number> {
+export async function run(
+  args: string[],
+  io: Io,
+  { nodeLock = NODE_LOCK }: { nodeLock?: NodeLock } = {},
+): Promise<number> {
   const paths = new UserPaths(io.env);
   const program = new Command("relay")
     .description(
-      "Relay: an offline-first, on-premise floating-license server for Keygen license files",
+      "Relay: an offline-first, on-premise floating-license server for Keygen license files" +
+        helpVersion(nodeLock),
     )
-    .version(VERSION, "--version", "print the relay version")
+    .version(versionText(nodeLock), "--version", "print the relay version")
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError("(run with --help for usage)");
@@ -56,11 +66,20 @@ export async function run(args: string[], io: Io): Promise<number> {
         value,
       ]),
     );
+  addNodeLockOptions(program, nodeLock);
 
   const context = createContext(io, {
     globalOptions: () => program.opts<GlobalOptions>(),
     paths,
+    nodeLock,
   });
+  // A node-locked build unlocks itself before a command runs (cli/node_lock.ts).
+  program.hook("preAction", (_program, command) =>
+    unlockBeforeCommand(context, {
+      command: command.name(),
+      lock: nodeLock,
+      flags: program.opts<NodeLockOptions>(),
+    }));
   for (
     const command of [
       addCommand,
@@ -74,6 +93,7 @@ export async function run(args: string[], io: Io): Promise<number> {
       versionCommand,
       backupCommand,
       doctorCommand,
+      fingerprintCommand,
     ]
   ) {
     program.addCommand(

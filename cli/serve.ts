@@ -14,6 +14,7 @@ import { writeProblem } from "../lib/health.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
 import type { Logger } from "../lib/logger.ts";
+import { isLocked, UNLOCKED } from "../lib/node_lock.ts";
 import { createHandler } from "../server/app.ts";
 import { type Authenticator, createAuthenticator } from "../server/auth.ts";
 import { startExpiryWarnings } from "../server/expiry_warnings.ts";
@@ -22,24 +23,28 @@ import { RelayMetrics } from "../server/metrics.ts";
 import { startReaper } from "../server/reaper.ts";
 import { SeatWaiters } from "../server/waiters.ts";
 import type { CommandContext } from "./context.ts";
-import { flagOption, FLAGS } from "./flags.ts";
+import { flagOption, FLAGS, type FlagSpec } from "./flags.ts";
 import { readTokenFile, serveConfig, type ServeOptions } from "./serve_config.ts";
 import { VERSION } from "./version.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(context: CommandContext): Command {
   const flags = FLAGS.serve;
+  // What a node-locked build locks is hidden from its help, as the reference has no such flag.
+  const lock = isLocked(context.nodeLock) ? context.nodeLock : UNLOCKED;
+  const lockable = (spec: FlagSpec, locked: string) =>
+    locked === "" ? flagOption(spec) : flagOption(spec).hideHelp();
   return new Command("serve")
     .description("run the relay server that leases licenses to nodes")
-    .addOption(flagOption(flags.port))
-    .addOption(flagOption(flags.bind))
+    .addOption(lockable(flags.port, lock.port))
+    .addOption(lockable(flags.bind, lock.addr))
     .addOption(flagOption(flags.ttl))
     .addOption(flagOption(flags.cullInterval))
     .addOption(flagOption(flags.strategy).choices(STRATEGIES))
     .addOption(flagOption(flags.noHeartbeats))
     .addOption(flagOption(flags.pool))
-    .addOption(flagOption(flags.signingSecret))
-    .addOption(flagOption(flags.signingSecretFile))
+    .addOption(lockable(flags.signingSecret, lock.signingSecret))
+    .addOption(lockable(flags.signingSecretFile, lock.signingSecret))
     .addOption(flagOption(flags.authTokenFile))
     .addOption(flagOption(flags.maxWait))
     .addOption(flagOption(flags.maxWaiters))
@@ -54,8 +59,13 @@ export function serveCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.ui))
     .action(async (options: ServeOptions) => {
       const { io } = context;
-      const config = await serveConfig(options, { env: io.env, path: context.path });
       const logger = context.logger("stdout");
+      const config = await serveConfig(options, {
+        env: io.env,
+        path: context.path,
+        lock,
+        warn: (message) => logger.warn(message),
+      });
       const now = () => context.now();
       const auth = config.auth && (await createAuthenticator(config.auth.tokens));
       // From here on a signal means a graceful stop, also while starting up;

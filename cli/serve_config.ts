@@ -21,8 +21,9 @@ import {
 import { UsageError } from "../lib/errors.ts";
 import { STRATEGIES, type Strategy } from "../lib/leases.ts";
 import { parseTokenFile } from "../server/auth.ts";
+import type { NodeLock } from "../lib/node_lock.ts";
 import { readSmallFile } from "./files.ts";
-import { type Env, envSwitch, FLAGS, type FlagSpec, flagValue } from "./flags.ts";
+import { type Env, envSwitch, envValue, FLAGS, type FlagSpec, flagValue } from "./flags.ts";
 
 /** The options of `relay serve` as commander parses them. */
 export interface ServeOptions {
@@ -55,6 +56,13 @@ export interface ServeEnv {
   env: Env;
   /** Resolves a path the user gave (`CommandContext.path`). */
   path: (typed: string) => string;
+  /**
+   * A node-locked build's `addr`, `port` and `signingSecret`: each one set
+   * wins over its flags (refused) and env vars (ignored, with a warning).
+   */
+  lock?: Pick<NodeLock, "addr" | "port" | "signingSecret">;
+  /** Prints a warning (an env var a locked value overrides). */
+  warn?: (message: string) => void;
 }
 
 const FLAG = FLAGS.serve;
@@ -87,8 +95,20 @@ export async function serveConfig(options: ServeOptions, run: ServeEnv): Promise
     ? null
     : boundedDuration(retention, AUDIT_RETENTION_BOUNDS, { name: "Audit retention" });
   return {
-    port: parsePort(flagValue(FLAG.port, options.port, env)!),
-    bind: flagValue(FLAG.bind, options.bind, env)!,
+    port: parsePort(
+      lockedValue(run, {
+        specs: [FLAG.port],
+        given: [options.port],
+        locked: run.lock?.port,
+        what: `serves on port ${run.lock?.port}`,
+      }) ?? flagValue(FLAG.port, options.port, env)!,
+    ),
+    bind: lockedValue(run, {
+      specs: [FLAG.bind],
+      given: [options.bind],
+      locked: run.lock?.addr,
+      what: `binds ${run.lock?.addr}`,
+    }) ?? flagValue(FLAG.bind, options.bind, env)!,
     // Whole seconds, so every `expires_at` and `expires_in` is an integer.
     ttlSeconds: Math.floor(ttlMs / 1000),
     cullIntervalMs,
@@ -204,6 +224,13 @@ function boundedDuration(text: string, bounds: DurationBounds, what: { name: str
  * var set to "" included.
  */
 async function signingSecret(options: ServeOptions, run: ServeEnv): Promise<string | null> {
+  const locked = lockedValue(run, {
+    specs: [FLAG.signingSecret, FLAG.signingSecretFile],
+    given: [options.signingSecret, options.signingSecretFile],
+    locked: run.lock?.signingSecret,
+    what: "signs responses with its embedded signing secret",
+  });
+  if (locked !== undefined) return locked;
   const inline = rawSetting(FLAG.signingSecret, options.signingSecret, run.env);
   const file = rawSetting(FLAG.signingSecretFile, options.signingSecretFile, run.env);
   // Never quote the value: it is the secret.
@@ -226,6 +253,39 @@ async function signingSecret(options: ServeOptions, run: ServeEnv): Promise<stri
     throw new UsageError(`Signing secret file "${file.value}" holds no secret`);
   }
   return secret;
+}
+
+/**
+ * The locked value of a node-locked build, undefined when the build does
+ * not lock it. A flag that would change it is refused (the reference has no
+ * such flag in a locked build); an env var is ignored with a warning (the
+ * reference ignores it silently). `what` ends "this node-locked build …".
+ *
+ * @throws {UsageError} one of the flags is given.
+ */
+function lockedValue(
+  run: ServeEnv,
+  options: {
+    specs: FlagSpec[];
+    given: (string | undefined)[];
+    locked: string | undefined;
+    what: string;
+  },
+): string | undefined {
+  const { specs, given, locked, what } = options;
+  if (locked === undefined || locked === "") return undefined;
+  for (const [i, spec] of specs.entries()) {
+    if (given[i] !== undefined) {
+      const name = spec.flags.split(" ").find((token) => token.startsWith("--"));
+      throw new UsageError(`${name} cannot be used: this node-locked build ${what}`);
+    }
+  }
+  for (const name of specs.flatMap((spec) => spec.env)) {
+    if (envValue(run.env, name) !== undefined) {
+      run.warn?.(`${name} is ignored: this node-locked build ${what}`);
+    }
+  }
+  return locked;
 }
 
 /**

@@ -30,7 +30,8 @@ export type ErrorCode =
   | "database_too_new"
   | "listen_failed"
   | "backup_failed"
-  | "checks_failed";
+  | "checks_failed"
+  | "node_lock_refused";
 
 /** Base class of every expected failure; `code` says which one. */
 export class RelayError extends Error {
@@ -185,6 +186,17 @@ export class BackupError extends RelayError {
 export class ChecksFailedError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("checks_failed", message, options);
+  }
+}
+
+/**
+ * A node-locked Relay refuses to run on this host: its machine file is
+ * missing, not genuine, expired, or for another machine, or this host does
+ * not match what the build is locked to.
+ */
+export class NodeLockError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("node_lock_refused", message, options);
   }
 }
 

@@ -5,9 +5,15 @@
  * ```sh
  * deno task compile                 # all five targets
  * deno task compile --target x86_64-unknown-linux-gnu
- * deno task compile --dry-run       # print the commands only
+ * deno task compile --dry-run       # print the steps only
  * deno task compile --help
+ * BUILD_NODE_LOCKED_PUBLIC_KEY=… BUILD_NODE_LOCKED_FINGERPRINT=… deno task compile   # node-locked
  * ```
+ *
+ * Each build first writes `cli/node_lock_build.ts` from the
+ * `BUILD_NODE_LOCKED_*` variables (`scripts/lock.ts`; unlocked without
+ * them), compiles, then puts back the module as it was, also when the
+ * compile fails, so a locked state is never left in the checkout.
  *
  * `deno compile` downloads the runtime for each target (`denort`) once, so the
  * build machine needs access to Deno's download host; the binaries it makes
@@ -24,7 +30,15 @@ import {
   scriptCommand,
   type ScriptOutput,
 } from "./command_line.ts";
+import {
+  describeLock,
+  LOCK_MODULE,
+  LOCK_MODULE_PATH,
+  nodeLockFromEnv,
+  renderLockModule,
+} from "./lock.ts";
 import { RELAY_PERMISSIONS } from "./permissions.ts";
+import type { NodeLock } from "../lib/node_lock.ts";
 
 /** Targets `deno compile` supports, with the file name of each binary. */
 export const TARGETS: Readonly<Record<string, string>> = {
@@ -90,21 +104,58 @@ export function parseCompileArgs(
   }));
 }
 
+/** The lines `--dry-run` prints, in order: write the lock module, compile each target, restore it. */
+export function compilePlan(lock: NodeLock, targets: readonly string[]): string[] {
+  return [
+    `write ${LOCK_MODULE}: ${describeLock(lock)}`,
+    ...targets.map((target) => `deno ${compileArgs(target).join(" ")}`),
+    `restore ${LOCK_MODULE}`,
+  ];
+}
+
 async function main(args: string[]): Promise<number> {
   const parsed = parseCompileArgs(args);
   if (parsed.kind === "exit") return parsed.code;
   const { targets, dryRun } = parsed.options;
-  for (const target of targets) {
-    const denoArgs = compileArgs(target);
-    console.log(`deno ${denoArgs.join(" ")}`);
-    if (dryRun) continue;
-    const { code } = await new Deno.Command(Deno.execPath(), { args: denoArgs }).spawn().status;
-    if (code !== 0) {
-      console.error(`error: deno compile failed for ${target} (exit ${code})`);
-      return code;
-    }
+  let lock: NodeLock;
+  try {
+    lock = await nodeLockFromEnv(Deno.env.toObject());
+  } catch (error) {
+    console.error(`error: ${(error as Error).message}`);
+    return 1;
   }
-  return 0;
+  const [write, ...rest] = compilePlan(lock, targets);
+  const restore = rest.pop()!;
+  console.log(write);
+  if (dryRun) {
+    for (const line of [...rest, restore]) console.log(line);
+    return 0;
+  }
+  const original = await Deno.readTextFile(LOCK_MODULE_PATH);
+  // Ctrl-C ends the process without running `finally`: put the module back first.
+  const interrupted = () => {
+    Deno.writeTextFileSync(LOCK_MODULE_PATH, original);
+    console.log(restore);
+    Deno.exit(130);
+  };
+  Deno.addSignalListener("SIGINT", interrupted);
+  await Deno.writeTextFile(LOCK_MODULE_PATH, renderLockModule(lock));
+  try {
+    for (const target of targets) {
+      const denoArgs = compileArgs(target);
+      console.log(`deno ${denoArgs.join(" ")}`);
+      const { code } = await new Deno.Command(Deno.execPath(), { args: denoArgs }).spawn().status;
+      if (code !== 0) {
+        console.error(`error: deno compile failed for ${target} (exit ${code})`);
+        return code;
+      }
+    }
+    return 0;
+  } finally {
+    Deno.removeSignalListener("SIGINT", interrupted);
+    await Deno.writeTextFile(LOCK_MODULE_PATH, original);
+    console.log(restore);
+  }
 }
 
 if (import.meta.main) Deno.exit(await main(Deno.args));

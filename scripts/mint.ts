@@ -1,10 +1,11 @@
 /**
- * Fixture minter: issues license files in exactly Keygen's format, offline,
- * with a key pair generated on the spot. Tests import it; as a script it
+ * Fixture minter: issues license files (and machine files, for node-locking)
+ * in exactly Keygen's format, offline, with a key pair generated on the spot. Tests import it; as a script it
  * writes a directory of files for manual runs and benchmarks.
  *
  * ```sh
  * deno run --allow-write scripts/mint.ts --out DIR --count N [--algorithm A] [--ttl S|none] [--expired] [--rsa]
+ * deno run --allow-write scripts/mint.ts --out DIR --machine FINGERPRINT [--platform P] [--hostname H] [--ip IP]
  * deno task mint --help
  * ```
  *
@@ -13,6 +14,8 @@
 
 import { InvalidArgumentError } from "commander";
 import { LICENSE_FILE_ALGORITHMS, type LicenseFileAlgorithm } from "../lib/license_file.ts";
+import { licenseDataset } from "./license_dataset.ts";
+import { machineDataset, type MachineMintOptions } from "./machine_dataset.ts";
 import {
   CONSOLE,
   oneOf,
@@ -86,7 +89,11 @@ export async function mintLicenseFile(
   const key = options.key ?? randomLicenseKey();
   const algorithm = options.algorithm ??
     (keyPair.kind === "ed25519" ? "aes-256-gcm+ed25519" : "aes-256-gcm+rsa-pss-sha256");
-  const dataset = JSON.stringify(licenseDataset(id, key, options));
+  const dataset = JSON.stringify(licenseDataset(id, key, {
+    ...options,
+    issued: options.issued ?? new Date(),
+    ttl: options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl,
+  }));
   return { id, key, certificate: await sealCertificate(keyPair, algorithm, key, dataset) };
 }
 
@@ -99,24 +106,32 @@ export async function sealCertificate(
   algorithm: LicenseFileAlgorithm,
   licenseKey: string,
   dataset: string,
+  kind: CertificateFileKind = "license",
 ): Promise<string> {
   const enc = algorithm.startsWith("aes-256-gcm+")
     ? await encrypt(licenseKey, dataset)
     : utf8.encode(dataset).toBase64();
-  const sig = await signEnc(keyPair, algorithm, enc);
-  return frameCertificate(JSON.stringify({ enc, sig, alg: algorithm }));
+  const sig = await signEnc(keyPair, algorithm, enc, kind);
+  return frameCertificate(JSON.stringify({ enc, sig, alg: algorithm }), kind);
 }
 
-/** Signs `"license/" + enc` as `algorithm` says; returns the base64 `sig`. */
+/**
+ * Which file a certificate is: a license file (signed over `license/` +
+ * enc, framed `LICENSE FILE`) or a machine file (`machine/`, `MACHINE FILE`).
+ */
+export type CertificateFileKind = "license" | "machine";
+
+/** Signs `"<kind>/" + enc` as `algorithm` says; returns the base64 `sig`. */
 export async function signEnc(
   keyPair: KeyPair,
   algorithm: LicenseFileAlgorithm,
   enc: string,
+  kind: CertificateFileKind = "license",
 ): Promise<string> {
   if (algorithm.endsWith("+ed25519") !== (keyPair.kind === "ed25519")) {
     throw new Error(`A ${keyPair.kind} key pair cannot sign ${algorithm}`);
   }
-  const data = utf8.encode(`license/${enc}`);
+  const data = utf8.encode(`${kind}/${enc}`);
   const signature = keyPair.kind === "ed25519"
     ? await crypto.subtle.sign("Ed25519", keyPair.privateKey, data)
     : algorithm.endsWith("+rsa-pss-sha256")
@@ -127,14 +142,15 @@ export async function signEnc(
 }
 
 /** Frames certificate JSON text as Keygen does: base64 wrapped at 60 columns, header and footer. */
-export function frameCertificate(json: string): string {
-  return frameLicenseFile(utf8.encode(json).toBase64());
+export function frameCertificate(json: string, kind: CertificateFileKind = "license"): string {
+  return frameLicenseFile(utf8.encode(json).toBase64(), kind);
 }
 
-/** Frames a license file's base64 body as Keygen does: wrapped at 60 columns, header and footer. */
-export function frameLicenseFile(base64: string): string {
+/** Frames a license (or machine) file's base64 body as Keygen does: wrapped at 60 columns, header and footer. */
+export function frameLicenseFile(base64: string, kind: CertificateFileKind = "license"): string {
   const body = (base64.match(/.{1,60}/g) ?? []).join("\n");
-  return `-----BEGIN LICENSE FILE-----\n${body}\n-----END LICENSE FILE-----\n`;
+  const label = `${kind.toUpperCase()} FILE`;
+  return `-----BEGIN ${label}-----\n${body}\n-----END ${label}-----\n`;
 }
 
 async function encrypt(licenseKey: string, dataset: string): Promise<string> {
@@ -148,87 +164,36 @@ async function encrypt(licenseKey: string, dataset: string): Promise<string> {
   return `${ciphertext.toBase64()}.${iv.toBase64()}.${tag.toBase64()}`;
 }
 
+export type { MachineMintOptions } from "./machine_dataset.ts";
+
+/**
+ * Mints a machine file signed by `keyPair`, as Keygen's "check out machine"
+ * action issues it (encrypted under the license key followed by the
+ * fingerprint, signed over `machine/` + enc); returns it with its id and
+ * license key.
+ */
+export async function mintMachineFile(
+  keyPair: KeyPair,
+  options: MachineMintOptions,
+): Promise<{ id: string; licenseKey: string; certificate: string }> {
+  const id = options.id ?? crypto.randomUUID();
+  const licenseKey = options.licenseKey ?? randomLicenseKey();
+  const algorithm = options.algorithm ??
+    (keyPair.kind === "ed25519" ? "aes-256-gcm+ed25519" : "aes-256-gcm+rsa-pss-sha256");
+  const dataset = JSON.stringify(machineDataset(id, {
+    ...options,
+    issued: options.issued ?? new Date(),
+    ttl: options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl,
+  }));
+  const secret = licenseKey + (options.encryptedFor ?? options.fingerprint);
+  const certificate = await sealCertificate(keyPair, algorithm, secret, dataset, "machine");
+  return { id, licenseKey, certificate };
+}
+
 /** A random license key in Keygen's format, like `9E32DD-D8CC22-771926-C2D834-C506DC-V3`. */
 export function randomLicenseKey(): string {
   const hex = crypto.getRandomValues(new Uint8Array(15)).toHex().toUpperCase();
   return `${hex.match(/.{6}/g)!.join("-")}-V3`;
-}
-
-/** The decrypted dataset, with the members and order of a real Keygen license file. */
-function licenseDataset(id: string, key: string, options: MintOptions) {
-  const issued = options.issued ?? new Date();
-  const ttl = options.ttl === undefined ? DEFAULT_TTL_SECONDS : options.ttl;
-  const account = `/v1/accounts/${crypto.randomUUID()}`;
-  const self = `${account}/licenses/${id}`;
-  const accountData = { type: "accounts", id: account.slice("/v1/accounts/".length) };
-  const related = (name: string) => ({ related: `${self}/${name}` });
-  const created = issued.toISOString();
-  const included = (options.entitlements ?? []).map((code) => {
-    const entitlementId = crypto.randomUUID();
-    return {
-      id: entitlementId,
-      type: "entitlements",
-      attributes: { name: code, code, metadata: {}, created, updated: created },
-      relationships: { account: { links: { related: account }, data: accountData } },
-      links: { self: `${account}/entitlements/${entitlementId}` },
-    };
-  });
-  return {
-    data: {
-      id,
-      type: "licenses",
-      attributes: {
-        name: `Minted ${id.slice(0, 8)}`,
-        key,
-        expiry: options.expiry?.toISOString() ?? null,
-        status: "ACTIVE",
-        uses: 0,
-        suspended: false,
-        scheme: null,
-        encrypted: false,
-        strict: false,
-        floating: true,
-        protected: true,
-        version: null,
-        maxMachines: null,
-        maxProcesses: null,
-        maxUsers: null,
-        maxCores: null,
-        maxMemory: null,
-        maxDisk: null,
-        maxUses: null,
-        requireHeartbeat: false,
-        requireCheckIn: false,
-        lastValidated: null,
-        lastCheckIn: null,
-        nextCheckIn: null,
-        lastCheckOut: created,
-        permissions: ["license.read", "license.validate"],
-        metadata: {},
-        created,
-        updated: created,
-      },
-      relationships: {
-        account: { links: { related: account }, data: accountData },
-        environment: { links: { related: null }, data: null },
-        product: { links: related("product"), data: { type: "products", id: crypto.randomUUID() } },
-        policy: { links: related("policy"), data: { type: "policies", id: crypto.randomUUID() } },
-        group: { links: related("group"), data: null },
-        owner: { links: related("owner"), data: null },
-        users: { links: related("users"), meta: { count: 0 } },
-        machines: { links: related("machines"), meta: { cores: 0, memory: 0, disk: 0, count: 0 } },
-        tokens: { links: related("tokens") },
-        entitlements: { links: related("entitlements") },
-      },
-      links: { self },
-    },
-    ...(included.length > 0 ? { included } : {}),
-    meta: {
-      issued: issued.toISOString(),
-      expiry: ttl === null ? null : new Date(issued.getTime() + ttl * 1000).toISOString(),
-      ttl,
-    },
-  };
 }
 
 /** What the mint script was asked to do. */
@@ -241,6 +206,13 @@ export interface MintCliOptions {
   ttl: number | null;
   expired: boolean;
   entitlements: string[];
+  /** Mint one machine file for this machine instead of license files (`--machine`). */
+  machine?: {
+    fingerprint: string;
+    platform: string | null;
+    hostname: string | null;
+    ip: string | null;
+  };
 }
 
 /**
@@ -280,7 +252,14 @@ export function parseMintArgs(
       "--entitlement <code>",
       "include an entitlement with this code (repeatable)",
       repeatable,
-    );
+    )
+    .option(
+      "--machine <fingerprint>",
+      "mint one machine file for this fingerprint instead: DIR/relay.lic and its license key DIR/relay.key",
+    )
+    .option("--platform <os/arch>", "with --machine: the machine's platform, e.g. linux/amd64")
+    .option("--hostname <name>", "with --machine: the machine's hostname")
+    .option("--ip <address>", "with --machine: the machine's IP address");
   return parseScriptArgs(command, args, (values) => {
     const rsa = values.rsa === true;
     const algorithm = (values.algorithm as LicenseFileAlgorithm | undefined) ??
@@ -302,6 +281,14 @@ export function parseMintArgs(
       ttl,
       expired,
       entitlements: (values.entitlement as string[] | undefined) ?? [],
+      ...(values.machine === undefined ? {} : {
+        machine: {
+          fingerprint: values.machine as string,
+          platform: (values.platform as string | undefined) ?? null,
+          hostname: (values.hostname as string | undefined) ?? null,
+          ip: (values.ip as string | undefined) ?? null,
+        },
+      }),
     };
   });
 }
@@ -327,12 +314,22 @@ export async function main(
 ): Promise<number> {
   const parsed = parseMintArgs(args, { print, printError });
   if (parsed.kind === "exit") return parsed.code;
-  const { out, count, algorithm, kind, ttl, expired, entitlements } = parsed.options;
+  const { out, count, algorithm, kind, ttl, expired, entitlements, machine } = parsed.options;
   // An expired file was issued one ttl and one day ago.
   const issued = new Date(Date.now() - (expired ? (ttl ?? 0) * 1000 + 86_400_000 : 0));
   const keyPair = await generateKeyPair(kind);
   await Deno.mkdir(out, { recursive: true });
   await Deno.writeTextFile(`${out}/public_key`, keyPair.publicKeyText.trim() + "\n");
+  const lifetime = ttl === null ? "no ttl" : `ttl ${ttl} s${expired ? ", expired" : ""}`;
+  if (machine) {
+    const file = await mintMachineFile(keyPair, { ...machine, algorithm, issued, ttl });
+    await Deno.writeTextFile(`${out}/relay.lic`, file.certificate);
+    await Deno.writeTextFile(`${out}/relay.key`, file.licenseKey);
+    print(
+      `Minted a machine file for ${machine.fingerprint} (${algorithm}, ${lifetime}) into ${out}`,
+    );
+    return 0;
+  }
   for (let start = 0; start < count; start += 100) {
     const batch = Array.from({ length: Math.min(100, count - start) }, async () => {
       const file = await mintLicenseFile(keyPair, { algorithm, issued, ttl, entitlements });
@@ -341,7 +338,6 @@ export async function main(
     });
     await Promise.all(batch);
   }
-  const lifetime = ttl === null ? "no ttl" : `ttl ${ttl} s${expired ? ", expired" : ""}`;
   print(`Minted ${count} license file(s) (${algorithm}, ${lifetime}) into ${out}`);
   return 0;
 }

@@ -12,4 +12,6 @@ export const RELAY_PERMISSIONS: readonly string[] = [
   "--allow-write",
   "--allow-env",
   "--allow-net",
+  // A node-locked build compares this host's name and private IPv4 address.
+  "--allow-sys=hostname,networkInterfaces",
 ];

@@ -3,6 +3,7 @@ import denoJson from "../deno.json" with { type: "json" };
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { compileArgs, parseCompileArgs, TARGETS, WORKER_MODULES } from "../scripts/compile.ts";
 import { RELAY_PERMISSIONS } from "../scripts/permissions.ts";
+import { childEnv } from "./helpers.ts";
 
 Deno.test("the relay task runs main.ts with exactly RELAY_PERMISSIONS, never -A", () => {
   const words = denoJson.tasks.relay.split(/\s+/);
@@ -55,15 +56,22 @@ Deno.test("every worker module of the product is named for deno compile to embed
   assert.deepEqual(found, ["lib/storage/sqlite/checkpoint_worker.ts"]);
 });
 
-Deno.test("the compile task dry-runs all five targets", async () => {
+Deno.test("the compile task dry-runs all five targets, between writing and restoring the lock module", async () => {
   const output = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-read", "--allow-run", "scripts/compile.ts", "--dry-run"],
+    args: ["run", "--allow-read", "--allow-run", "--allow-env", "scripts/compile.ts", "--dry-run"],
     cwd: new URL("..", import.meta.url),
+    // No BUILD_NODE_LOCKED_* from the environment: an unlocked build.
+    env: childEnv(),
+    clearEnv: true,
     stdout: "piped",
   }).output();
   assert.equal(output.code, 0);
   const lines = new TextDecoder().decode(output.stdout).trim().split("\n");
-  assert.deepEqual(lines, Object.keys(TARGETS).map((t) => `deno ${compileArgs(t).join(" ")}`));
+  assert.deepEqual(lines, [
+    "write cli/node_lock_build.ts: unlocked",
+    ...Object.keys(TARGETS).map((t) => `deno ${compileArgs(t).join(" ")}`),
+    "restore cli/node_lock_build.ts",
+  ]);
 });
 
 Deno.test("parseCompileArgs() builds every target unless --target names one", () => {

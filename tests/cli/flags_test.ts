@@ -18,6 +18,7 @@ type Section = keyof typeof FLAGS;
 /** The README heading above each section's flag table. */
 const HEADINGS: Record<Section, string> = {
   global: "## Commands",
+  nodeLock: "### Running a node-locked build",
   add: "### `relay add`",
   del: "### `relay del`",
   ls: "### `relay ls`",
