@@ -68,7 +68,8 @@ export const FLAGS = {
     verbose: {
       flags: "-v, --verbose",
       env: ["DEBUG"],
-      description: "more detail in the logs (stdout for serve, stderr otherwise); -vv for debug",
+      description:
+        "log level, counted as Keygen Relay counts it: -v errors (the default), -vv warnings, -vvv info (a line per request), -vvvv debug; logs go to stdout for serve, stderr otherwise",
     },
     noColor: { flags: "--no-color", env: ["NO_COLOR"], description: "disable colors in output" },
     pragma: {

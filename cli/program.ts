@@ -10,11 +10,12 @@
  */
 
 import { Command } from "commander";
+import { verbosityOf } from "../lib/logger.ts";
 import { addCommand } from "./add.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
-import { flagOption, FLAGS } from "./flags.ts";
+import { envSwitch, flagOption, FLAGS } from "./flags.ts";
 import { lsCommand } from "./ls.ts";
 import { UserPaths } from "./paths.ts";
 import { serveCommand } from "./serve.ts";
@@ -75,11 +76,13 @@ export async function run(args: string[], io: Io): Promise<number> {
     await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (error) {
-    return reportError(error, { stderr: io.stderr, verbosity: verbosityOf(program), paths });
+    const verbosity = verbosityOf(countOf(program), envSwitch(verbose, io.env));
+    return reportError(error, { stderr: io.stderr, verbosity, paths });
   }
 }
 
-function verbosityOf(program: Command): number {
-  const verbose = program.opts().verbose;
-  return typeof verbose === "number" ? verbose : 0;
+/** The count of `-v` parsed so far (none when parsing failed before it). */
+function countOf(program: Command): number {
+  const count = program.opts().verbose;
+  return typeof count === "number" ? count : 0;
 }

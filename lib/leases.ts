@@ -52,14 +52,21 @@ export interface LeaseOptions {
 
 /** What a claim did. */
 export type ClaimResult =
-  | { kind: "created"; licenseFile: Uint8Array; licenseKey: string; expiresAt: number }
-  | { kind: "extended"; expiresAt: number }
+  | {
+    kind: "created";
+    /** The Keygen id of the license leased, for logs. */
+    licenseId: string;
+    licenseFile: Uint8Array;
+    licenseKey: string;
+    expiresAt: number;
+  }
+  | { kind: "extended"; licenseId: string; expiresAt: number }
   | { kind: "conflict" }
   | { kind: "exhausted" }
   | { kind: "expired_only" };
 
 /** What a release did. */
-export type ReleaseResult = { kind: "released" } | { kind: "not_found" };
+export type ReleaseResult = { kind: "released"; licenseId: string } | { kind: "not_found" };
 
 /** Expired leases reaped by one claim that finds its pool exhausted, per batch. */
 const CLAIM_REAP_BATCH = 100;
@@ -132,7 +139,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         poolId,
         now,
       });
-      return { kind: "extended", expiresAt: now + policy.ttl };
+      return { kind: "extended", licenseId: held.guid, expiresAt: now + policy.ttl };
     }
   }
 
@@ -188,6 +195,7 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
   });
   return {
     kind: "created",
+    licenseId: grant.guid,
     licenseFile: grant.file,
     licenseKey: grant.key,
     expiresAt: now + policy.ttl,
@@ -234,7 +242,7 @@ export function release(
       poolId,
       now,
     });
-    return { kind: "released" };
+    return { kind: "released", licenseId: held.guid };
   });
 }
 

@@ -14,7 +14,13 @@
  */
 
 import { writeProblem } from "../lib/health.ts";
-import { claim, type ClaimResult, type LeasePolicy, release } from "../lib/leases.ts";
+import {
+  claim,
+  type ClaimResult,
+  type LeasePolicy,
+  release,
+  type ReleaseResult,
+} from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
@@ -143,12 +149,65 @@ async function route(
   const options = { pool, now, policy: deps.config.policy, random: deps.random };
   if (request.method === "PUT") {
     const claimed = await claim(deps.store, fingerprint, options);
+    logClaim(deps.logger, claimed, { node: fingerprint, pool, policy: deps.config.policy });
     return { ...claimReply(claimed, deps.config.policy), pool };
   }
   const released = await release(deps.store, fingerprint, options);
+  logRelease(deps.logger, released, { node: fingerprint, pool });
   return released.kind === "released"
     ? { status: 204, body: null, pool }
     : { ...errorReply("claim_not_found"), pool };
+}
+
+/**
+ * The decision of a claim, one line: a lease granted or extended at debug,
+ * a refusal at warn, where Keygen Relay logs its refusals (`-vv`). Names the
+ * license by its id; never its key or file.
+ */
+function logClaim(
+  logger: Logger,
+  result: ClaimResult,
+  { node, pool, policy }: { node: string; pool: string | null; policy: LeasePolicy },
+): void {
+  const fields = { node, pool, strategy: policy.strategy, result: result.kind };
+  switch (result.kind) {
+    case "created":
+    case "extended":
+      logger.debug(result.kind === "created" ? "lease granted" : "lease extended", {
+        ...fields,
+        license: result.licenseId,
+        // As the response says; without heartbeats the lease is stored without one.
+        expires_at: result.expiresAt,
+        heartbeats: policy.heartbeats,
+      });
+      return;
+    case "conflict":
+      logger.warn("claim refused: the node already leases a license", fields);
+      return;
+    case "exhausted":
+      logger.warn("claim refused: no license available in the pool", fields);
+      return;
+    case "expired_only":
+      logger.warn("claim refused: every free license file has expired", fields);
+      return;
+  }
+}
+
+/** The outcome of a release, as {@link logClaim} logs a claim's. */
+function logRelease(
+  logger: Logger,
+  result: ReleaseResult,
+  { node, pool }: { node: string; pool: string | null },
+): void {
+  if (result.kind === "released") {
+    logger.debug("lease released", { node, pool, result: result.kind, license: result.licenseId });
+  } else {
+    logger.warn("release refused: the node leases no license in the pool", {
+      node,
+      pool,
+      result: result.kind,
+    });
+  }
 }
 
 function claimReply(result: ClaimResult, policy: LeasePolicy): Reply {

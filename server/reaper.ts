@@ -76,6 +76,7 @@ export function startReaper(options: ReaperOptions): Reaper {
 
   async function runOnce(): Promise<ReapReport> {
     const { store, ttl, auditRetention, now } = options;
+    const started = performance.now();
     const reaped = ttl === null
       ? 0
       : await drain(() => reap(store, { now: now(), ttl, limit: REAP_BATCH }));
@@ -84,8 +85,14 @@ export function startReaper(options: ReaperOptions): Reaper {
       : await drain(() =>
         pruneAuditLog(store, { now: now(), retention: auditRetention, limit: REAP_BATCH })
       );
-    if (reaped > 0) options.logger.info("reaped expired leases", { count: reaped });
-    if (pruned > 0) options.logger.info("pruned audit records", { count: pruned });
+    // Debug, as Keygen Relay logs its reaper: each run says what it did.
+    const { logger } = options;
+    const duration_ms = Math.round((performance.now() - started) * 100) / 100;
+    if (reaped > 0) logger.debug("reaped expired leases", { count: reaped, duration_ms });
+    if (pruned > 0) logger.debug("pruned audit records", { count: pruned, duration_ms });
+    if (reaped === 0 && pruned === 0) {
+      logger.debug("reaper found nothing to do", { duration_ms });
+    }
     return { reaped, pruned };
   }
 
@@ -101,11 +108,17 @@ export function startReaper(options: ReaperOptions): Reaper {
   }
 
   const timer = setInterval(tick, options.intervalMs);
+  options.logger.debug("reaper started", {
+    ttl: options.ttl === null ? "never expire" : `${options.ttl}s`,
+    interval_ms: options.intervalMs,
+    audit_retention: options.auditRetention == null ? "forever" : `${options.auditRetention}s`,
+  });
   return {
     runOnce,
     async stop() {
       clearInterval(timer);
       await running;
+      options.logger.debug("reaper stopped");
     },
   };
 }

@@ -77,6 +77,8 @@ export interface LeaseTimes {
 /** A license as the lease logic sees it. */
 export interface LeasedLicense {
   id: number;
+  /** The Keygen id, for logs. */
+  guid: string;
   poolId: number | null;
   /** Unix seconds when its file expires (`meta.expiry`); null: never. */
   fileExpiresAt: number | null;
@@ -86,6 +88,8 @@ export interface LeasedLicense {
 
 /** What a node receives with a new lease. */
 export interface LicenseGrant {
+  /** The Keygen id, for logs. */
+  guid: string;
   /** The license file exactly as added. */
   file: Uint8Array;
   /** The license key. */

@@ -64,9 +64,11 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     );
     assert.equal(keyOf(created), "KEY-1");
     assert.equal(created.kind === "created" && created.expiresAt, T0 + 60);
+    assert.equal(created.kind === "created" && created.licenseId, "lic-1");
 
     assert.deepEqual(await claim(store, "node-a", { ...options, now: T0 + 30 }), {
       kind: "extended",
+      licenseId: "lic-1",
       expiresAt: T0 + 90,
     });
     assert.deepEqual(await claim(store, "node-b", { ...options, now: T0 + 31 }), {
@@ -74,6 +76,7 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     });
     assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 40 }), {
       kind: "released",
+      licenseId: "lic-1",
     });
     assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 41 }), {
       kind: "not_found",
@@ -412,6 +415,7 @@ Deno.test("each lease keeps the expiry it was granted with, whatever the reader'
     // Its holder's heartbeat through that server extends it, by that server's ttl.
     assert.deepEqual(await claim(store, "a", { ...short, now: T0 + 61 }), {
       kind: "extended",
+      licenseId: "lic-1",
       expiresAt: T0 + 91,
     });
     assert.equal(await reap(store, { now: T0 + 90, ttl: 600, limit: 10 }), 0);

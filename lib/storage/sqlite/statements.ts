@@ -168,7 +168,8 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
     return this.sql.get<LeasedLicense>(
-      `SELECT id, pool_id AS poolId, file_expires_at AS fileExpiresAt, expires_at AS expiresAt
+      `SELECT id, guid, pool_id AS poolId, file_expires_at AS fileExpiresAt,
+         expires_at AS expiresAt
        FROM licenses WHERE node_id = ?`,
       nodeId,
     );
@@ -181,7 +182,7 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
     return this.sql.get<LicenseGrant>(
       `UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1
        WHERE id = ? AND node_id IS NULL
-       RETURNING file, key`,
+       RETURNING guid, file, key`,
       nodeId,
       now,
       licenseId,
