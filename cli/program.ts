@@ -12,6 +12,7 @@
 import { Command } from "commander";
 import { verbosityOf } from "../lib/logger.ts";
 import { addCommand } from "./add.ts";
+import { completeCommand, completionCommand } from "./completion.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { reportError } from "./errors.ts";
@@ -65,6 +66,17 @@ export async function run(args: string[], io: Io): Promise<number> {
         .exitOverride()
         .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
         .showHelpAfterError("(run with --help for usage)"),
+    );
+  }
+  // Shell completion, and the hidden helper its scripts call: after the other
+  // commands, though the scripts are generated from the whole tree anyway.
+  for (const [command, hidden] of [[completionCommand, false], [completeCommand, true]] as const) {
+    program.addCommand(
+      command(context)
+        .exitOverride()
+        .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+        .showHelpAfterError("(run with --help for usage)"),
+      { hidden },
     );
   }
 

@@ -247,6 +247,11 @@ export function findPool(store: Store, name: string): Promise<Pool | undefined> 
   return store.read((tx) => tx.poolByName(name));
 }
 
+/** Every pool, by name. */
+export function listPools(store: Store): Promise<Pool[]> {
+  return store.read((tx) => tx.pools());
+}
+
 /**
  * One license by Keygen id.
  *

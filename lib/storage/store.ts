@@ -120,6 +120,8 @@ export interface Tx {
   poolByName(name: string): Promise<Pool | undefined>;
   /** Creates a pool and records `pool.added`. */
   insertPool(name: string, now: number): Promise<Pool>;
+  /** Every pool, by name. */
+  pools(): Promise<Pool[]>;
 
   /** The guid of a stored license that has this guid, key or file, if any. */
   conflictingLicense(

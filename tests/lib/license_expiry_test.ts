@@ -134,7 +134,10 @@ Deno.test("claim() answers exhausted when nothing is free, expired_only when onl
     assert.equal(keyOf(await claim(store, "a", { ...options, now: T0 })), "KEY-1");
     assert.equal(keyOf(await claim(store, "b", { ...options, now: T0 })), "KEY-2");
     assert.deepEqual(await claim(store, "c", { ...options, now: T0 + 1 }), { kind: "exhausted" });
-    assert.deepEqual(await release(store, "a", { ...options, now: T0 + 2 }), { kind: "released" });
+    assert.deepEqual(await release(store, "a", { ...options, now: T0 + 2 }), {
+      kind: "released",
+      licenseId: "lic-1",
+    });
     // License 1 is free but its file expires at T0 + 100.
     assert.equal(keyOf(await claim(store, "c", { ...options, now: T0 + 99 })), "KEY-1");
     await release(store, "c", { ...options, now: T0 + 99 });
@@ -199,6 +202,7 @@ Deno.test("a heartbeat on a lease whose file expired moves the node to a valid l
         if (heartbeats) {
           assert.deepEqual(await claim(store, "a", { ...options, now: T0 + 101 }), {
             kind: "extended",
+            licenseId: "lic-2",
             expiresAt: T0 + 401,
           });
         } else {

@@ -70,6 +70,10 @@ export class SqliteTx extends FreeLicenseStatements implements Tx {
     );
   }
 
+  async pools(): Promise<Pool[]> {
+    return this.sql.all<Pool>("SELECT id, name, created_at AS createdAt FROM pools ORDER BY name");
+  }
+
   async insertPool(name: string, now: number): Promise<Pool> {
     return this.sql.get<Pool>(
       `INSERT INTO pools (name, created_at) VALUES (?, ?)
