@@ -87,7 +87,11 @@ ${fn}_complete() {
         local relay args=(__complete pools)
         relay=$(${fn}_unquote "\${COMP_WORDS[0]}")
         [[ -n $database ]] && args+=(--database "$(${fn}_unquote "$database")")
-        ${fn}_reply < <("$relay" "\${args[@]}" 2>/dev/null)
+        local pool
+        # Quoted as typed on a command line: a pool name may hold blanks.
+        while IFS= read -r pool; do
+          [[ -n $pool && $pool == "$cur"* ]] && COMPREPLY+=("$(printf '%q' "$pool")")
+        done < <("$relay" "\${args[@]}" 2>/dev/null)
         ;;
       files)
         compopt -o filenames 2>/dev/null

@@ -80,6 +80,7 @@ Deno.test("relay serve --pool <TAB> offers the pools of the database on the line
   await addMinted(dir.path, 1, { pool: "prod" });
   await addMinted(dir.path, 1, { pool: "staging" });
   await addMinted(dir.path, 1, { pool: "prod-eu" });
+  await addMinted(dir.path, 1, { pool: "us west" });
   const script = await completionScript(dir.path, "bash");
   const database = dbPath(dir.path);
   const env = await relayOnPath(dir.path);
@@ -91,6 +92,7 @@ Deno.test("relay serve --pool <TAB> offers the pools of the database on the line
       "prod",
       "prod-eu",
       "staging",
+      "us\\ west",
     ]);
   });
   await t.step("--database=PATH after the command; a prefix", async () => {
