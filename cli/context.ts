@@ -9,7 +9,7 @@
  */
 
 import { type GlobalConfig, parsePragma } from "../lib/config.ts";
-import { createLogger, type Logger } from "../lib/logger.ts";
+import { createLogger, type Logger, verbosityOf } from "../lib/logger.ts";
 import type { HostReader, NodeLock } from "../lib/node_lock.ts";
 import { openStore, type StoreOptions } from "../lib/storage/open.ts";
 import type { Store } from "../lib/storage/store.ts";
@@ -131,7 +131,8 @@ function globalConfig(options: GlobalOptions, env: Env, paths: UserPaths): Globa
     // SQLite's in-memory database is a name, not a path.
     database: path === ":memory:" ? path : paths.resolve(path),
     audit: options.audit && !envSwitch(noAudit, env),
-    verbosity: Math.max(options.verbose, envSwitch(verbose, env) ? 2 : 0),
+    // `-v` given wins over DEBUG, as in Keygen Relay (`-v DEBUG=1` logs errors).
+    verbosity: verbosityOf(options.verbose, envSwitch(verbose, env)),
     pragmas: Object.fromEntries((options.pragma ?? []).map(parsePragma)),
   };
 }

@@ -6,13 +6,14 @@
  * - 2: the command line is wrong (`error: …` on stderr)
  *
  * Operator mistakes never print a stack trace; unexpected errors print theirs
- * only at `-vv`.
+ * only at debug verbosity (`-vvvv`, or `DEBUG=1`).
  *
  * @module
  */
 
 import { CommanderError } from "commander";
 import { RelayError } from "../lib/errors.ts";
+import { VERBOSITY } from "../lib/logger.ts";
 import type { UserPaths } from "./paths.ts";
 
 /** Exit code of a successful command. */
@@ -42,7 +43,7 @@ export function reportError(
   }
   const message = error instanceof Error ? error.message : String(error);
   stderr(`error: ${paths.asTyped(message)}\n`);
-  if (verbosity >= 2 && error instanceof Error && error.stack) {
+  if (verbosity >= VERBOSITY.debug && error instanceof Error && error.stack) {
     stderr(`${error.stack}\n`);
   }
   return EXIT_FAILURE;

@@ -42,6 +42,8 @@ export interface FlagSpec {
   readonly required?: true;
   /** Repeatable, and each value may be a comma-separated list. */
   readonly list?: true;
+  /** Repeatable, each value on its own (`-vv`, `--pragma`); shell completion offers it again. */
+  readonly repeatable?: true;
 }
 
 /** `--plain` of `ls` and `stat`: `NO_COLOR` and `CI` ask for plain output as well. */
@@ -69,13 +71,16 @@ export const FLAGS = {
     verbose: {
       flags: "-v, --verbose",
       env: ["DEBUG"],
-      description: "more detail in the logs (stdout for serve, stderr otherwise); -vv for debug",
+      description:
+        "log level, counted as Keygen Relay counts it: -v errors (default), -vv warnings, -vvv info (a line per request), -vvvv debug",
+      repeatable: true,
     },
     noColor: { flags: "--no-color", env: ["NO_COLOR"], description: "disable colors in output" },
     pragma: {
       flags: "--pragma <key=value>",
       env: [],
       description: "extra SQLite pragma, repeatable (e.g. --pragma cache_size=-20000)",
+      repeatable: true,
     },
   },
   /** Global flags of a node-locked build only (see `cli/node_lock.ts`). */

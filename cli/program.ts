@@ -10,15 +10,17 @@
  */
 
 import { Command } from "commander";
+import { verbosityOf } from "../lib/logger.ts";
 import { addCommand } from "./add.ts";
 import { auditCommand } from "./audit.ts";
 import { backupCommand } from "./backup.ts";
+import { completeCommand, completionCommand } from "./completion.ts";
 import { createContext, type GlobalOptions, type Io } from "./context.ts";
 import { delCommand } from "./del.ts";
 import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
-import { flagOption, FLAGS } from "./flags.ts";
+import { envSwitch, flagOption, FLAGS } from "./flags.ts";
 import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
 import { addNodeLockOptions, type NodeLockOptions, unlockBeforeCommand } from "./node_lock.ts";
@@ -103,6 +105,17 @@ export async function run(
         .showHelpAfterError("(run with --help for usage)"),
     );
   }
+  // Shell completion, and the hidden helper its scripts call: after the other
+  // commands, though the scripts are generated from the whole tree anyway.
+  for (const [command, hidden] of [[completionCommand, false], [completeCommand, true]] as const) {
+    program.addCommand(
+      command(context)
+        .exitOverride()
+        .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+        .showHelpAfterError("(run with --help for usage)"),
+      { hidden },
+    );
+  }
 
   if (args.length === 0) {
     io.stdout(program.helpInformation());
@@ -112,11 +125,13 @@ export async function run(
     await program.parseAsync(args, { from: "user" });
     return 0;
   } catch (error) {
-    return reportError(error, { stderr: io.stderr, verbosity: verbosityOf(program), paths });
+    const verbosity = verbosityOf(countOf(program), envSwitch(verbose, io.env));
+    return reportError(error, { stderr: io.stderr, verbosity, paths });
   }
 }
 
-function verbosityOf(program: Command): number {
-  const verbose = program.opts().verbose;
-  return typeof verbose === "number" ? verbose : 0;
+/** The count of `-v` parsed so far (none when parsing failed before it). */
+function countOf(program: Command): number {
+  const count = program.opts().verbose;
+  return typeof count === "number" ? count : 0;
 }

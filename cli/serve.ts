@@ -11,9 +11,9 @@ import { Command } from "commander";
 import type { ServeConfig } from "../lib/config.ts";
 import { DatabaseError, ListenError } from "../lib/errors.ts";
 import { writeProblem } from "../lib/health.ts";
+import type { Logger } from "../lib/logger.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
-import type { Logger } from "../lib/logger.ts";
 import { isLocked, UNLOCKED } from "../lib/node_lock.ts";
 import { createHandler } from "../server/app.ts";
 import { type Authenticator, createAuthenticator } from "../server/auth.ts";
@@ -66,6 +66,7 @@ export function serveCommand(context: CommandContext): Command {
         lock,
         warn: (message) => logger.warn(message),
       });
+      logSettings(logger, config, context);
       const now = () => context.now();
       const auth = config.auth && (await createAuthenticator(config.auth.tokens));
       // From here on a signal means a graceful stop, also while starting up;
@@ -91,9 +92,9 @@ export function serveCommand(context: CommandContext): Command {
         if (config.pool !== null && !(await findPool(store, config.pool))) {
           logger.warn(
             "the pool to serve does not exist yet; claims answer 400 until licenses are added to it",
-            {
-              pool: config.pool,
-            },
+            { pool: config.pool },
+            // A start-up mistake to fix: shown at every verbosity.
+            { always: true },
           );
         }
         const expiryWarnings = startExpiryWarnings({
@@ -185,6 +186,37 @@ export function serveCommand(context: CommandContext): Command {
       }
       logger.notice("relay stopped");
     });
+}
+
+/**
+ * Every setting of this run, at debug: what the flags, env vars and defaults
+ * came to. Secrets and TLS only as whether they are set.
+ */
+function logSettings(logger: Logger, config: ServeConfig, context: CommandContext): void {
+  const { database, audit, pragmas, verbosity } = context.config();
+  logger.debug("serve settings", {
+    database,
+    audit,
+    pragmas: Object.entries(pragmas).map(([key, value]) => `${key}=${value}`).join(",") ||
+      undefined,
+    verbosity,
+    bind: config.bind,
+    port: config.port,
+    pool: config.pool ?? "all",
+    strategy: config.strategy,
+    ttl: `${config.ttlSeconds}s`,
+    heartbeats: config.heartbeats,
+    cull_interval_ms: config.cullIntervalMs,
+    signing: config.signingSecret !== null,
+    tls: config.tls !== null,
+    audit_retention: config.auditRetentionSeconds === null
+      ? "forever"
+      : `${config.auditRetentionSeconds}s`,
+    expiry_warning: `${config.expiryWarningSeconds}s`,
+    max_connections: config.connections.maxConnections,
+    idle_timeout_ms: config.connections.idleTimeoutMs,
+    header_timeout_ms: config.connections.headerTimeoutMs,
+  });
 }
 
 function listenError(error: unknown, config: ServeConfig): Error {

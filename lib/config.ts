@@ -15,7 +15,7 @@ export interface GlobalConfig {
   database: string;
   /** Whether audit rows are written. */
   audit: boolean;
-  /** 0: warnings and errors; 1: info; 2 or more: debug. */
+  /** The count of `-v` (`lib/logger.ts` `VERBOSITY`): 1 errors, 2 warnings, 3 info, 4 debug. */
   verbosity: number;
   /** Extra SQLite pragmas, `key -> value`. */
   pragmas: Record<string, string>;

@@ -89,7 +89,7 @@ export type LookupResult =
   | { kind: "not_found" };
 
 /** What a release did. */
-export type ReleaseResult = { kind: "released" } | { kind: "not_found" };
+export type ReleaseResult = { kind: "released"; licenseId: string } | { kind: "not_found" };
 
 /** Expired leases reaped by one claim that finds its pool exhausted, per batch. */
 const CLAIM_REAP_BATCH = 100;
@@ -304,7 +304,7 @@ export function release(
       poolId,
       now,
     });
-    return { kind: "released" };
+    return { kind: "released", licenseId: held.guid };
   });
 }
 

@@ -301,6 +301,12 @@ export function findPool(store: Store, name: string): Promise<Pool | undefined> 
   return store.read((tx) => tx.poolByName(name));
 }
 
+/** Every pool, by name. */
+export async function listPools(store: Store): Promise<Pool[]> {
+  const pools = await store.read((tx) => tx.pools());
+  return pools.toSorted((a, b) => a.name < b.name ? -1 : a.name > b.name ? 1 : 0);
+}
+
 /**
  * One license by Keygen id.
  *

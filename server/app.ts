@@ -44,6 +44,7 @@ import type { Authenticator } from "./auth.ts";
 import { createDenialRecorder, type DenialRecorder } from "./denials.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
+import { logClaim, logRelease } from "./lease_log.ts";
 import { createSigner, type Signer } from "./signing.ts";
 import { type SeatWaiters, waitSeconds } from "./waiters.ts";
 import { statusPage } from "./ui.ts";
@@ -232,6 +233,7 @@ async function route(
       claimed = answer ?? claimed;
       at = Math.max(at, deps.now());
     }
+    logClaim(deps.logger, claimed, { node: fingerprint, pool, policy: deps.config.policy });
     if (isDenied(claimed)) await denials.record(fingerprint, { pool, now: at });
     deps.metrics?.claim(pool, claimed.kind);
     const reply = claimReply(claimed, { policy: deps.config.policy, pool, now: at });
@@ -242,6 +244,7 @@ async function route(
     return { ...lookupReply(found, { pool, now }), pool };
   }
   const released = await release(deps.store, fingerprint, options);
+  logRelease(deps.logger, released, { node: fingerprint, pool });
   if (released.kind !== "released") return { ...errorReply("claim_not_found"), pool };
   deps.metrics?.nodeRelease(pool);
   deps.waiters?.notify(pool);

@@ -35,6 +35,13 @@ export interface ExpiryWarningsOptions {
   intervalMs?: number;
 }
 
+/**
+ * Shown at every verbosity: renewing takes the operator's action, and a
+ * warning kept to `-vv` (where Keygen Relay's warnings are) would first be
+ * noticed as refused claims.
+ */
+const ALWAYS = { always: true } as const;
+
 /** What one check found. */
 export interface ExpiryReport {
   /** Licenses no longer valid. */
@@ -74,14 +81,14 @@ export function startExpiryWarnings(options: ExpiryWarningsOptions): ExpiryWarni
       logger.warn("license files have expired: claims skip them until they are renewed", {
         count: expired.length,
         licenses: names(expired),
-      });
+      }, ALWAYS);
     }
     if (expiring.length > 0) {
       logger.warn("license files expire soon: renew them", {
         count: expiring.length,
         within: `${within}s`,
         licenses: names(expiring),
-      });
+      }, ALWAYS);
     }
     return { expired: expired.length, expiring: expiring.length };
   }

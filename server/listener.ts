@@ -168,9 +168,12 @@ class FailureBursts {
         this.#logger.warn(
           "Out of file descriptors: closing idle connections to accept new ones; raise the open-file limit (ulimit -n, LimitNOFILE) or lower --max-connections",
           fields,
+          // At every verbosity, as the notice that ends the burst: raising the
+          // limit takes the operator's action.
+          { always: true },
         );
       } else {
-        this.#logger.warn("Cannot accept connections: retrying", fields);
+        this.#logger.warn("Cannot accept connections: retrying", fields, { always: true });
       }
     }
     clearTimeout(this.#quiet);

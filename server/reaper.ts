@@ -90,11 +90,15 @@ export function startReaper(options: ReaperOptions): Reaper {
       : await drain(() =>
         pruneAuditLog(store, { now: now(), retention: auditRetention, limit: REAP_BATCH })
       );
-    if (reaped > 0) {
-      options.logger.info("reaped expired leases", { count: reaped });
-      options.onReaped?.();
+    // Debug, as Keygen Relay logs its reaper: each run says what it did.
+    const { logger } = options;
+    const duration_ms = Math.round((performance.now() - started) * 100) / 100;
+    if (reaped > 0) logger.debug("reaped expired leases", { count: reaped, duration_ms });
+    if (pruned > 0) logger.debug("pruned audit records", { count: pruned, duration_ms });
+    if (reaped === 0 && pruned === 0) {
+      logger.debug("reaper found nothing to do", { duration_ms });
     }
-    if (pruned > 0) options.logger.info("pruned audit records", { count: pruned });
+    if (reaped > 0) options.onReaped?.();
     return { reaped, pruned };
   }
 
@@ -110,11 +114,17 @@ export function startReaper(options: ReaperOptions): Reaper {
   }
 
   const timer = setInterval(tick, options.intervalMs);
+  options.logger.debug("reaper started", {
+    ttl: options.ttl === null ? "never expire" : `${options.ttl}s`,
+    interval_ms: options.intervalMs,
+    audit_retention: options.auditRetention == null ? "forever" : `${options.auditRetention}s`,
+  });
   return {
     runOnce,
     async stop() {
       clearInterval(timer);
       await running;
+      options.logger.debug("reaper stopped");
     },
   };
 }

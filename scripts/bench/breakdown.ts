@@ -38,7 +38,7 @@ import {
   STRATEGIES,
   type Strategy,
 } from "../../lib/leases.ts";
-import { createLogger } from "../../lib/logger.ts";
+import { createLogger, VERBOSITY } from "../../lib/logger.ts";
 import { openSqliteStore } from "../../lib/storage/sqlite/sqlite_store.ts";
 import { SqliteTx } from "../../lib/storage/sqlite/statements.ts";
 import {
@@ -205,7 +205,7 @@ async function main(): Promise<number> {
       backgroundCheckpoints: args.checkpointer
         ? {
           logger: createLogger({
-            verbosity: 1,
+            verbosity: VERBOSITY.info,
             json: false,
             now: () => new Date(),
             write: (line) => console.error(line.trimEnd()),

@@ -154,8 +154,8 @@ Deno.test("relay add refuses bad key inputs without showing a key, and stores no
       /^error: Cannot read key file "nope\.txt": no such file\n$/,
     ],
     [
-      "keys in the wrong order, at -vv",
-      ["-vv", ...two, "--key-file", "swapped.txt"],
+      "keys in the wrong order, at -vvvv (debug)",
+      ["-vvvv", ...two, "--key-file", "swapped.txt"],
       {},
       1,
       /^error: Cannot add "[^"]*\.lic": license key does not decrypt the license file/,
@@ -163,7 +163,7 @@ Deno.test("relay add refuses bad key inputs without showing a key, and stores no
   ];
   for (const [name, args, env, code, stderr] of cases) {
     await t.step(name, async () => {
-      const [verbose, rest] = args[0] === "-vv" ? [["-vv"], args.slice(1)] : [[], args];
+      const [verbose, rest] = args[0] === "-vvvv" ? [["-vvvv"], args.slice(1)] : [[], args];
       const result = await runRelay([...verbose, "add", ...rest, "--public-key", publicKey], {
         cwd: dir.path,
         env,

@@ -38,7 +38,7 @@ Deno.test("relay add and the database take relative paths from INIT_CWD", async 
   await t.step("--file, --public-key and --database, relative", async () => {
     const name = baseName(files[0].path);
     const result = await runRelay(
-      ["-v", "add", "--file", name, "--key", files[0].key, "--public-key", "keygen.pub"].concat(
+      ["-vvv", "add", "--file", name, "--key", files[0].key, "--public-key", "keygen.pub"].concat(
         ["--database", "sub/flag.sqlite"],
       ),
       { cwd: dir.path },

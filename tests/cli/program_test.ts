@@ -246,7 +246,7 @@ Deno.test("relay reports an unusable database on one error line", async (t) => {
   }
 });
 
-Deno.test("relay add -v and del -v log one line per license on stderr, never the key", async () => {
+Deno.test("relay add -vvv and del -vvv log one line per license on stderr, never the key", async () => {
   await using dir = await tempDir();
   const { publicKey, files } = await mintFiles(dir.path, 2);
   const quiet = await runRelay(
@@ -255,7 +255,7 @@ Deno.test("relay add -v and del -v log one line per license on stderr, never the
   );
   assert.equal(quiet.stderr, "");
   const add = await runRelay(
-    ["-v", "add", "--file", files[1].path, "--key", files[1].key, "--public-key", publicKey],
+    ["-vvv", "add", "--file", files[1].path, "--key", files[1].key, "--public-key", publicKey],
     { cwd: dir.path },
   );
   assert.equal(add.code, 0);
@@ -264,7 +264,7 @@ Deno.test("relay add -v and del -v log one line per license on stderr, never the
     ["info", "license file verified", files[1].id, files[1].path],
   ]);
   assert.ok(!add.stderr.includes(files[1].key));
-  const del = await runRelay(["del", "-v", "--license", files[1].id], { cwd: dir.path });
+  const del = await runRelay(["del", "-vvv", "--license", files[1].id], { cwd: dir.path });
   assert.equal(del.code, 0);
   assert.deepEqual(
     del.stderr.trim().split("\n").map((line) => JSON.parse(line).msg),

@@ -64,6 +64,7 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     );
     assert.equal(keyOf(created), "KEY-1");
     assert.equal(created.kind === "created" && created.expiresAt, T0 + 60);
+    assert.equal(created.kind === "created" && created.license.guid, "lic-1");
 
     assert.deepEqual(await claim(store, "node-a", { ...options, now: T0 + 30 }), {
       kind: "extended",
@@ -77,6 +78,7 @@ Deno.test("claim() leases a free license, extends it on heartbeat and releases i
     });
     assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 40 }), {
       kind: "released",
+      licenseId: "lic-1",
     });
     assert.deepEqual(await release(store, "node-a", { ...options, now: T0 + 41 }), {
       kind: "not_found",

@@ -139,7 +139,10 @@ Deno.test("claim() answers exhausted when nothing is free, expired_only when onl
       kind: "exhausted",
       retryAt: T0 + 3600,
     });
-    assert.deepEqual(await release(store, "a", { ...options, now: T0 + 2 }), { kind: "released" });
+    assert.deepEqual(await release(store, "a", { ...options, now: T0 + 2 }), {
+      kind: "released",
+      licenseId: "lic-1",
+    });
     // License 1 is free but its file expires at T0 + 100.
     assert.equal(keyOf(await claim(store, "c", { ...options, now: T0 + 99 })), "KEY-1");
     await release(store, "c", { ...options, now: T0 + 99 });

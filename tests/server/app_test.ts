@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../../lib/logger.ts";
+import { createLogger, VERBOSITY } from "../../lib/logger.ts";
 import { openStore } from "../../lib/storage/open.ts";
 import type { Store } from "../../lib/storage/store.ts";
 import { type AppConfig, createHandler } from "../../server/app.ts";
@@ -50,7 +50,7 @@ async function withApp(
       store,
       config: { ...CONFIG, ...config },
       logger: createLogger({
-        verbosity: 2,
+        verbosity: VERBOSITY.debug,
         json: true,
         write: (line) => logs.push(line),
         now: () => new Date(clock.seconds * 1000),
@@ -212,7 +212,7 @@ Deno.test("the reaper reaps expired leases on its own with an injected clock", a
       intervalMs: 3_600_000,
       now: () => clock.seconds,
       logger: createLogger({
-        verbosity: 1,
+        verbosity: VERBOSITY.debug,
         json: true,
         write: (l) => logs.push(l),
         now: () => new Date(),

@@ -8,7 +8,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createLogger } from "../../lib/logger.ts";
+import { createLogger, VERBOSITY } from "../../lib/logger.ts";
 import { ConnectionPool, FLUSH_MS } from "../../server/connection_pool.ts";
 import { denoEngine } from "../../server/listener.ts";
 import {
@@ -32,7 +32,7 @@ function harness(
   const port = (listener.addr as Deno.NetAddr).port;
   const lines: Record<string, unknown>[] = [];
   const logger = createLogger({
-    verbosity: 2,
+    verbosity: VERBOSITY.debug,
     json: true,
     write: (line) => lines.push(JSON.parse(line)),
     now: () => new Date(),

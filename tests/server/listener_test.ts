@@ -7,7 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createLogger } from "../../lib/logger.ts";
+import { createLogger, VERBOSITY } from "../../lib/logger.ts";
 import { type ConnectionServer, serveConnections } from "../../server/listener.ts";
 import { tempDir } from "../helpers.ts";
 import { makeCertificates } from "./http_support.ts";
@@ -44,7 +44,7 @@ function start(
       headerTimeoutMs: options.headerTimeoutMs ?? 60_000,
       idleTimeoutMs: options.idleTimeoutMs ?? 60_000,
       logger: createLogger({
-        verbosity: 2,
+        verbosity: VERBOSITY.debug,
         json: true,
         write: (line) => lines.push(JSON.parse(line)),
         now: () => new Date(),

@@ -78,7 +78,7 @@ Deno.test("expired leases, with and without the reaper", async (t) => {
 
   // One clock for both servers, as the real one would be.
   const clock = new FakeClock();
-  const common = { global: ["-v"], clock };
+  const common = { global: ["-vvvv"], clock };
   await using lazy = await serveInProcess(["--ttl", `${TTL}s`, "--cull-interval", "1h"], {
     ...common,
     database: db1,

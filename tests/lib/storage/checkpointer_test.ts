@@ -5,7 +5,7 @@
  */
 
 import assert from "node:assert/strict";
-import { createLogger } from "../../../lib/logger.ts";
+import { createLogger, VERBOSITY } from "../../../lib/logger.ts";
 import {
   BACKSTOP_AUTOCHECKPOINT,
   DEFAULT_AUTOCHECKPOINT,
@@ -19,7 +19,7 @@ const NOW = 1_800_000_000;
 
 function testLogger(lines: string[]) {
   return createLogger({
-    verbosity: 2,
+    verbosity: VERBOSITY.debug,
     json: true,
     now: () => new Date(0),
     write: (line) => lines.push(line),
