@@ -124,8 +124,11 @@ function embeddedPublicKey(options: AddOptions, context: CommandContext): string
   }
   const name = publicKey.env.find((name) => envValue(context.io.env, name) !== undefined);
   if (name !== undefined) {
+    // Shown at every verbosity: the operator's setting is overridden.
     context.logger("stderr").warn(
       `${name} is ignored: this node-locked build verifies license files with its embedded public key`,
+      {},
+      { always: true },
     );
   }
   return context.nodeLock.publicKey;

@@ -64,7 +64,8 @@ export function serveCommand(context: CommandContext): Command {
         env: io.env,
         path: context.path,
         lock,
-        warn: (message) => logger.warn(message),
+        // Shown at every verbosity: the operator's setting is overridden.
+        warn: (message) => logger.warn(message, {}, { always: true }),
       });
       logSettings(logger, config, context);
       const now = () => context.now();

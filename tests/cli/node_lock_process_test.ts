@@ -101,7 +101,7 @@ Deno.test("a build locked to this machine runs with its machine file and refuses
     await writeMachineFile(`${dir.path}/relay.lic`);
     const license = await mintLicenseFile(keyPair);
     await Deno.writeTextFile(`${dir.path}/a.lic`, license.certificate);
-    const added = await run(["-v", "add", "--file", "a.lic", "--key", license.key]);
+    const added = await run(["-vvvv", "add", "--file", "a.lic", "--key", license.key]);
     assert.equal(added.code, 0, added.stderr);
     assert.equal(added.stdout, `license added successfully: ${license.id}\n`);
     assert.ok(!added.stderr.includes(LICENSE_KEY));

@@ -240,7 +240,7 @@ Deno.test("the license key unlocks from its flag, its env var or a key file, nev
   await using dir = await unlockedFolder();
   await Deno.writeTextFile(`${dir.path}/relay.key`, `${LICENSE_KEY}\n`);
   const run = (args: string[], env: Record<string, string> = {}) =>
-    runLocked(["-vv", ...args], { cwd: dir.path, lock: LOCK, host: HOST, env });
+    runLocked(["-vvv", ...args], { cwd: dir.path, lock: LOCK, host: HOST, env });
   const license = await licenseFile(dir.path);
   await t.step("flag", async () => {
     const result = await run([

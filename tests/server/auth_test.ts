@@ -63,7 +63,7 @@ Deno.test("with --auth-token-file the lease routes need a token and health does 
   await Deno.writeTextFile(`${dir.path}/tokens`, `${GOOD}\n${OTHER}\n`);
   await using server = await serveInProcess(
     ["--auth-token-file", "tokens", "--signing-secret", "s3cret"],
-    { cwd: dir.path, global: ["-vv"] },
+    { cwd: dir.path, global: ["-vvv"] },
   );
   assert.equal(server.startup.auth, "2 tokens");
   const target: Target = { url: server.url, clock: server.clock, client: server.client };
