@@ -12,6 +12,7 @@ import { type Lease, leaseReport, type PoolSummary } from "../lib/lease_report.t
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
 import { formatTime, renderBoxTable, renderPlainTable } from "./output.ts";
+import { formatSpan } from "../lib/time.ts";
 
 /** The options of `relay leases` as commander parses them. */
 interface LeasesOptions {
@@ -108,7 +109,7 @@ function leaseRow(lease: Lease, now: number): string[] {
     formatTime(lease.claimedAt),
     formatTime(lease.lastHeartbeatAt),
     formatTime(lease.leaseExpiresAt),
-    lease.leaseExpiresAt === null ? "-" : formatSeconds(lease.leaseExpiresAt - now),
+    lease.leaseExpiresAt === null ? "-" : formatSpan(lease.leaseExpiresAt - now),
     lease.state,
   ];
 }
@@ -141,28 +142,10 @@ function summaryJson(pool: PoolSummary): Record<string, unknown> {
   };
 }
 
-/**
- * Seconds as their two largest units: `45s`, `2m5s`, `1h30m`, `6d23h`;
- * negative (an expiry passed) with a minus sign.
- */
-export function formatSeconds(seconds: number): string {
-  if (seconds < 0) return `-${formatSeconds(-seconds)}`;
-  const units: [string, number][] = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
-  const parts: string[] = [];
-  let rest = Math.floor(seconds);
-  for (const [unit, size] of units) {
-    if (parts.length === 2) break;
-    const amount = Math.floor(rest / size);
-    rest -= amount * size;
-    if (amount > 0 || parts.length > 0) parts.push(`${amount}${unit}`);
-  }
-  return parts.length === 0 ? "0s" : parts.join("").replace(/^(\d+[dhm])0[hms]$/, "$1");
-}
-
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 function days(seconds: number): string {
-  return seconds % 86_400 === 0 ? count(seconds / 86_400, "day") : formatSeconds(seconds);
+  return seconds % 86_400 === 0 ? count(seconds / 86_400, "day") : formatSpan(seconds);
 }

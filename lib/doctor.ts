@@ -9,6 +9,7 @@
 
 import { fileState } from "./expiry.ts";
 import type { DatabaseContents, DatabaseFile, Inspection } from "./storage/store.ts";
+import { formatSpan } from "./time.ts";
 
 /** How a check came out: `warn` and `fail` both need action; `fail` is the more urgent. */
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -240,7 +241,7 @@ function clockCheck(contents: DatabaseContents, now: number): Check {
   return {
     name,
     status: "fail",
-    message: `the clock (${rfc3339(now)}) is ${span(ahead.at - now)} behind ${ahead.what} ` +
+    message: `the clock (${rfc3339(now)}) is ${formatSpan(ahead.at - now)} behind ${ahead.what} ` +
       `(${rfc3339(ahead.at)}): it went backwards`,
     hint: "set the system clock right (NTP) before serving: leases and expiries are timed by it",
   };
@@ -333,19 +334,4 @@ function octal(mode: number | null): string {
 /** Unix seconds as RFC 3339 UTC, whole seconds. */
 function rfc3339(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
-}
-
-/** A duration in its two largest units: `3h20m`, `45s`, `2d4h`. */
-function span(seconds: number): string {
-  const units: [string, number][] = [["d", 86_400], ["h", 3_600], ["m", 60], ["s", 1]];
-  const parts: string[] = [];
-  let rest = Math.max(0, Math.round(seconds));
-  for (const [unit, size] of units) {
-    if (rest >= size || (unit === "s" && parts.length === 0)) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-    if (parts.length === 2) break;
-  }
-  return parts.join("");
 }

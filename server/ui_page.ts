@@ -8,6 +8,7 @@
  */
 
 import type { AuditRecord, LeaseRow, PoolSeats, SeatPoint } from "../lib/status.ts";
+import { formatSpan } from "../lib/time.ts";
 
 /** Everything the page shows. */
 export interface StatusData {
@@ -51,21 +52,6 @@ export function escapeHtml(text: string): string {
 /** `2026-12-02 04:30:12Z`. */
 function time(unix: number): string {
   return new Date(unix * 1000).toISOString().replace("T", " ").replace(/\.\d+Z$/, "Z");
-}
-
-/** `1h 2m`, `45s`, `3d 4h`: the two largest units. */
-function span(seconds: number): string {
-  const units: [string, number][] = [["d", 86400], ["h", 3600], ["m", 60], ["s", 1]];
-  const parts: string[] = [];
-  let rest = Math.max(0, Math.round(seconds));
-  for (const [unit, size] of units) {
-    if (rest >= size || (unit === "s" && parts.length === 0)) {
-      parts.push(`${Math.floor(rest / size)}${unit}`);
-      rest %= size;
-    }
-    if (parts.length === 2) break;
-  }
-  return parts.join(" ");
 }
 
 function poolName(pool: string | null): string {
@@ -167,8 +153,8 @@ function leasesSection({ leases, leaseLimit, now }: StatusData): string {
     const expires = lease.leaseExpiresAt === null
       ? "never"
       : lease.leaseExpiresAt > now
-      ? `in ${span(lease.leaseExpiresAt - now)}`
-      : `expired ${span(now - lease.leaseExpiresAt)} ago`;
+      ? `in ${formatSpan(lease.leaseExpiresAt - now, " ")}`
+      : `expired ${formatSpan(now - lease.leaseExpiresAt, " ")} ago`;
     return `<tr><td><code class="fingerprint">${escapeHtml(lease.fingerprint)}</code></td>
 <td><code>${escapeHtml(lease.licenseGuid)}</code></td><td>${poolName(lease.poolName)}</td>
 <td>${lease.leasedAt === null ? "" : time(lease.leasedAt)}</td><td>${expires}</td></tr>`;

@@ -42,7 +42,6 @@ export interface LicenseInfo {
   expiresAt: number | null;
 }
 
-/** The columns of a license to insert. */
 /** A license as a renewal sees it. */
 export interface RenewableLicense {
   id: number;
@@ -58,6 +57,7 @@ export type LicenseFileRow = Pick<
   "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt"
 >;
 
+/** The columns of a license to insert. */
 export interface NewLicenseRow {
   guid: string;
   file: Uint8Array;

@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { formatSeconds } from "../../cli/leases.ts";
+import { formatSpan } from "../../lib/time.ts";
 import { run } from "../../cli/program.ts";
 import { openStore } from "../../lib/storage/open.ts";
 import { type MintedFile, mintFiles, tempDir } from "../helpers.ts";
@@ -241,7 +241,7 @@ Deno.test("relay leases on an empty database, and its errors", async (t) => {
   });
 });
 
-Deno.test("formatSeconds() writes the two largest units, negative with a minus", () => {
+Deno.test("formatSpan() writes the two largest units, negative with a minus", () => {
   for (
     const [seconds, text] of [
       [0, "0s"],
@@ -257,6 +257,6 @@ Deno.test("formatSeconds() writes the two largest units, negative with a minus",
       [-77, "-1m17s"],
     ] as [number, string][]
   ) {
-    assert.equal(formatSeconds(seconds), text, String(seconds));
+    assert.equal(formatSpan(seconds), text, String(seconds));
   }
 });
