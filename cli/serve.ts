@@ -25,6 +25,7 @@ import { SeatWaiters } from "../server/waiters.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, type FlagSpec } from "./flags.ts";
 import { readTokenFile, serveConfig, type ServeOptions } from "./serve_config.ts";
+import { watchStopSignals } from "./stop_signals.ts";
 import { VERSION } from "./version.ts";
 
 /** Builds the `serve` command. */
@@ -72,7 +73,7 @@ export function serveCommand(context: CommandContext): Command {
       const auth = config.auth && (await createAuthenticator(config.auth.tokens));
       // From here on a signal means a graceful stop, also while starting up;
       // SIGHUP re-reads the token file instead when there is one.
-      using signals = watchSignals(
+      using signals = watchStopSignals(
         io.shutdown,
         auth && config.auth ? () => reloadTokens(auth, config.auth!.file, logger) : undefined,
       );
@@ -248,40 +249,6 @@ function listenError(error: unknown, config: ServeConfig): Error {
     `Cannot listen on ${where}: ${reason}`,
     { cause: error },
   );
-}
-
-/**
- * Watches for SIGINT, SIGTERM and SIGHUP (SIGINT only on Windows), and for
- * `shutdown` being aborted: `received` resolves on the first of them.
- *
- * SIGHUP too: a closed terminal or SSH session sends it, and without a
- * listener it would kill the process on the spot, skipping the graceful
- * shutdown. The listeners stay until disposed, after the shutdown: `deno task`
- * sometimes forwards one SIGINT twice, and a repeat must not kill the process
- * half-way through closing the database.
- */
-function watchSignals(
-  shutdown?: AbortSignal,
-  onHangup?: () => void,
-): Disposable & { received: Promise<void> } {
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
-    ? ["SIGINT"]
-    : ["SIGINT", "SIGTERM", ...(onHangup ? [] : ["SIGHUP" as const])];
-  let onSignal = () => {};
-  const received = new Promise<void>((resolve) => (onSignal = () => resolve()));
-  for (const signal of signals) Deno.addSignalListener(signal, onSignal);
-  const hangup = onHangup && Deno.build.os !== "windows" ? onHangup : undefined;
-  if (hangup) Deno.addSignalListener("SIGHUP", hangup);
-  if (shutdown?.aborted) onSignal();
-  else shutdown?.addEventListener("abort", onSignal);
-  return {
-    received,
-    [Symbol.dispose]() {
-      for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
-      if (hangup) Deno.removeSignalListener("SIGHUP", hangup);
-      shutdown?.removeEventListener("abort", onSignal);
-    },
-  };
 }
 
 /**

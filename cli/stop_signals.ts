@@ -4,6 +4,12 @@
  * Without listeners, SIGINT and SIGTERM would kill the process at once,
  * skipping the command's clean-up.
  *
+ * SIGHUP too: a closed terminal or SSH session sends it, and without a
+ * listener it would kill the process on the spot. The listeners stay until
+ * disposed, after the clean-up: `deno task` sometimes forwards one SIGINT
+ * twice, and a repeat must not kill the process half-way through closing
+ * the database.
+ *
  * @module
  */
 
@@ -15,11 +21,17 @@ export interface StopSignals extends Disposable {
   readonly stopped: boolean;
 }
 
-/** Watches the process's stop signals and `shutdown` (see the module doc). */
-export function watchStopSignals(shutdown?: AbortSignal): StopSignals {
-  const signals: Deno.Signal[] = Deno.build.os === "windows"
+/**
+ * Watches the process's stop signals and `shutdown` (see the module doc).
+ * With `onHangup`, SIGHUP calls it (a reload) instead of stopping.
+ */
+export function watchStopSignals(shutdown?: AbortSignal, onHangup?: () => void): StopSignals {
+  const unix = Deno.build.os !== "windows";
+  const signals: Deno.Signal[] = !unix
     ? ["SIGINT"]
-    : ["SIGINT", "SIGTERM", "SIGHUP"];
+    : ["SIGINT", "SIGTERM", ...(onHangup ? [] : ["SIGHUP" as const])];
+  const hangup = unix ? onHangup : undefined;
+  if (hangup) Deno.addSignalListener("SIGHUP", hangup);
   let stopped = false;
   let onSignal = () => {};
   const received = new Promise<void>((resolve) => {
@@ -38,6 +50,7 @@ export function watchStopSignals(shutdown?: AbortSignal): StopSignals {
     },
     [Symbol.dispose]() {
       for (const signal of signals) Deno.removeSignalListener(signal, onSignal);
+      if (hangup) Deno.removeSignalListener("SIGHUP", hangup);
       shutdown?.removeEventListener("abort", onSignal);
     },
   };
