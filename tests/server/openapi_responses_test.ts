@@ -10,16 +10,13 @@
 
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
-import { type MintedFile, mintFiles, tempDir } from "../helpers.ts";
-import { dbPath, fileArgs, runRelay } from "../cli/support.ts";
-import { FakeClock, type InProcessServer, serveInProcess } from "./in_process.ts";
+import { tempDir } from "../helpers.ts";
+import { dbPath } from "../cli/support.ts";
+import { FakeClock, serveInProcess } from "./in_process.ts";
 import { OPENAPI_DOCUMENT } from "../../server/openapi.ts";
-import { ApiSpec, rawRequest } from "./openapi_support.ts";
+import { ApiSpec } from "./openapi_support.ts";
+import { addLicense, ApiExerciser, DAY, T0, TOKEN } from "./openapi_exercise.ts";
 
-/** 2030-01-01T00:00:00Z, when the test files are issued. */
-const T0 = Date.UTC(2030, 0, 1) / 1000;
-const DAY = 86_400;
-const TOKEN = "t0ken";
 const NODE = "/v1/nodes/{fingerprint}";
 
 /**
@@ -29,60 +26,6 @@ const NODE = "/v1/nodes/{fingerprint}";
  */
 const NOT_EXERCISED = new Set(["GET /v1/nodes/{fingerprint} 500"]);
 const OWN_TEST = /^[A-Z]+ \/v1\/users\//;
-
-/** Mints one file of `ttl` seconds issued at T0 and adds it to `pool`, at T0. */
-async function addLicense(dir: string, pool: string, ttl: number): Promise<MintedFile> {
-  const { publicKey, files } = await mintFiles(dir, 1, { issued: new Date(T0 * 1000), ttl });
-  const result = await runRelay(
-    ["add", ...fileArgs(files), "--public-key", publicKey, "--pool", pool],
-    { cwd: dir, now: new Date(T0 * 1000) },
-  );
-  assert.equal(result.code, 0, result.stderr);
-  return files[0];
-}
-
-/** Sends requests to a server and checks each answer against the document. */
-class Exerciser {
-  readonly seen = new Set<string>();
-  constructor(readonly spec: ApiSpec, readonly server: InProcessServer) {}
-
-  /**
-   * Sends `method path` (with the bearer token unless `token` is null) and
-   * asserts the status it expects and that the document describes the answer.
-   */
-  async expect(
-    status: number,
-    method: string,
-    path: string,
-    { template, headers = {}, token = TOKEN }: {
-      /** The document's path; null: a path it does not list. */
-      template: string | null;
-      headers?: Record<string, string>;
-      token?: string | null;
-    },
-  ): Promise<{ headers: Headers; body: string }> {
-    const response = await fetch(`${this.server.url}${path}`, {
-      method,
-      headers: { ...headers, ...(token === null ? {} : { Authorization: `Bearer ${token}` }) },
-      client: this.server.client,
-    });
-    const body = await response.text();
-    assert.equal(response.status, status, `${method} ${path}: ${body}`);
-    this.#check({ method, template, status, headers: response.headers, body });
-    return { headers: response.headers, body };
-  }
-
-  /** As {@link expect}, with a `Host` header that no host can have. */
-  async expectBadHost(method: string, path: string, template: string): Promise<void> {
-    const answer = await rawRequest(this.server.port, { method, path, host: "a b" });
-    assert.equal(answer.status, 400, `${method} ${path} with a bad Host`);
-    this.#check({ method, template, ...answer });
-  }
-
-  #check(answer: Parameters<ApiSpec["assertConforms"]>[0]): void {
-    this.seen.add(this.spec.assertConforms(answer));
-  }
-}
 
 Deno.test("every answer of a running server is one its OpenAPI document describes, and every documented one comes", async () => {
   await using dir = await tempDir();
@@ -101,7 +44,7 @@ Deno.test("every answer of a running server is one its OpenAPI document describe
       // A writer waits 200 ms for the lock instead of 5 s.
       { cwd: dir.path, clock, global: ["--pragma", "busy_timeout=200"] },
     );
-    const api = new Exerciser(spec, server);
+    const api = new ApiExerciser(spec, server);
     const live = { "Relay-Pool": "live" };
 
     await api.expect(200, "GET", "/v1/health", { template: "/v1/health", token: null });
@@ -203,7 +146,7 @@ Deno.test("every answer of a running server is one its OpenAPI document describe
       cwd: dir.path,
       clock,
     });
-    const api = new Exerciser(spec, server);
+    const api = new ApiExerciser(spec, server);
     await api.expect(400, "GET", "/v1/nodes/a", {
       template: NODE,
       headers: { "Relay-Pool": "stale" },

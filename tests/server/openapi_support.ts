@@ -18,7 +18,6 @@ import SwaggerParser from "@apidevtools/swagger-parser";
 import { Ajv2020, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
 import { OPENAPI_DOCUMENT } from "../../server/openapi.ts";
-import { closeQuietly, connect, send } from "./raw_connections.ts";
 
 /** One answer, as it came off the wire. */
 export interface ObservedAnswer {
@@ -243,29 +242,4 @@ function headerValue(schema: Schema, text: string): unknown {
   const types = [schema.type ?? []].flat();
   if (types.includes("integer") && /^-?\d+$/.test(text)) return Number(text);
   return text;
-}
-
-/**
- * One request written by hand on its own connection (`Connection: close`),
- * for what `fetch` will not send, such as a bad `Host` header; the answer is
- * read to the end of the connection (a HEAD answer has no body).
- */
-export async function rawRequest(
-  port: number,
-  { method, path, host }: { method: string; path: string; host: string },
-): Promise<{ status: number; headers: Headers; body: string }> {
-  const conn = await connect(port);
-  try {
-    await send(conn, `${method} ${path} HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
-    const text = await new Response(conn.readable).text();
-    const end = text.indexOf("\r\n\r\n");
-    const [statusLine, ...lines] = text.slice(0, end).split("\r\n");
-    const headers = new Headers(lines.map((line) => {
-      const colon = line.indexOf(":");
-      return [line.slice(0, colon).trim(), line.slice(colon + 1).trim()] as [string, string];
-    }));
-    return { status: Number(statusLine.split(" ")[1]), headers, body: text.slice(end + 4) };
-  } finally {
-    closeQuietly(conn);
-  }
 }
