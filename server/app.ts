@@ -12,6 +12,7 @@
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
  * | `GET /metrics`               | 200, Prometheus text (unless `--no-metrics`)     |
  * | `GET /ui`                    | 200, the status page (with `--ui`)               |
+ * | `GET /v1/openapi.json`       | 200, the OpenAPI document (`server/openapi.yaml`) |
  *
  * `PUT …?wait=30s` waits up to that long for a seat instead of a 410
  * (`server/waiters.ts`).
@@ -48,6 +49,7 @@ import { logClaim, logRelease } from "./lease_log.ts";
 import { createSigner, type Signer } from "./signing.ts";
 import { type SeatWaiters, waitSeconds } from "./waiters.ts";
 import { statusPage } from "./ui.ts";
+import { OPENAPI_PATH, openApiReply } from "./openapi.ts";
 
 /** The longest fingerprint accepted, in characters. */
 export const MAX_FINGERPRINT_LENGTH = 256;
@@ -173,6 +175,7 @@ async function route(
       ? { status: 200, body: null }
       : errorReply("database_unwritable", { detail: problem });
   }
+  if (path === OPENAPI_PATH) return openApiReply(request.method);
   if (path === "/metrics" || path === "/ui") {
     return await pageRoute({ request, path, now, deps, writeProblem, denials }) ??
       errorReply("not_found");
