@@ -290,7 +290,11 @@ async function pageRoute(
  * and `other` for every unknown path, so that clients cannot add series.
  */
 function routePattern(path: string | undefined): string {
-  if (path === "/v1/health" || path === "/metrics" || path === "/ui") return path;
+  if (
+    path === "/v1/health" || path === "/metrics" || path === "/ui" || path === "/v1/openapi.json"
+  ) {
+    return path;
+  }
   if (path?.startsWith(NODE_PREFIX)) return "/v1/nodes/{fingerprint}";
   return "other";
 }
