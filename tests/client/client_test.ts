@@ -144,3 +144,40 @@ Deno.test("RelayClient keeps its seat while the relay is killed and restarted on
   );
   assert.equal(row.n, 0);
 });
+
+Deno.test("RelayClient with wait gets the seat another node frees while it waits", async () => {
+  await using dir = await tempDir();
+  const [file] = await addMinted(dir.path, 1);
+  await using server = await spawnRelay(
+    ["-vvv", "serve", "--bind", "127.0.0.1", "--port", "0"],
+    { cwd: dir.path },
+  );
+  const taken = await fetch(`${server.url}/v1/nodes/node-a`, { method: "PUT" });
+  await taken.body?.cancel();
+  assert.equal(taken.status, 201);
+
+  const impatient = new RelayClient({
+    url: server.url,
+    fingerprint: "node-b",
+    clock: new ManualTimers(),
+  });
+  await assert.rejects(impatient.claim(), { code: "exhausted", status: 410, retryAfter: 60 });
+
+  const client = new RelayClient({
+    url: server.url,
+    fingerprint: "node-b",
+    wait: 30,
+    clock: new ManualTimers(),
+  });
+  const claimed = client.claim();
+  // Free the seat once the server says the claim waits for one.
+  while (!server.lines.some((line) => line.includes('"claim waiting for a seat"'))) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  const freed = await fetch(`${server.url}/v1/nodes/node-a`, { method: "DELETE" });
+  await freed.body?.cancel();
+  assert.equal(freed.status, 204);
+  const lease = await claimed;
+  assert.equal(lease.licenseId, file.id);
+  await client.release();
+});
