@@ -181,3 +181,22 @@ Deno.test("RelayClient with wait gets the seat another node frees while it waits
   assert.equal(lease.licenseId, file.id);
   await client.release();
 });
+
+Deno.test("RelayClient of a restarted application gets its live seat back: 202, then the file by GET", async () => {
+  await using dir = await tempDir();
+  const [file] = await addMinted(dir.path, 2);
+  await using server = await startServer(["--signing-secret", SECRET], { cwd: dir.path });
+  const options = { url: server.url, fingerprint: "node-1", signingSecret: SECRET };
+  const before = await new RelayClient({ ...options, clock: new ManualTimers() }).claim();
+  // The application crashed without releasing; it starts again.
+  const client = new RelayClient({ ...options, clock: new ManualTimers() });
+  const events = recordEvents(client);
+  const lease = await client.claim();
+  assert.equal(lease.licenseId, file.id);
+  assert.equal(lease.licenseFile, file.certificate);
+  assert.ok(lease.expiresAt! >= before.expiresAt!);
+  assert.deepEqual(events.map(([type, event]) => [type, (event as { reason: string }).reason]), [
+    ["lease", "claimed"],
+  ]);
+  await client.release();
+});
