@@ -49,6 +49,8 @@ export interface Extension {
   expiresAt: number | null;
   expiresIn: number | null;
   headers: LeaseHeaders;
+  /** The file and key, when the `202` carries them (a user's seat does); else null. */
+  grant: Grant | null;
 }
 
 /** What an answer says about the license beyond its body. */
@@ -78,6 +80,9 @@ export async function put(config: ApiConfig, wait?: number): Promise<Grant | Ext
       expiresAt: seconds(body.expires_at, answer),
       expiresIn: seconds(body.expires_in, answer),
       headers: answer.headers,
+      grant: typeof body.license_file === "string" && typeof body.license_key === "string"
+        ? grant(answer)
+        : null,
     };
   }
   throw failure(answer);

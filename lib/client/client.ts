@@ -36,54 +36,8 @@ import {
   verifyLicenseFile,
 } from "./license_file.ts";
 import { importSigningSecret } from "./signature.ts";
+import type { RelayClientOptions } from "./options.ts";
 import { exitProcess, onShutdownSignal, SIGNAL_EXIT_CODES } from "./signals.ts";
-
-/** Options of {@link RelayClient}; `url` and one of `fingerprint` or `user` are required. */
-export interface RelayClientOptions {
-  /** The relay's base URL, e.g. `http://relay:6349`. */
-  url: string;
-  /** The node's fingerprint: the seat is `/v1/nodes/{fingerprint}`. */
-  fingerprint?: string;
-  /** A user's email instead of a node: the seat is `/v1/users/{email}`. */
-  user?: string;
-  /** Sent as `Relay-Pool`: the pool to lease from. */
-  pool?: string;
-  /** Sent as `Authorization: Bearer <token>` (the relay's `--auth-token-file`). */
-  token?: string;
-  /** The relay's `--signing-secret`: every answer must carry a valid `Relay-Signature`. */
-  signingSecret?: string;
-  /** How far a signature's `t` may be from this machine's clock, in seconds; default 300. */
-  signatureToleranceSeconds?: number;
-  /**
-   * Accept answers signed with `v1` alone (Keygen Relay); default false, so
-   * an answer whose `v2` was stripped is refused.
-   */
-  allowV1Signatures?: boolean;
-  /**
-   * The vendor's Keygen public key (Ed25519 hex or RSA PEM): each license
-   * file is verified and decrypted before the application gets it, and
-   * {@link Lease.license} holds its dataset.
-   */
-  publicKey?: string;
-  /** Seconds a claim may wait for a free seat (`?wait=`); heartbeats never wait. Default 0. */
-  wait?: number;
-  /** First retry delay after a failure, ms (doubled per failure, with jitter); default 1000. */
-  retryInitialMs?: number;
-  /** Longest retry delay, ms; default 30000. */
-  retryMaxMs?: number;
-  /** How long a request may take, ms (plus `wait` for claims); default 10000. */
-  requestTimeoutMs?: number;
-  /** Release the seat on SIGINT and SIGTERM; default false. */
-  handleSignals?: boolean;
-  /** With `handleSignals`: exit (130 / 143) once released; default true. */
-  exitOnSignal?: boolean;
-  /** Time and timers; default the system's. */
-  clock?: ClientClock;
-  /** Uniform randomness in [0, 1) for jitter; default `Math.random`. */
-  random?: () => number;
-  /** The `fetch` to use; default the global one. */
-  fetch?: typeof fetch;
-}
 
 /** The license the seat holds. */
 export interface Lease {
@@ -200,7 +154,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
     const run = (async () => {
       const config = await this.#config;
       const answer = await put(config, this.#options.wait);
-      lease = await this.#leaseOf(answer.kind === "granted" ? answer : await get(config), answer);
+      // A 202: the seat was still held (the application restarted); the
+      // file comes with it (a user's seat) or by GET.
+      const granted = answer.kind === "granted" ? answer : answer.grant ?? await get(config);
+      lease = await this.#leaseOf(granted, answer);
     })();
     this.#inflight = run.catch(() => {});
     try {
@@ -261,9 +218,10 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       if (this.#released()) return;
       const run = this.#beat();
       this.#inflight = run;
+      // #beat() handles its own errors; the catch only keeps this chain quiet.
       run.finally(() => {
         if (this.#inflight === run) this.#inflight = null;
-      });
+      }).catch(() => {});
     }, Math.max(0, Math.round(delayMs)));
   }
 
@@ -290,17 +248,34 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       let next: Lease;
       if (answer.kind === "granted") {
         next = await this.#leaseOf(answer, answer);
-        this.#commit(next, held ? "reassigned" : "reclaimed", lease);
+        if (!held) this.#commit(next, "reclaimed", lease);
+        else if (next.licenseId !== lease.licenseId) this.#commit(next, "reassigned", lease);
+        else if (next.licenseFile !== lease.licenseFile) this.#commit(next, "renewed", lease);
+        else {
+          // The same license and file again (the lease ran out and was
+          // re-granted before anyone took it): nothing changed for the application.
+          this.#lease = next;
+          this.emit("heartbeat", { lease: next });
+        }
       } else {
         next = { ...lease, ...this.#expiry(answer) };
-        const renewed = answer.headers.licenseExpires !== null &&
-          (lease.licenseExpires === null || answer.headers.licenseExpires > lease.licenseExpires);
-        this.#renewalPending ||= renewed;
+        // Another license or a later file: the new file comes with the 202
+        // (a user's seat) or by GET (a node's, which a 202 does not carry).
+        const { licenseId, licenseExpires } = answer.headers;
+        this.#renewalPending ||= (licenseExpires !== null &&
+          (lease.licenseExpires === null || licenseExpires > lease.licenseExpires)) ||
+          (licenseId !== null && lease.licenseId !== null && licenseId !== lease.licenseId) ||
+          (answer.grant !== null && decodeFile(answer.grant.licenseFile) !== lease.licenseFile);
         if (this.#renewalPending) {
-          next = await this.#leaseOf(await get(config), answer);
+          next = await this.#leaseOf(answer.grant ?? await get(config), answer);
           if (this.#released()) return;
           this.#renewalPending = false;
-          this.#commit(next, held ? "renewed" : "reclaimed", lease);
+          const reason = !held
+            ? "reclaimed"
+            : next.licenseId !== lease.licenseId
+            ? "reassigned"
+            : "renewed";
+          this.#commit(next, reason, lease);
         } else if (held) {
           this.#lease = next;
           this.emit("heartbeat", { lease: next });
@@ -390,5 +365,14 @@ export class RelayClient extends Emitter<RelayClientEvents> {
       pool: headers.pool,
       license,
     };
+  }
+}
+
+/** The certificate text of a `license_file` (base64 of it). */
+function decodeFile(base64: string): string {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(fromBase64(base64));
+  } catch {
+    throw new RelayClientError("malformed_response", "Relay's license_file is not base64 of text");
   }
 }

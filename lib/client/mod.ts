@@ -15,13 +15,8 @@
  * @module
  */
 
-export {
-  type ClientState,
-  type Lease,
-  RelayClient,
-  type RelayClientEvents,
-  type RelayClientOptions,
-} from "./client.ts";
+export { type ClientState, type Lease, RelayClient, type RelayClientEvents } from "./client.ts";
+export type { RelayClientOptions } from "./options.ts";
 export { type ClientClock, SYSTEM_CLOCK } from "./clock.ts";
 export { RelayClientError, type RelayClientErrorCode } from "./errors.ts";
 export {
