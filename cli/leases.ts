@@ -12,6 +12,7 @@ import { type Lease, leaseReport, type PoolSummary } from "../lib/lease_report.t
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
 import { formatTime, renderBoxTable, renderPlainTable } from "./output.ts";
+import { holderJson, holderLabel } from "../lib/holders.ts";
 
 /** The options of `relay leases` as commander parses them. */
 interface LeasesOptions {
@@ -102,7 +103,7 @@ export function summaryLine(pool: PoolSummary, within: number): string {
 /** One lease as a row of {@link LEASE_COLUMNS}. */
 function leaseRow(lease: Lease, now: number): string[] {
   return [
-    lease.nodeFingerprint,
+    holderLabel(lease.nodeFingerprint),
     lease.licenseGuid,
     lease.poolName ?? "-",
     formatTime(lease.claimedAt),
@@ -116,7 +117,7 @@ function leaseRow(lease: Lease, now: number): string[] {
 function leaseJson(lease: Lease, now: number): Record<string, unknown> {
   const time = (seconds: number | null) => seconds === null ? null : formatTime(seconds);
   return {
-    node: lease.nodeFingerprint,
+    ...holderJson(lease.nodeFingerprint),
     node_id: lease.nodeId,
     license: lease.licenseGuid,
     pool: lease.poolName,

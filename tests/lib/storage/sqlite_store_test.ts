@@ -86,10 +86,14 @@ Deno.test("openStore() creates the reference schema, records every migration and
     "license.denied",
     "license.operator_released",
     "license.renewed",
+    "user.activated",
+    "user.heartbeat_ping",
+    "user.deactivated",
+    "user.culled",
   ]);
   assert.deepEqual(
     query<{ name: string }>(path, "SELECT name FROM entity_types ORDER BY id").map((r) => r.name),
-    ["unknown", "license", "node", "pool"],
+    ["unknown", "license", "node", "pool", "user"],
   );
   assert.equal(query(path, "PRAGMA journal_mode")[0].journal_mode, "wal");
 });
