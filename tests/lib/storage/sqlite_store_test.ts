@@ -151,6 +151,10 @@ Deno.test("openStore() carries a reference Relay database forward without losing
   ]);
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 1);
   assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
+  // Migration 10: the reference's nodes are nodes (holder type 2), not users.
+  assert.deepEqual(query(path, "SELECT fingerprint, holder_type FROM nodes"), [
+    { fingerprint: "node-a", holder_type: 2 },
+  ]);
 });
 
 Deno.test("openStore() replaces free_slots with free_counts in a database of Relay 0.1 (4 steps)", async () => {
