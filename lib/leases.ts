@@ -133,6 +133,8 @@ function holderOf(ref: HolderRef): Holder {
  *   have expired, else `exhausted`.
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
+ * @throws {HolderConflictError} the holder's key is stored for a holder of
+ *   another kind (not written by Relay: `lib/holders.ts`); nothing changes.
  */
 export function claim(
   store: Store,
@@ -227,7 +229,9 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
       holderType: events.entity,
     });
     // The key is stored for a holder of another kind: never hand it this one's lease.
-    if (nodeId === undefined) throw new HolderConflictError(`Key of ${holder.kind} is taken`);
+    if (nodeId === undefined) {
+      throw new HolderConflictError(`The key of this ${holder.kind} is stored for another kind`);
+    }
     await tx.audit({
       event: events.activated,
       entity: events.entity,
@@ -263,9 +267,10 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
 }
 
 /**
- * The current lease of `holder` (a node's fingerprint, or a node or user) in `pool`, read without changing
- * anything: not extended, and an expired one is not ended (it is reported
- * `not_found`, as a claim or the reaper would treat it).
+ * The current lease of `holder` (a node's fingerprint, or a node or user) in
+ * `pool`, read without changing anything: not extended, and an expired one is
+ * not ended (it is reported `not_found`, as a claim or the reaper would
+ * treat it).
  *
  * @throws {PoolNotFoundError} `pool` names no pool (checked after the node, as release does).
  */

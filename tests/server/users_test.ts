@@ -9,6 +9,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { addMinted, auditTrail, dbPath, query, tempDir } from "../helpers.ts";
 import {
   assertEmpty,
@@ -341,4 +342,25 @@ Deno.test("users wait for a seat, need a token, and are counted in the metrics b
   );
   const logged = server.logs().filter((line) => line.msg === "lease released");
   assert.deepEqual(logged.map((line) => line.user ?? line.node), ["n1", ALICE]);
+});
+
+Deno.test("a user's key stored for a node (never by Relay) is a 409, changing nothing", async () => {
+  await using dir = await tempDir();
+  const db = dbPath(dir.path);
+  await addMinted(dir.path, 1);
+  const raw = new DatabaseSync(db);
+  raw.prepare("INSERT INTO nodes (fingerprint, holder_type, deactivated_at) VALUES (?, 2, 1)")
+    .run(ALICE_KEY);
+  raw.close();
+  const before = auditTrail(db);
+  await using server = await serveInProcess([], { database: db });
+  assertJson(
+    await user(targetOf(server), "PUT", ALICE),
+    409,
+    errorBody("failed to claim license due to conflict"),
+  );
+  assert.deepEqual(auditTrail(db), before);
+  assert.deepEqual(query(db, "SELECT count(*) AS n FROM licenses WHERE node_id IS NULL"), [{
+    n: 1,
+  }]);
 });
