@@ -38,6 +38,7 @@ interface AuditOptions {
   event?: string[];
   license?: string;
   node?: string;
+  user?: string;
   pool?: string;
   since?: string;
   until?: string;
@@ -56,6 +57,7 @@ export function auditCommand(context: CommandContext): Command {
     .addOption(flagOption(flags.event))
     .addOption(flagOption(flags.license))
     .addOption(flagOption(flags.node))
+    .addOption(flagOption(flags.user))
     .addOption(flagOption(flags.pool))
     .addOption(flagOption(flags.since))
     .addOption(flagOption(flags.until))
@@ -76,6 +78,7 @@ export function auditCommand(context: CommandContext): Command {
         events: options.event === undefined ? undefined : parseEvents(options.event),
         license: options.license,
         node: options.node,
+        user: options.user,
         pool: options.pool,
         since: options.since === undefined ? undefined : parseTime(options.since, now),
         until: options.until === undefined ? undefined : parseTime(options.until, now),

@@ -8,6 +8,7 @@
 
 import type { AuditRecord } from "../lib/audit_log.ts";
 import { formatTime, renderBoxTable, renderPlainTable } from "./output.ts";
+import { holderJson, holderLabel } from "../lib/holders.ts";
 
 /** The output formats of `relay audit`. */
 export type AuditFormat = "box" | "plain" | "json" | "csv";
@@ -25,6 +26,7 @@ export const AUDIT_FIELDS = [
   "license",
   "node",
   "pool",
+  "user",
 ];
 
 /**
@@ -107,7 +109,7 @@ export function auditCells(record: AuditRecord): string[] {
     formatTime(record.createdAt),
     record.eventName,
     record.licenseGuid ?? deleted,
-    record.nodeFingerprint ?? "-",
+    record.nodeFingerprint === null ? "-" : holderLabel(record.nodeFingerprint),
     record.poolName ?? "-",
   ];
 }
@@ -121,8 +123,11 @@ export function auditJson(record: AuditRecord): Record<string, string | number |
     entity: record.entityName,
     entity_id: record.entityId,
     license: record.licenseGuid,
-    node: record.nodeFingerprint,
+    // A user's event: node null, the email in `user` (lib/holders.ts).
+    ...holderJson(record.nodeFingerprint),
     pool: record.poolName,
+    user: null,
+    ...userOf(record.nodeFingerprint),
   };
 }
 
@@ -136,4 +141,10 @@ export function csvLine(fields: readonly (string | number | null | undefined)[])
     const text = field === null || field === undefined ? "" : String(field);
     return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
   }).join(",") + "\n";
+}
+
+/** `{ user: email }` for a user's key; nothing for a node or none. */
+function userOf(key: string | null): { user?: string } {
+  const named = key === null ? {} : holderJson(key);
+  return "user" in named ? { user: named.user! } : {};
 }

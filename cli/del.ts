@@ -9,6 +9,7 @@ import { UsageError } from "../lib/errors.ts";
 import { removeLicenses } from "../lib/licenses.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS } from "./flags.ts";
+import { holderLabel } from "../lib/holders.ts";
 
 /** Builds the `del` command. */
 export function delCommand(context: CommandContext): Command {
@@ -31,7 +32,9 @@ export function delCommand(context: CommandContext): Command {
           logger.info("license deleted", {
             id: license.guid,
             pool: license.poolName,
-            leased_by: license.nodeFingerprint,
+            leased_by: license.nodeFingerprint === null
+              ? null
+              : holderLabel(license.nodeFingerprint),
           });
         }
         context.io.stdout(

@@ -198,6 +198,11 @@ export const FLAGS = {
       env: [],
       description: "end the lease of the node with this fingerprint",
     },
+    user: {
+      flags: "--user <email>",
+      env: [],
+      description: "end the seat of the user with this email (any case)",
+    },
     license: { flags: "--license <id>", env: [], description: "end the lease on this license" },
     pool: {
       flags: "--pool <name>",
@@ -218,6 +223,11 @@ export const FLAGS = {
       flags: "--node <fingerprint>",
       env: [],
       description: "only this node's events",
+    },
+    user: {
+      flags: "--user <email>",
+      env: [],
+      description: "only this user's events (any case)",
     },
     pool: { flags: "--pool <name>", env: [], description: "only this pool's events" },
     since: {

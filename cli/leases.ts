@@ -13,6 +13,7 @@ import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
 import { formatTime, renderBoxTable, renderPlainTable } from "./output.ts";
 import { formatSpan } from "../lib/time.ts";
+import { holderJson, holderLabel } from "../lib/holders.ts";
 
 /** The options of `relay leases` as commander parses them. */
 interface LeasesOptions {
@@ -103,7 +104,7 @@ export function summaryLine(pool: PoolSummary, within: number): string {
 /** One lease as a row of {@link LEASE_COLUMNS}. */
 function leaseRow(lease: Lease, now: number): string[] {
   return [
-    lease.nodeFingerprint,
+    holderLabel(lease.nodeFingerprint),
     lease.licenseGuid,
     lease.poolName ?? "-",
     formatTime(lease.claimedAt),
@@ -117,7 +118,7 @@ function leaseRow(lease: Lease, now: number): string[] {
 function leaseJson(lease: Lease, now: number): Record<string, unknown> {
   const time = (seconds: number | null) => seconds === null ? null : formatTime(seconds);
   return {
-    node: lease.nodeFingerprint,
+    ...holderJson(lease.nodeFingerprint),
     node_id: lease.nodeId,
     license: lease.licenseGuid,
     pool: lease.poolName,

@@ -11,6 +11,7 @@ import process from "node:process";
 import type { LicenseInfo } from "../lib/storage/store.ts";
 import { fileState } from "../lib/expiry.ts";
 import { leaseState } from "../lib/licenses.ts";
+import { holderJson, holderLabel } from "../lib/holders.ts";
 
 /** A table: column titles, then rows of cells. */
 export interface TableData {
@@ -88,7 +89,7 @@ export function licenseRow(license: LicenseInfo, at: RowTime): string[] {
     formatTime(license.lastClaimedAt),
     formatTime(license.lastReleasedAt),
     leaseState(license, now),
-    license.nodeFingerprint ?? "-",
+    license.nodeFingerprint === null ? "-" : holderLabel(license.nodeFingerprint),
     formatTime(license.fileExpiresAt),
     fileState(license, at),
   ];
@@ -106,7 +107,7 @@ export function licenseJson(license: LicenseInfo, at: RowTime): Record<string, u
     status: leaseState(license, now),
     claims: license.claims,
     node_id: license.nodeId,
-    node_fingerprint: license.nodeFingerprint,
+    ...holderJson(license.nodeFingerprint, "node_fingerprint"),
     node_last_heartbeat_at: isoTime(license.nodeLastHeartbeatAt),
     lease_expires_at: isoTime(license.leaseExpiresAt),
     last_claimed_at: isoTime(license.lastClaimedAt),

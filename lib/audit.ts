@@ -29,6 +29,14 @@ export const EventType = {
   licenseOperatorReleased: 13,
   /** `relay add` replaced a license's file with a newer one in place (entity: the license); ours. */
   licenseRenewed: 14,
+  /** A user got a lease (entity: the user); ours, the user's `node.activated`. */
+  userActivated: 15,
+  /** A user's lease was granted or extended (entity: the user); ours. */
+  userHeartbeatPing: 16,
+  /** A user released its lease, or an operator ended it (entity: the user); ours. */
+  userDeactivated: 17,
+  /** A user's lease expired (entity: the user); ours. */
+  userCulled: 18,
 } as const;
 
 /** One of the {@link EventType} ids. */
@@ -40,6 +48,8 @@ export const EntityType = {
   license: 1,
   node: 2,
   pool: 3,
+  /** A user holding a seat (`PUT /v1/users/{email}`, a row of `nodes`); ours. */
+  user: 4,
 } as const;
 
 /** One of the {@link EntityType} ids. */

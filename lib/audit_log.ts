@@ -10,7 +10,13 @@
  */
 
 import { EntityType, EventType } from "./audit.ts";
-import { LicenseNotFoundError, NodeNotFoundError, PoolNotFoundError } from "./errors.ts";
+import {
+  LicenseNotFoundError,
+  NodeNotFoundError,
+  PoolNotFoundError,
+  UserNotFoundError,
+} from "./errors.ts";
+import { normalizeEmail, userHolder } from "./holders.ts";
 import type { AuditLogQuery, AuditLogRow, Tx } from "./storage/store.ts";
 
 /**
@@ -33,6 +39,10 @@ export const EVENT_NAMES: Readonly<Record<EventType, string>> = {
   [EventType.licenseDenied]: "license.denied",
   [EventType.licenseOperatorReleased]: "license.operator_released",
   [EventType.licenseRenewed]: "license.renewed",
+  [EventType.userActivated]: "user.activated",
+  [EventType.userHeartbeatPing]: "user.heartbeat_ping",
+  [EventType.userDeactivated]: "user.deactivated",
+  [EventType.userCulled]: "user.culled",
 };
 
 /** The name of each entity type, as the `entity_types` table stores it. */
@@ -41,6 +51,7 @@ export const ENTITY_NAMES: Readonly<Record<EntityType, string>> = {
   [EntityType.license]: "license",
   [EntityType.node]: "node",
   [EntityType.pool]: "pool",
+  [EntityType.user]: "user",
 };
 
 /** The event type named `name` (`license.leased`), if any. */
@@ -60,6 +71,8 @@ export interface AuditFilter {
    * events of either.
    */
   node?: string;
+  /** Only this user's events (by email, any case). With `license` or `node`: of any of them. */
+  user?: string;
   /** Only this pool's events, its `pool.added` included. */
   pool?: string;
   /** Unix seconds, included. */
@@ -82,6 +95,7 @@ export interface AuditRecord extends AuditLogRow {
  *
  * @throws {LicenseNotFoundError} no license has the id.
  * @throws {NodeNotFoundError} no node has the fingerprint.
+ * @throws {UserNotFoundError} no user has the email.
  * @throws {PoolNotFoundError} no pool has the name.
  */
 export async function resolveAuditFilter(tx: Tx, filter: AuditFilter): Promise<AuditSelection> {
@@ -95,6 +109,14 @@ export async function resolveAuditFilter(tx: Tx, filter: AuditFilter): Promise<A
     const node = await tx.nodeByFingerprint(filter.node);
     if (!node) throw new NodeNotFoundError(`Node "${filter.node}" not found`);
     entities.push({ entity: EntityType.node, id: node.id });
+  }
+  if (filter.user !== undefined) {
+    const email = normalizeEmail(filter.user);
+    const user = email === undefined
+      ? undefined
+      : await tx.nodeByFingerprint(userHolder(email).key);
+    if (!user) throw new UserNotFoundError(`User "${filter.user}" not found`);
+    entities.push({ entity: EntityType.user, id: user.id });
   }
   let poolId: number | undefined;
   if (filter.pool !== undefined) {

@@ -14,30 +14,34 @@
  * @module
  */
 
-import { EntityType, EventType } from "./audit.ts";
+import { EventType } from "./audit.ts";
+import { type Holder, HOLDER_EVENTS, nodeHolder } from "./holders.ts";
 import type { Store } from "./storage/store.ts";
 
 /**
- * Records `license.denied` for node `fingerprint` in `pool` (null: no pool)
+ * Records `license.denied` for `holder` (a node's fingerprint, or a node or
+ * user: the entity is the node or the user) in `pool` (null: no pool)
  * at `now` (unix seconds), in one transaction of its own, with the pool's id.
  * Does nothing when the store writes no audit (`--no-audit`): not even the
  * node row.
  */
 export async function recordDenial(
   store: Store,
-  fingerprint: string,
+  holderRef: string | Holder,
   options: { pool: string | null; now: number },
 ): Promise<void> {
   if (!store.auditEnabled) return;
   const { now } = options;
+  const holder = typeof holderRef === "string" ? nodeHolder(holderRef) : holderRef;
+  const { entity } = HOLDER_EVENTS[holder.kind];
   await store.transaction(async (tx) => {
     // The claim found the pool a moment ago; pools are never deleted.
     const poolId = options.pool === null ? null : (await tx.poolByName(options.pool))?.id ?? null;
-    const nodeId = (await tx.nodeByFingerprint(fingerprint))?.id ??
-      await tx.insertInactiveNode(fingerprint, now);
+    const nodeId = (await tx.nodeByFingerprint(holder.key))?.id ??
+      await tx.insertInactiveHolder(holder.key, { holderType: entity, now });
     await tx.audit({
       event: EventType.licenseDenied,
-      entity: EntityType.node,
+      entity,
       entityId: nodeId,
       poolId,
       now,

@@ -10,6 +10,7 @@
 import { fileState } from "./expiry.ts";
 import type { DatabaseContents, DatabaseFile, Inspection } from "./storage/store.ts";
 import { formatSpan } from "./time.ts";
+import { holderLabel } from "./holders.ts";
 
 /** How a check came out: `warn` and `fail` both need action; `fail` is the more urgent. */
 export type CheckStatus = "ok" | "warn" | "fail";
@@ -298,7 +299,7 @@ function leaseCheck(contents: DatabaseContents, now: number): Check {
     name,
     status: "warn",
     message: `${count(overdue.length, "lease")} expired over a minute ago and still held ` +
-      `(${named(overdue.map((lease) => lease.fingerprint))}; the oldest expired at ${
+      `(${named(overdue.map((lease) => holderLabel(lease.fingerprint)))}; the oldest expired at ${
         rfc3339(oldest.leaseExpiresAt)
       })`,
     hint: "run relay serve: its reaper releases them (if it runs, it is stuck: restart it)",

@@ -25,6 +25,8 @@ export type ErrorCode =
   | "license_leased"
   | "pool_not_found"
   | "node_not_found"
+  | "user_not_found"
+  | "holder_conflict"
   | "not_leased"
   | "database_unusable"
   | "database_too_new"
@@ -140,6 +142,24 @@ export class PoolNotFoundError extends RelayError {
 export class NodeNotFoundError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("node_not_found", message, options);
+  }
+}
+
+/** No user has the given email. */
+export class UserNotFoundError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("user_not_found", message, options);
+  }
+}
+
+/**
+ * A lease holder's key is stored for a holder of another kind (a node row
+ * where a user's key was expected); `lib/holders.ts` makes this impossible
+ * for keys written by Relay, so the claim is refused rather than mixed up.
+ */
+export class HolderConflictError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("holder_conflict", message, options);
   }
 }
 

@@ -22,8 +22,9 @@
  */
 
 import { EntityType, EventType } from "./audit.ts";
-import { PoolNotFoundError } from "./errors.ts";
+import { HolderConflictError, PoolNotFoundError } from "./errors.ts";
 import { isValidAt } from "./expiry.ts";
+import { type Holder, HOLDER_EVENTS, type HolderKind, nodeHolder } from "./holders.ts";
 import { isExpired, legacyCutoff, legacyTtl, storedExpiry } from "./lease_expiry.ts";
 import { pickFreeLicense, type Strategy } from "./strategy.ts";
 import type { LeasedLicense, Store, Tx } from "./storage/store.ts";
@@ -68,7 +69,16 @@ export type ClaimResult =
     expiresAt: number;
     license: LeaseLicense;
   }
-  | { kind: "extended"; expiresAt: number; license: LeaseLicense }
+  | {
+    kind: "extended";
+    expiresAt: number;
+    license: LeaseLicense;
+    /**
+     * The file and key, for a user only: a user's seat follows the user to
+     * any machine, so an extension may be the first claim from this one.
+     */
+    grant?: { licenseFile: Uint8Array; licenseKey: string };
+  }
   | { kind: "conflict" }
   | {
     kind: "exhausted" | "expired_only";
@@ -95,7 +105,19 @@ export type ReleaseResult = { kind: "released"; licenseId: string } | { kind: "n
 const CLAIM_REAP_BATCH = 100;
 
 /**
- * Claims a lease for the node `fingerprint` in one transaction.
+ * Who a lease operation is for: a {@link Holder} (a node or a user,
+ * `lib/holders.ts`), or a string, the fingerprint of a node.
+ */
+export type HolderRef = string | Holder;
+
+function holderOf(ref: HolderRef): Holder {
+  return typeof ref === "string" ? nodeHolder(ref) : ref;
+}
+
+/**
+ * Claims a lease for `holder` (a node's fingerprint, or a node or user) in
+ * one transaction. Below, "node" stands for either: a user's lease follows
+ * the same rules, with `user.*` events in place of `node.*`.
  *
  * - the node leases a live license in another pool: `conflict`.
  * - the node leases a live license in this pool whose file or license has
@@ -111,26 +133,29 @@ const CLAIM_REAP_BATCH = 100;
  *   have expired, else `exhausted`.
  *
  * @throws {PoolNotFoundError} `pool` names no pool.
+ * @throws {HolderConflictError} the holder's key is stored for a holder of
+ *   another kind (not written by Relay: `lib/holders.ts`); nothing changes.
  */
 export function claim(
   store: Store,
-  fingerprint: string,
+  holder: HolderRef,
   options: LeaseOptions,
 ): Promise<ClaimResult> {
-  return store.transaction((tx) => claimIn(tx, fingerprint, options));
+  return store.transaction((tx) => claimIn(tx, holderOf(holder), options));
 }
 
 /** {@link claim}'s body, inside the caller's transaction. */
-async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Promise<ClaimResult> {
+async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<ClaimResult> {
   const { now, policy } = options;
+  const events = HOLDER_EVENTS[holder.kind];
   const poolId = await resolvePool(tx, options.pool);
-  let node = await tx.activeNode(fingerprint);
+  let node = await tx.activeNode(holder.key);
   const held = node && await tx.licenseLeasedBy(node.id);
   // The node gave up a license whose file expired: it holds none now.
   let moved = false;
   if (node && held) {
     if (isExpired(node, { now, policy })) {
-      await expireLease(tx, { nodeId: node.id, held, now });
+      await expireLease(tx, { nodeId: node.id, held, now, holder: holder.kind });
       node = undefined;
     } else if (held.poolId !== poolId) {
       return { kind: "conflict" };
@@ -156,13 +181,20 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
         now,
       });
       await tx.audit({
-        event: EventType.nodeHeartbeatPing,
-        entity: EntityType.node,
+        event: events.heartbeatPing,
+        entity: events.entity,
         entityId: node.id,
         poolId,
         now,
       });
-      return { kind: "extended", expiresAt: now + policy.ttl, license: leaseLicense(held) };
+      const extended = { expiresAt: now + policy.ttl, license: leaseLicense(held) };
+      if (holder.kind === "node") return { kind: "extended", ...extended };
+      const grant = (await tx.licenseGrant(held.id))!;
+      return {
+        kind: "extended",
+        ...extended,
+        grant: { licenseFile: grant.file, licenseKey: grant.key },
+      };
     }
   }
 
@@ -177,8 +209,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     if (node && moved) {
       await tx.deactivateNode(node.id, now);
       await tx.audit({
-        event: EventType.nodeDeactivated,
-        entity: EntityType.node,
+        event: events.deactivated,
+        entity: events.entity,
         entityId: node.id,
         poolId,
         now,
@@ -191,10 +223,18 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
 
   let nodeId = node?.id;
   if (nodeId === undefined) {
-    nodeId = await tx.activateNode(fingerprint, { now, expiresAt: storedExpiry(now, policy) });
+    nodeId = await tx.activateHolder(holder.key, {
+      now,
+      expiresAt: storedExpiry(now, policy),
+      holderType: events.entity,
+    });
+    // The key is stored for a holder of another kind: never hand it this one's lease.
+    if (nodeId === undefined) {
+      throw new HolderConflictError(`The key of this ${holder.kind} is stored for another kind`);
+    }
     await tx.audit({
-      event: EventType.nodeActivated,
-      entity: EntityType.node,
+      event: events.activated,
+      entity: events.entity,
       entityId: nodeId,
       poolId,
       now,
@@ -211,8 +251,8 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
     now,
   });
   await tx.audit({
-    event: EventType.nodeHeartbeatPing,
-    entity: EntityType.node,
+    event: events.heartbeatPing,
+    entity: events.entity,
     entityId: nodeId,
     poolId,
     now,
@@ -227,20 +267,21 @@ async function claimIn(tx: Tx, fingerprint: string, options: LeaseOptions): Prom
 }
 
 /**
- * The current lease of node `fingerprint` in `pool`, read without changing
- * anything: not extended, and an expired one is not ended (it is reported
- * `not_found`, as a claim or the reaper would treat it).
+ * The current lease of `holder` (a node's fingerprint, or a node or user) in
+ * `pool`, read without changing anything: not extended, and an expired one is
+ * not ended (it is reported `not_found`, as a claim or the reaper would
+ * treat it).
  *
  * @throws {PoolNotFoundError} `pool` names no pool (checked after the node, as release does).
  */
 export function lookup(
   store: Store,
-  fingerprint: string,
+  holder: HolderRef,
   options: Omit<LeaseOptions, "random">,
 ): Promise<LookupResult> {
   return store.read(async (tx): Promise<LookupResult> => {
     const { now, policy } = options;
-    const node = await tx.activeNode(fingerprint);
+    const node = await tx.activeNode(holderOf(holder).key);
     if (!node) return { kind: "not_found" };
     const poolId = await resolvePool(tx, options.pool);
     const held = await tx.licenseLeasedBy(node.id);
@@ -265,8 +306,9 @@ function leaseLicense(license: { guid: string; fileExpiresAt: number | null }): 
 }
 
 /**
- * Releases the lease of node `fingerprint` in `pool` in one transaction and
- * deactivates the node. A lease that has already expired is recorded as
+ * Releases the lease of `holder` (a node's fingerprint, or a node or user)
+ * in `pool` in one transaction and deactivates it (`node.deactivated`, or
+ * `user.deactivated`). A lease that has already expired is recorded as
  * expired and reported `not_found`, as it would be after the reaper ran.
  *
  * @throws {PoolNotFoundError} `pool` names no pool (checked after the node,
@@ -274,18 +316,20 @@ function leaseLicense(license: { guid: string; fileExpiresAt: number | null }): 
  */
 export function release(
   store: Store,
-  fingerprint: string,
+  holderRef: HolderRef,
   options: LeaseOptions,
 ): Promise<ReleaseResult> {
+  const holder = holderOf(holderRef);
+  const events = HOLDER_EVENTS[holder.kind];
   return store.transaction(async (tx): Promise<ReleaseResult> => {
     const { now, policy } = options;
-    const node = await tx.activeNode(fingerprint);
+    const node = await tx.activeNode(holder.key);
     if (!node) return { kind: "not_found" };
     const poolId = await resolvePool(tx, options.pool);
     const held = await tx.licenseLeasedBy(node.id);
     if (!held || held.poolId !== poolId) return { kind: "not_found" };
     if (isExpired(node, { now, policy })) {
-      await expireLease(tx, { nodeId: node.id, held, now });
+      await expireLease(tx, { nodeId: node.id, held, now, holder: holder.kind });
       return { kind: "not_found" };
     }
     await tx.releaseLicense(held.id, now);
@@ -298,8 +342,8 @@ export function release(
       now,
     });
     await tx.audit({
-      event: EventType.nodeDeactivated,
-      entity: EntityType.node,
+      event: events.deactivated,
+      entity: events.entity,
       entityId: node.id,
       poolId,
       now,
@@ -337,16 +381,19 @@ export function reap(
 /**
  * Ends an expired lease inside the caller's transaction exactly as the reaper
  * would: releases the license (`license.lease_expired`) and deactivates the
- * node (`node.culled`).
+ * holder (`node.culled`, or `user.culled` for a user).
  */
 export async function expireLease(
   tx: Tx,
-  { nodeId, held, now }: {
+  { nodeId, held, now, holder }: {
     nodeId: number;
     held: Pick<LeasedLicense, "id" | "poolId">;
     now: number;
+    /** The kind of holder `nodeId` is. */
+    holder: HolderKind;
   },
 ): Promise<void> {
+  const events = HOLDER_EVENTS[holder];
   await tx.releaseLicense(held.id, now);
   await tx.audit({
     event: EventType.licenseLeaseExpired,
@@ -357,8 +404,8 @@ export async function expireLease(
   });
   await tx.deactivateNode(nodeId, now);
   await tx.audit({
-    event: EventType.nodeCulled,
-    entity: EntityType.node,
+    event: events.culled,
+    entity: events.entity,
     entityId: nodeId,
     poolId: held.poolId,
     now,

@@ -17,6 +17,7 @@ import {
   withContext,
 } from "./errors.ts";
 import { type LicenseFile, type PublicKey, verifyLicenseFile } from "./license_file.ts";
+import { holderName, holderOfKey } from "./holders.ts";
 import { expireLease } from "./leases.ts";
 import { unixSeconds } from "./time.ts";
 import type { LicenseInfo, Pool, Store, Tx } from "./storage/store.ts";
@@ -227,11 +228,15 @@ export function removeLicenses(
       if (state === "expired") {
         // Ended exactly as the reaper would end it, before the license goes.
         const held = { id: license.id, poolId: license.poolId };
-        await expireLease(tx, { nodeId: license.nodeId!, held, now });
+        const holder = holderOfKey(license.nodeFingerprint!).kind;
+        await expireLease(tx, { nodeId: license.nodeId!, held, now, holder });
       } else if (state === "leased") {
         if (!options.force) {
+          const holder = holderOfKey(license.nodeFingerprint!);
           throw new LicenseLeasedError(
-            `License "${guid}" is leased by node "${license.nodeFingerprint}"; wait for the node to release it, or pass --force to delete it anyway`,
+            `License "${guid}" is leased by ${holder.kind} "${
+              holderName(holder)
+            }"; wait for the ${holder.kind} to release it, or pass --force to delete it anyway`,
           );
         }
         await tx.audit({

@@ -20,13 +20,18 @@ import {
   NodeNotFoundError,
   NotLeasedError,
   PoolNotFoundError,
+  UserNotFoundError,
 } from "./errors.ts";
+import { HOLDER_EVENTS, holderOfKey, normalizeEmail, userHolder } from "./holders.ts";
 import { expireLease } from "./leases.ts";
 import { leaseState } from "./licenses.ts";
 import type { LeaseDetail, Store, Tx } from "./storage/store.ts";
 
-/** The lease to end: the one a node holds, or the one on a license. */
-export type ReleaseTarget = { node: string } | { license: string };
+/**
+ * The lease to end: the one a node holds, the one a user holds (by email,
+ * as given: compared in lowercase), or the one on a license.
+ */
+export type ReleaseTarget = { node: string } | { user: string } | { license: string };
 
 /**
  * What {@link releaseLease} did: ended a live lease (`released`), or found it
@@ -65,8 +70,9 @@ export function releaseLease(
       }
     }
     const held = { id: lease.licenseId, poolId: lease.poolId };
+    const holder = holderOfKey(lease.nodeFingerprint).kind;
     if (leaseState(lease, now) === "expired") {
-      await expireLease(tx, { nodeId: lease.nodeId, held, now });
+      await expireLease(tx, { nodeId: lease.nodeId, held, now, holder });
       return { kind: "expired", lease };
     }
     await tx.releaseLicense(lease.licenseId, now);
@@ -79,8 +85,8 @@ export function releaseLease(
     });
     await tx.deactivateNode(lease.nodeId, now);
     await tx.audit({
-      event: EventType.nodeDeactivated,
-      entity: EntityType.node,
+      event: HOLDER_EVENTS[holder].deactivated,
+      entity: HOLDER_EVENTS[holder].entity,
       entityId: lease.nodeId,
       poolId: lease.poolId,
       now,
@@ -98,6 +104,16 @@ async function findLease(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail> {
     if (!lease) throw new NotLeasedError(`Node "${target.node}" holds no lease`);
     return lease;
   }
+  if ("user" in target) {
+    const email = normalizeEmail(target.user);
+    const user = email === undefined
+      ? undefined
+      : await tx.nodeByFingerprint(userHolder(email).key);
+    if (!user) throw new UserNotFoundError(`User "${target.user}" not found`);
+    const [lease] = await tx.leaseDetails({ nodeId: user.id });
+    if (!lease) throw new NotLeasedError(`User "${target.user}" holds no lease`);
+    return lease;
+  }
   const license = await tx.licenseByGuid(target.license);
   if (!license) throw new LicenseNotFoundError(`License "${target.license}" not found`);
   const [lease] = await tx.leaseDetails({ licenseId: license.id });
@@ -106,5 +122,6 @@ async function findLease(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail> {
 }
 
 function describe(target: ReleaseTarget): string {
-  return "node" in target ? `Node "${target.node}"` : `License "${target.license}"`;
+  if ("node" in target) return `Node "${target.node}"`;
+  return "user" in target ? `User "${target.user}"` : `License "${target.license}"`;
 }

@@ -10,6 +10,7 @@
  * | `PUT /v1/nodes/{fp}`         | 201 new lease, 202 extended, 409 conflict, 410 none (valid) free |
  * | `GET /v1/nodes/{fp}`         | 200 the current lease, unchanged; 404 no lease   |
  * | `DELETE /v1/nodes/{fp}`      | 204 released, 404 no lease                       |
+ * | `PUT`/`GET`/`DELETE /v1/users/{email}` | as for nodes, a seat held by a user (`lib/holders.ts`) |
  * | `GET /metrics`               | 200, Prometheus text (unless `--no-metrics`)     |
  * | `GET /ui`                    | 200, the status page (with `--ui`)               |
  * | `GET /v1/openapi.json`       | 200, the OpenAPI document (`server/openapi.yaml`) |
@@ -21,7 +22,7 @@
  * `Relay-License-Expires`; a 410 carries `Retry-After` when a lease of the
  * pool will run out.
  *
- * With `--auth-token-file`, `/v1/nodes/…` answers 401 without a valid bearer token.
+ * With `--auth-token-file`, `/v1/nodes/…` and `/v1/users/…` answer 401 without a valid bearer token.
  *
  * A 410 is also recorded as `license.denied`, rate-limited (`server/denials.ts`).
  *
@@ -29,15 +30,7 @@
  */
 
 import { writeProblem } from "../lib/health.ts";
-import {
-  claim,
-  type ClaimResult,
-  type LeaseLicense,
-  type LeasePolicy,
-  lookup,
-  type LookupResult,
-  release,
-} from "../lib/leases.ts";
+import type { LeasePolicy } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
@@ -45,14 +38,13 @@ import type { Authenticator } from "./auth.ts";
 import { createDenialRecorder, type DenialRecorder } from "./denials.ts";
 import { errorKindOf, errorReply, type Reply } from "./errors.ts";
 import { EXPOSITION_CONTENT_TYPE, type RelayMetrics } from "./metrics.ts";
-import { logClaim, logRelease } from "./lease_log.ts";
+import { leaseRoute, nodeOf, userOf } from "./lease_routes.ts";
 import { createSigner, type Signer } from "./signing.ts";
-import { type SeatWaiters, waitSeconds } from "./waiters.ts";
+import type { SeatWaiters } from "./waiters.ts";
 import { statusPage } from "./ui.ts";
 import { OPENAPI_PATH, openApiReply } from "./openapi.ts";
 
-/** The longest fingerprint accepted, in characters. */
-export const MAX_FINGERPRINT_LENGTH = 256;
+export { MAX_FINGERPRINT_LENGTH } from "./lease_routes.ts";
 
 /** What the API serves. */
 export interface AppConfig {
@@ -104,6 +96,7 @@ interface RouteContext {
 }
 
 const NODE_PREFIX = "/v1/nodes/";
+const USER_PREFIX = "/v1/users/";
 
 /** Builds the request handler. */
 export async function createHandler(
@@ -180,83 +173,20 @@ async function route(
     return await pageRoute({ request, path, now, deps, writeProblem, denials }) ??
       errorReply("not_found");
   }
-  if (!path.startsWith(NODE_PREFIX) || path.length === NODE_PREFIX.length) {
-    return errorReply("not_found");
-  }
+  const prefix = [NODE_PREFIX, USER_PREFIX].find((known) => path.startsWith(known));
+  if (prefix === undefined || path.length === prefix.length) return errorReply("not_found");
   // Before anything else about the request: without a token, learn nothing.
   if (deps.auth && !(await deps.auth.check(request.headers.get("Authorization")))) {
     return errorReply("unauthorized", { headers: { "WWW-Authenticate": "Bearer" } });
   }
-  const segment = path.slice(NODE_PREFIX.length);
+  const segment = path.slice(prefix.length);
   if (segment.includes("/")) return errorReply("not_found");
   if (request.method !== "PUT" && request.method !== "DELETE" && request.method !== "GET") {
     return errorReply("method_not_allowed", { headers: { Allow: "GET, PUT, DELETE" } });
   }
-
-  const fingerprint = decodeFingerprint(segment);
-  if (fingerprint === undefined) return errorReply("invalid_fingerprint");
-  if (characterCount(fingerprint) > MAX_FINGERPRINT_LENGTH) {
-    return errorReply("fingerprint_too_long");
-  }
-
-  const header = poolHeader(request.headers.get("Relay-Pool"));
-  let pool = deps.config.pool;
-  if (header) {
-    if (pool !== null && pool !== header) return errorReply("unsupported_pool_header");
-    pool = header;
-  }
-
-  const options = { pool, now, policy: deps.config.policy, random: deps.random };
-  if (request.method === "PUT") {
-    const wait = waitSeconds(request.url, deps.config.maxWaitSeconds ?? 0);
-    if (wait === undefined) {
-      return errorReply("invalid_wait", {
-        detail: `use seconds or a duration of at most ${deps.config.maxWaitSeconds ?? 0}s`,
-      });
-    }
-    let claimed = await claim(deps.store, fingerprint, options);
-    let at = now;
-    if (deps.waiters && wait > 0 && isDenied(claimed)) {
-      deps.logger.info("claim waiting for a seat", {
-        pool: pool ?? undefined,
-        wait_s: wait,
-        waiting: deps.waiters.size + 1,
-      });
-      // Queue for a seat; each try is a claim of its own, at its own time.
-      const answer = await deps.waiters.wait({
-        pool,
-        until: now + wait,
-        signal: request.signal,
-        attempt: async () => {
-          at = deps.now();
-          claimed = await claim(deps.store, fingerprint, { ...options, now: at });
-          return isDenied(claimed) ? undefined : claimed;
-        },
-      });
-      claimed = answer ?? claimed;
-      at = Math.max(at, deps.now());
-    }
-    logClaim(deps.logger, claimed, { node: fingerprint, pool, policy: deps.config.policy });
-    if (isDenied(claimed)) await denials.record(fingerprint, { pool, now: at });
-    deps.metrics?.claim(pool, claimed.kind);
-    const reply = claimReply(claimed, { policy: deps.config.policy, pool, now: at });
-    return { ...reply, pool, clock: at === now ? undefined : at };
-  }
-  if (request.method === "GET") {
-    const found = await lookup(deps.store, fingerprint, options);
-    return { ...lookupReply(found, { pool, now }), pool };
-  }
-  const released = await release(deps.store, fingerprint, options);
-  logRelease(deps.logger, released, { node: fingerprint, pool });
-  if (released.kind !== "released") return { ...errorReply("claim_not_found"), pool };
-  deps.metrics?.nodeRelease(pool);
-  deps.waiters?.notify(pool);
-  return { status: 204, body: null, pool };
-}
-
-/** A claim that found no seat: the answers a wait can turn into a lease. */
-function isDenied(result: ClaimResult): boolean {
-  return result.kind === "exhausted" || result.kind === "expired_only";
+  const holder = prefix === NODE_PREFIX ? nodeOf(segment) : userOf(segment);
+  if (!("kind" in holder)) return holder;
+  return await leaseRoute({ request, now, deps, denials }, holder);
 }
 
 /**
@@ -296,70 +226,8 @@ function routePattern(path: string | undefined): string {
     return path;
   }
   if (path?.startsWith(NODE_PREFIX)) return "/v1/nodes/{fingerprint}";
+  if (path?.startsWith(USER_PREFIX)) return "/v1/users/{email}";
   return "other";
-}
-
-function claimReply(
-  result: ClaimResult,
-  { policy, pool, now }: { policy: LeasePolicy; pool: string | null; now: number },
-): Reply {
-  switch (result.kind) {
-    case "created":
-      return {
-        status: 201,
-        body: {
-          license_file: result.licenseFile.toBase64(),
-          license_key: result.licenseKey,
-          expires_at: result.expiresAt,
-          expires_in: policy.ttl,
-        },
-        headers: leaseHeaders(result.license, pool),
-      };
-    case "extended":
-      return {
-        status: 202,
-        body: { expires_at: result.expiresAt, expires_in: policy.ttl },
-        headers: leaseHeaders(result.license, pool),
-      };
-    case "conflict":
-      return errorReply("conflict");
-    case "exhausted":
-    case "expired_only":
-      // When to ask again: the first live lease of the pool runs out then.
-      return errorReply(result.kind, {
-        headers: result.retryAt === undefined
-          ? undefined
-          : { "Retry-After": String(Math.max(1, result.retryAt - now)) },
-      });
-  }
-}
-
-/** `GET`: the holder's lease as a `201` gives it, `expires_in` counting down; or a 404. */
-function lookupReply(
-  result: LookupResult,
-  { pool, now }: { pool: string | null; now: number },
-): Reply {
-  if (result.kind === "not_found") return errorReply("claim_not_found");
-  return {
-    status: 200,
-    body: {
-      license_file: result.licenseFile.toBase64(),
-      license_key: result.licenseKey,
-      expires_at: result.expiresAt,
-      expires_in: result.expiresAt === null ? null : Math.max(0, result.expiresAt - now),
-    },
-    headers: leaseHeaders(result.license, pool),
-  };
-}
-
-/** What the holder learns of its license without decrypting the file. */
-function leaseHeaders(license: LeaseLicense, pool: string | null): Record<string, string> {
-  const headers: Record<string, string> = { "Relay-License-Id": license.guid };
-  if (pool !== null) headers["Relay-Pool"] = pool;
-  if (license.fileExpiresAt !== null) {
-    headers["Relay-License-Expires"] = String(license.fileExpiresAt);
-  }
-  return headers;
 }
 
 /** The answer to a thrown error; anything unexpected is a logged 500. */
@@ -400,50 +268,6 @@ function requestPath(request: Request): string | undefined {
   // Resolve the path alone against a fixed origin: dot segments and
   // backslashes are normalised as before, the Host plays no part.
   return new URL(url.slice(start), "http://relay.invalid").pathname;
-}
-
-/**
- * A pool name that no pool has: names come from the command line, which
- * cannot carry NUL. Bytes that are not UTF-8 name this pool, so they get
- * exactly the answers an unknown pool gets.
- */
-const NO_SUCH_POOL = "\u0000";
-
-/**
- * The `Relay-Pool` value as UTF-8 text: HTTP hands header bytes over one byte per
- * character. Null when absent; {@link NO_SUCH_POOL} when not UTF-8.
- */
-function poolHeader(value: string | null): string | null {
-  if (value === null || !/[\u0080-\uffff]/.test(value)) return value;
-  const bytes = Uint8Array.from(value, (char) => char.charCodeAt(0));
-  try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return NO_SUCH_POOL;
-  }
-}
-
-/** Characters (code points), not UTF-16 units; cheap for short strings. */
-function characterCount(text: string): number {
-  if (text.length <= MAX_FINGERPRINT_LENGTH) return text.length;
-  let count = 0;
-  for (const _ of text) count++;
-  return count;
-}
-
-/**
- * A path segment, percent-decoded; undefined for invalid UTF-8 or control
- * characters, which no fingerprint needs and logs should never carry.
- */
-function decodeFingerprint(segment: string): string | undefined {
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-  // deno-lint-ignore no-control-regex
-  return /[\u0000-\u001f\u007f]/.test(decoded) ? undefined : decoded;
 }
 
 async function respond(

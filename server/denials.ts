@@ -8,6 +8,7 @@
  */
 
 import { recordDenial } from "../lib/denials.ts";
+import type { Holder } from "../lib/holders.ts";
 import type { Logger } from "../lib/logger.ts";
 import type { Store } from "../lib/storage/store.ts";
 
@@ -67,11 +68,11 @@ export class DenialLimiter {
 /** Records denied claims, rate-limited; see {@link createDenialRecorder}. */
 export interface DenialRecorder {
   /**
-   * Records that node `fingerprint` was denied a license in `pool` (null: no
+   * Records that `holder` (a node or user) was denied a license in `pool` (null: no
    * pool) at `now`, unless it was recorded in the last window. Never throws:
    * a failure is logged, and the client still gets its `410`.
    */
-  record(fingerprint: string, options: { pool: string | null; now: number }): Promise<void>;
+  record(holder: Holder, options: { pool: string | null; now: number }): Promise<void>;
 }
 
 /**
@@ -85,10 +86,11 @@ export function createDenialRecorder(
   if (!store.auditEnabled) return { record: () => Promise.resolve() };
   const limiter = deps.limiter ?? new DenialLimiter();
   return {
-    async record(fingerprint, { pool, now }) {
-      if (!limiter.admit(JSON.stringify([pool, fingerprint]), now)) return;
+    async record(holder, { pool, now }) {
+      // Keys of users and nodes never collide (lib/holders.ts).
+      if (!limiter.admit(JSON.stringify([pool, holder.key]), now)) return;
       try {
-        await recordDenial(store, fingerprint, { pool, now });
+        await recordDenial(store, holder, { pool, now });
       } catch (error) {
         logger.error("recording a denied claim failed", {
           error: error instanceof Error ? error.message : String(error),

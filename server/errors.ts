@@ -15,6 +15,7 @@ export const API_ERRORS = {
   invalid_host: { status: 400, message: "invalid host header" },
   invalid_fingerprint: { status: 400, message: "invalid fingerprint" },
   fingerprint_too_long: { status: 400, message: "fingerprint too long" },
+  invalid_email: { status: 400, message: "invalid email" },
   unsupported_pool_header: { status: 400, message: "unsupported pool header" },
   invalid_pool_header: { status: 400, message: "invalid pool header" },
   unauthorized: { status: 401, message: "unauthorized" },
@@ -38,6 +39,7 @@ export type ApiErrorKind = keyof typeof API_ERRORS;
 /** Domain errors that a client's request can cause, and the answer each gets. */
 const DOMAIN_ERRORS: Partial<Record<ErrorCode, ApiErrorKind>> = {
   pool_not_found: "invalid_pool_header",
+  holder_conflict: "conflict",
 };
 
 /** A response before headers: status and JSON body (null: no body). */

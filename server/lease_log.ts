@@ -6,6 +6,7 @@
  * @module
  */
 
+import { type Holder, holderName } from "../lib/holders.ts";
 import type { ClaimResult, LeasePolicy, ReleaseResult } from "../lib/leases.ts";
 import type { Logger } from "../lib/logger.ts";
 
@@ -17,9 +18,9 @@ import type { Logger } from "../lib/logger.ts";
 export function logClaim(
   logger: Logger,
   result: ClaimResult,
-  { node, pool, policy }: { node: string; pool: string | null; policy: LeasePolicy },
+  { holder, pool, policy }: { holder: Holder; pool: string | null; policy: LeasePolicy },
 ): void {
-  const fields = { node, pool, strategy: policy.strategy, result: result.kind };
+  const fields = { ...holderField(holder), pool, strategy: policy.strategy, result: result.kind };
   switch (result.kind) {
     case "created":
     case "extended":
@@ -32,7 +33,7 @@ export function logClaim(
       });
       return;
     case "conflict":
-      logger.warn("claim refused: the node already leases a license", fields);
+      logger.warn(`claim refused: the ${holder.kind} already leases a license`, fields);
       return;
     case "exhausted":
       logger.warn("claim refused: no license available in the pool", fields);
@@ -47,15 +48,26 @@ export function logClaim(
 export function logRelease(
   logger: Logger,
   result: ReleaseResult,
-  { node, pool }: { node: string; pool: string | null },
+  { holder, pool }: { holder: Holder; pool: string | null },
 ): void {
+  const named = holderField(holder);
   if (result.kind === "released") {
-    logger.debug("lease released", { node, pool, result: result.kind, license: result.licenseId });
+    logger.debug("lease released", {
+      ...named,
+      pool,
+      result: result.kind,
+      license: result.licenseId,
+    });
   } else {
-    logger.warn("release refused: the node leases no license in the pool", {
-      node,
+    logger.warn(`release refused: the ${holder.kind} leases no license in the pool`, {
+      ...named,
       pool,
       result: result.kind,
     });
   }
+}
+
+/** The log field that names the holder: `node` (its fingerprint) or `user` (the email). */
+function holderField(holder: Holder): { node: string } | { user: string } {
+  return holder.kind === "user" ? { user: holderName(holder) } : { node: holder.key };
 }

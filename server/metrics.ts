@@ -8,7 +8,7 @@
  * |------------------------------------------|----------------------|
  * | `relay_licenses` gauge                   | `pool`, `state` (`leased`, `free`, `expired`) |
  * | `relay_claims_total` counter             | `pool`, `result` (`created`, `extended`, `conflict`, `exhausted`) |
- * | `relay_releases_total` counter           | `pool`, `reason` (`node`, `expired`, `operator`) |
+ * | `relay_releases_total` counter           | `pool`, `reason` (`node`, `user`, `expired`, `operator`) |
  * | `relay_denials_total` counter            | `pool` (every 410 of a claim) |
  * | `relay_request_duration_seconds` histogram | `route`, `status` (`2xx` …) |
  * | `relay_reap_duration_seconds` histogram  |                      |
@@ -43,10 +43,10 @@ export const UNKNOWN_POOL_LABEL = "(unknown)";
 export type ClaimCount = "created" | "extended" | "conflict" | "exhausted";
 
 /** Why a lease ended, in `relay_releases_total`. */
-export type ReleaseReason = "node" | "expired" | "operator";
+export type ReleaseReason = "node" | "user" | "expired" | "operator";
 
 const CLAIM_RESULTS: readonly ClaimCount[] = ["created", "extended", "conflict", "exhausted"];
-const RELEASE_REASONS: readonly ReleaseReason[] = ["node", "expired", "operator"];
+const RELEASE_REASONS: readonly ReleaseReason[] = ["node", "user", "expired", "operator"];
 const STATES = ["leased", "free", "expired"] as const;
 
 /** Request durations, in seconds: a heartbeat takes about a millisecond. */
@@ -148,6 +148,11 @@ export class RelayMetrics {
   /** Counts a lease released by its node (`DELETE /v1/nodes/{fingerprint}`, 204). */
   nodeRelease(pool: string | null): void {
     this.#releases.inc({ pool: poolLabel(pool), reason: "node" });
+  }
+
+  /** Counts a lease released by its user (`DELETE /v1/users/{email}`, 204). */
+  userRelease(pool: string | null): void {
+    this.#releases.inc({ pool: poolLabel(pool), reason: "user" });
   }
 
   /** Records a request's duration in seconds by route pattern and status. */

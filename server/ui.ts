@@ -84,6 +84,7 @@ export async function statusPage(deps: StatusPageDeps): Promise<StatusPage> {
       excludeEvents: [
         EventType.licenseLeaseExtended,
         EventType.nodeHeartbeatPing,
+        EventType.userHeartbeatPing,
         EventType.licenseDenied,
       ],
       newestFirst: true,

@@ -9,6 +9,7 @@
 
 import type { AuditRecord, LeaseRow, PoolSeats, SeatPoint } from "../lib/status.ts";
 import { formatSpan } from "../lib/time.ts";
+import { holderLabel } from "../lib/holders.ts";
 
 /** Everything the page shows. */
 export interface StatusData {
@@ -155,13 +156,15 @@ function leasesSection({ leases, leaseLimit, now }: StatusData): string {
       : lease.leaseExpiresAt > now
       ? `in ${formatSpan(lease.leaseExpiresAt - now, " ")}`
       : `expired ${formatSpan(now - lease.leaseExpiresAt, " ")} ago`;
-    return `<tr><td><code class="fingerprint">${escapeHtml(lease.fingerprint)}</code></td>
+    return `<tr><td><code class="fingerprint">${
+      escapeHtml(holderLabel(lease.fingerprint))
+    }</code></td>
 <td><code>${escapeHtml(lease.licenseGuid)}</code></td><td>${poolName(lease.poolName)}</td>
 <td>${lease.leasedAt === null ? "" : time(lease.leasedAt)}</td><td>${expires}</td></tr>`;
   });
   const count = leases.length < leaseLimit ? `${leases.length}` : `the first ${leaseLimit}`;
   return `<h2>Current leases (${count})</h2>
-<table id="leases"><thead><tr><th>Node fingerprint</th><th>License</th><th>Pool</th>
+<table id="leases"><thead><tr><th>Node or user</th><th>License</th><th>Pool</th>
 <th>Leased at</th><th>Expires</th></tr></thead>
 <tbody>${rows.join("\n") || '<tr><td class="none" colspan="5">No leases</td></tr>'}</tbody>
 </table>`;
@@ -187,13 +190,15 @@ ${recordsTable("events", events, "No events recorded")}`;
 
 function recordsTable(id: string, records: AuditRecord[], empty: string): string {
   const rows = records.map((record) => {
-    const subject = record.fingerprint ?? record.licenseGuid;
+    const subject = record.fingerprint === null
+      ? record.licenseGuid
+      : holderLabel(record.fingerprint);
     return `<tr><td>${time(record.createdAt)}</td><td>${escapeHtml(record.eventName)}</td>
 <td>${poolName(record.poolName)}</td>
 <td>${subject === null ? "" : `<code>${escapeHtml(subject)}</code>`}</td></tr>`;
   });
   return `<table id="${id}"><thead><tr><th>Time</th><th>Event</th><th>Pool</th>
-<th>Node or license</th></tr></thead>
+<th>Node, user or license</th></tr></thead>
 <tbody>${rows.join("\n") || `<tr><td class="none" colspan="4">${empty}</td></tr>`}</tbody>
 </table>`;
 }

@@ -68,7 +68,11 @@ export interface NewLicenseRow {
   expiresAt: number | null;
 }
 
-/** A node that has not been deactivated. */
+/**
+ * A node that has not been deactivated. "Node" in this interface stands for
+ * any lease holder, a row of `nodes`: a node, or a user (`lib/holders.ts`),
+ * whose key in `fingerprint` is the email behind `USER_KEY_PREFIX`.
+ */
 export interface ActiveNode {
   id: number;
   /** Unix seconds; null for a node that never got a lease (reference Relay). */
@@ -87,6 +91,12 @@ export interface LeaseTimes {
   now: number;
   /** Unix seconds when the lease expires; null: never (no heartbeats). */
   expiresAt: number | null;
+}
+
+/** {@link LeaseTimes} of a lease holder of a type (`nodes.holder_type`, an entity type id). */
+export interface HolderTimes extends LeaseTimes {
+  /** `EntityType.node` or `EntityType.user`. */
+  holderType: EntityType;
 }
 
 /** A license as the lease logic sees it. */
@@ -253,10 +263,12 @@ export interface Tx extends StatusReads {
   /** The active (not deactivated) node with this fingerprint. */
   activeNode(fingerprint: string): Promise<ActiveNode | undefined>;
   /**
-   * Inserts the node, or reactivates it if it was deactivated, with its
-   * heartbeat and lease expiry; returns its id.
+   * Inserts the lease holder (a node or a user, `lib/holders.ts`) with key
+   * `key` and `holderType`, or reactivates it if it was deactivated, with its
+   * heartbeat and lease expiry; returns its id. Undefined, changing nothing,
+   * when the key is stored for a holder of another type.
    */
-  activateNode(fingerprint: string, times: LeaseTimes): Promise<number>;
+  activateHolder(key: string, times: HolderTimes): Promise<number | undefined>;
   /** Records a heartbeat of the node and its lease's new expiry. */
   heartbeat(nodeId: number, times: LeaseTimes): Promise<void>;
   /** Marks the node deactivated at `now`. */
@@ -344,11 +356,14 @@ export interface Tx extends StatusReads {
   /** The node with this fingerprint, active or deactivated. */
   nodeByFingerprint(fingerprint: string): Promise<NodeRow | undefined>;
   /**
-   * Inserts a node that holds no lease and is deactivated at `now` (a node
-   * known only from a denied claim, for its audit rows); returns its id. The
-   * fingerprint must not be stored yet.
+   * Inserts a lease holder (node or user) that holds no lease and is
+   * deactivated at `now` (one known only from a denied claim, for its audit
+   * rows); returns its id. The key must not be stored yet.
    */
-  insertInactiveNode(fingerprint: string, now: number): Promise<number>;
+  insertInactiveHolder(
+    key: string,
+    holder: { holderType: EntityType; now: number },
+  ): Promise<number>;
   /**
    * Every lease held (licenses with a node, expired ones not yet reaped
    * included), in license order, or those of one pool, node or license.

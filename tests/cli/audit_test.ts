@@ -170,6 +170,7 @@ Deno.test("relay audit shows the log by name, filtered, as a table, JSON or CSV"
         license: null,
         node: ODD_NODE,
         pool: "prod",
+        user: null,
       },
       {
         id: 12,
@@ -180,6 +181,7 @@ Deno.test("relay audit shows the log by name, filtered, as a table, JSON or CSV"
         license: files.l1.id,
         node: null,
         pool: "prod",
+        user: null,
       },
       {
         id: 13,
@@ -190,6 +192,7 @@ Deno.test("relay audit shows the log by name, filtered, as a table, JSON or CSV"
         license: null,
         node: "node-a",
         pool: "prod",
+        user: null,
       },
       {
         id: 14,
@@ -200,6 +203,7 @@ Deno.test("relay audit shows the log by name, filtered, as a table, JSON or CSV"
         license: null,
         node: null,
         pool: null,
+        user: null,
       },
     ]);
   });
@@ -209,11 +213,11 @@ Deno.test("relay audit shows the log by name, filtered, as a table, JSON or CSV"
     assert.equal(result.code, 0, result.stderr);
     assert.equal(
       result.stdout,
-      "id,time,event,entity,entity_id,license,node,pool\n" +
-        `11,${rfc3339(t0 + 30)},license.denied,node,3,,"node ""c"",1",prod\n` +
-        `12,${rfc3339(t0 + 40)},license.operator_released,license,1,${files.l1.id},,prod\n` +
-        `13,${rfc3339(t0 + 40)},node.deactivated,node,1,,node-a,prod\n` +
-        `14,${rfc3339(t0 + 50)},license.removed,license,${l2Id},,,\n`,
+      "id,time,event,entity,entity_id,license,node,pool,user\n" +
+        `11,${rfc3339(t0 + 30)},license.denied,node,3,,"node ""c"",1",prod,\n` +
+        `12,${rfc3339(t0 + 40)},license.operator_released,license,1,${files.l1.id},,prod,\n` +
+        `13,${rfc3339(t0 + 40)},node.deactivated,node,1,,node-a,prod,\n` +
+        `14,${rfc3339(t0 + 50)},license.removed,license,${l2Id},,,,\n`,
     );
   });
 
@@ -252,7 +256,7 @@ Deno.test("relay audit refuses bad filters and never creates a database", async 
   const names = "license.added, license.removed, license.leased, license.lease_extended, " +
     "license.released, license.lease_expired, node.activated, node.heartbeat_ping, " +
     "node.deactivated, node.culled, pool.added, license.denied, license.operator_released, " +
-    "license.renewed";
+    "license.renewed, user.activated, user.heartbeat_ping, user.deactivated, user.culled";
   for (
     const [name, args, code, message] of [
       [
@@ -288,6 +292,7 @@ Deno.test("relay audit refuses bad filters and never creates a database", async 
       ],
       ["an unknown license", ["--license", "nope"], 1, 'License "nope" not found'],
       ["an unknown node", ["--node", "nope"], 1, 'Node "nope" not found'],
+      ["an unknown user", ["--user", "nope@example.com"], 1, 'User "nope@example.com" not found'],
       ["an unknown pool", ["--pool", "nope"], 1, 'Pool "nope" not found'],
     ] as [string, string[], number, string][]
   ) {

@@ -207,9 +207,14 @@ Deno.test("relay release refuses what it cannot release, naming it", async (t) =
         "--node with --license",
         ["--node", "node-b", "--license", held.id],
         2,
-        "Give --node or --license, not both",
+        "Give one of --node, --user or --license",
       ],
-      ["neither", [], 2, "Give the lease to end: --node <fingerprint> or --license <id>"],
+      [
+        "neither",
+        [],
+        2,
+        "Give the lease to end: --node <fingerprint>, --user <email> or --license <id>",
+      ],
     ] as [string, string[], number, string][]
   ) {
     await t.step(name, async () => {

@@ -17,7 +17,7 @@ import { LeaseQueries } from "./lease_queries.ts";
 
 /**
  * Audit rows with names: a license event's license (gone once deleted), a
- * node event's node, the pool of `pool_id` or of a `pool.added` entity.
+ * node or user event's holder key (`lib/holders.ts`), the pool of `pool_id` or of a `pool.added` entity.
  */
 const AUDIT_LOG_SELECT = `
   SELECT a.id AS id, a.event_type_id AS event, a.entity_type_id AS entity,
@@ -28,7 +28,8 @@ const AUDIT_LOG_SELECT = `
   LEFT JOIN pools p ON p.id = a.pool_id
   LEFT JOIN pools pe ON a.entity_type_id = ${EntityType.pool} AND pe.id = a.entity_id
   LEFT JOIN licenses l ON a.entity_type_id = ${EntityType.license} AND l.id = a.entity_id
-  LEFT JOIN nodes n ON a.entity_type_id = ${EntityType.node} AND n.id = a.entity_id`;
+  LEFT JOIN nodes n ON a.entity_type_id IN (${EntityType.node}, ${EntityType.user})
+    AND n.id = a.entity_id`;
 
 /** The audit log statements of `SqliteTx`. */
 export class AuditQueries extends LeaseQueries {

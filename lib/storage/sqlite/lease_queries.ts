@@ -11,6 +11,7 @@
 // deno-lint-ignore-file require-await
 
 import type { SQLInputValue } from "node:sqlite";
+import type { EntityType } from "../../audit.ts";
 import type { LeaseDetail, LeaseFilter, NodeRow, Pool, PoolLicenseCounts } from "../store.ts";
 import { StatusStatements } from "./status_queries.ts";
 import { VALID_UNTIL } from "./schema.ts";
@@ -36,12 +37,16 @@ export class LeaseQueries extends StatusStatements {
     );
   }
 
-  async insertInactiveNode(fingerprint: string, now: number): Promise<number> {
+  async insertInactiveHolder(
+    key: string,
+    { holderType, now }: { holderType: EntityType; now: number },
+  ): Promise<number> {
     return this.sql.get<{ id: number }>(
-      `INSERT INTO nodes (fingerprint, created_at, deactivated_at) VALUES (?1, ?2, ?2)
-       RETURNING id`,
-      fingerprint,
+      `INSERT INTO nodes (fingerprint, created_at, deactivated_at, holder_type)
+       VALUES (?1, ?2, ?2, ?3) RETURNING id`,
+      key,
       now,
+      holderType,
     )!.id;
   }
 

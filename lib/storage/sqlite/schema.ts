@@ -332,4 +332,30 @@ export const MIGRATIONS: readonly Migration[] = [
       INSERT OR IGNORE INTO event_types (id, name) VALUES (14, 'license.renewed');
     `,
   },
+  {
+    version: 10,
+    name: "user seats",
+    // Users (`PUT /v1/users/{email}`) hold leases as nodes do, as rows of
+    // `nodes`, so that licenses.node_id, its indexes, the free-license
+    // counters and their triggers, the reaper and every lease query serve
+    // both unchanged (one lease implementation; a separate table would need a
+    // second foreign key on licenses and a copy of all of that).
+    // `holder_type` tells them apart: the entity type id, 2 node (the default,
+    // so rows written by Keygen Relay or before this step are nodes), 4 user.
+    // `nodes.fingerprint` is UNIQUE since the reference's schema, so a user's
+    // key there is its lowercase email behind U+0001 'user:': a control
+    // character, which the API refuses in a node fingerprint, so the two can
+    // never collide. New event types keep the reference's node.* queries
+    // about machines: user.activated, user.heartbeat_ping, user.deactivated,
+    // user.culled (entity: the user); license.* events stay shared.
+    sql: `
+      ALTER TABLE nodes ADD COLUMN holder_type INTEGER NOT NULL DEFAULT 2;
+      INSERT OR IGNORE INTO entity_types (id, name) VALUES (4, 'user');
+      INSERT OR IGNORE INTO event_types (id, name) VALUES
+        (15, 'user.activated'),
+        (16, 'user.heartbeat_ping'),
+        (17, 'user.deactivated'),
+        (18, 'user.culled');
+    `,
+  },
 ];

@@ -16,6 +16,7 @@ import { EntityType, EventType } from "../../audit.ts";
 import type {
   ActiveNode,
   AuditEntry,
+  HolderTimes,
   LeasedLicense,
   LeaseTimes,
   LicenseFileRow,
@@ -161,18 +162,24 @@ export class SqliteTx extends AuditQueries implements Tx {
     );
   }
 
-  async activateNode(fingerprint: string, { now, expiresAt }: LeaseTimes): Promise<number> {
+  /** The upsert changes nothing for a key stored with another holder type. */
+  async activateHolder(
+    key: string,
+    { now, expiresAt, holderType }: HolderTimes,
+  ): Promise<number | undefined> {
     return this.sql.get<{ id: number }>(
-      `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at)
-       VALUES (?1, ?2, ?3, ?2)
+      `INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at, holder_type)
+       VALUES (?1, ?2, ?3, ?2, ?4)
        ON CONFLICT (fingerprint) DO UPDATE
          SET deactivated_at = NULL, last_heartbeat_at = excluded.last_heartbeat_at,
            lease_expires_at = excluded.lease_expires_at
+         WHERE nodes.holder_type = excluded.holder_type
        RETURNING id`,
-      fingerprint,
+      key,
       now,
       expiresAt,
-    )!.id;
+      holderType,
+    )?.id;
   }
 
   async heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
@@ -259,13 +266,14 @@ export class SqliteTx extends AuditQueries implements Tx {
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
   ): Promise<number> {
     this.sql.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
-      seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER)`);
+      seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER,
+      holder_type INTEGER)`);
     this.sql.run("DELETE FROM temp.reap_batch");
     // The index is named: without statistics SQLite picks idx_nodes_activated
     // and sorts every active node for each batch. NULLs sort first in it.
     let reaped = cutoff === null ? 0 : this.sql.changes(
-      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
-       SELECT n.id, l.id, l.pool_id
+      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
+       SELECT n.id, l.id, l.pool_id, n.holder_type
        FROM nodes n INDEXED BY idx_nodes_active_expiry
        LEFT JOIN licenses l ON l.node_id = n.id
        WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
@@ -276,8 +284,8 @@ export class SqliteTx extends AuditQueries implements Tx {
     );
     if (reaped < limit) {
       reaped += this.sql.changes(
-        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id)
-         SELECT n.id, l.id, l.pool_id
+        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
+         SELECT n.id, l.id, l.pool_id, n.holder_type
          FROM nodes n INDEXED BY idx_nodes_active_expiry
          LEFT JOIN licenses l ON l.node_id = n.id
          WHERE n.deactivated_at IS NULL AND n.lease_expires_at <= ?
@@ -297,11 +305,18 @@ export class SqliteTx extends AuditQueries implements Tx {
       now,
     );
     if (this.#audit) {
-      // Per node in reap order: license.lease_expired (if it leased one), node.culled.
+      // Per holder in reap order: license.lease_expired (if it leased one),
+      // then node.culled for a node, user.culled for a user (lib/holders.ts).
       this.sql.run(
         `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
-         SELECT e.event, e.entity, CASE e.entity WHEN ${EntityType.license}
-           THEN b.license_id ELSE b.node_id END, b.pool_id, ?
+         SELECT CASE WHEN e.entity = ${EntityType.license} THEN e.event
+                  WHEN b.holder_type = ${EntityType.user} THEN ${EventType.userCulled}
+                  ELSE ${EventType.nodeCulled} END,
+           CASE WHEN e.entity = ${EntityType.license} THEN e.entity
+             WHEN b.holder_type = ${EntityType.user} THEN ${EntityType.user}
+             ELSE ${EntityType.node} END,
+           CASE e.entity WHEN ${EntityType.license} THEN b.license_id ELSE b.node_id END,
+           b.pool_id, ?
          FROM temp.reap_batch b
          JOIN (SELECT ${EventType.licenseLeaseExpired} AS event, ${EntityType.license} AS entity
                UNION ALL SELECT ${EventType.nodeCulled}, ${EntityType.node}) e

@@ -85,7 +85,8 @@ export class StatusStatements extends FreeLicenseStatements implements StatusRea
        JOIN event_types e ON e.id = a.event_type_id
        LEFT JOIN pools p ON p.id = a.pool_id
        LEFT JOIN pools pe ON a.entity_type_id = ${EntityType.pool} AND pe.id = a.entity_id
-       LEFT JOIN nodes n ON a.entity_type_id = ${EntityType.node} AND n.id = a.entity_id
+       LEFT JOIN nodes n ON a.entity_type_id IN (${EntityType.node}, ${EntityType.user})
+         AND n.id = a.entity_id
        LEFT JOIN licenses l ON a.entity_type_id = ${EntityType.license} AND l.id = a.entity_id
        WHERE ${conditions.join(" AND ")}
        ORDER BY a.id ${filter.newestFirst ? "DESC" : "ASC"}

@@ -86,10 +86,14 @@ Deno.test("openStore() creates the reference schema, records every migration and
     "license.denied",
     "license.operator_released",
     "license.renewed",
+    "user.activated",
+    "user.heartbeat_ping",
+    "user.deactivated",
+    "user.culled",
   ]);
   assert.deepEqual(
     query<{ name: string }>(path, "SELECT name FROM entity_types ORDER BY id").map((r) => r.name),
-    ["unknown", "license", "node", "pool"],
+    ["unknown", "license", "node", "pool", "user"],
   );
   assert.equal(query(path, "PRAGMA journal_mode")[0].journal_mode, "wal");
 });
@@ -147,6 +151,10 @@ Deno.test("openStore() carries a reference Relay database forward without losing
   ]);
   assert.equal(query(path, "SELECT count(*) AS n FROM audit_logs")[0].n, 1);
   assert.deepEqual(query(path, FREE_COUNT_MISMATCHES), []);
+  // Migration 10: the reference's nodes are nodes (holder type 2), not users.
+  assert.deepEqual(query(path, "SELECT fingerprint, holder_type FROM nodes"), [
+    { fingerprint: "node-a", holder_type: 2 },
+  ]);
 });
 
 Deno.test("openStore() replaces free_slots with free_counts in a database of Relay 0.1 (4 steps)", async () => {
