@@ -147,7 +147,6 @@ export async function listAudit(tx: Tx, query: AuditLogQuery): Promise<AuditReco
 }
 
 /** The id of the newest audit row; 0 when the log is empty. */
-export async function lastAuditId(tx: Tx): Promise<number> {
-  const [row] = await tx.auditLogRows({ take: "last", limit: 1 });
-  return row?.id ?? 0;
+export function lastAuditId(tx: Tx): Promise<number> {
+  return tx.lastAuditId();
 }

@@ -122,5 +122,6 @@ function emptyCounts(poolId: number | null, poolName: string | null): PoolLicens
     free: 0,
     expiring: 0,
     expired: 0,
+    expiredUnleased: 0,
   };
 }

@@ -10,9 +10,11 @@
  */
 
 import { EventType } from "./audit.ts";
-import type { AuditFilter, AuditRecord, LeaseRow, Store, Tx } from "./storage/store.ts";
+import { type AuditRecord, lastAuditId as lastAuditIdIn, listAudit } from "./audit_log.ts";
+import type { LeaseDetail, Store, Tx } from "./storage/store.ts";
 
-export type { AuditRecord, LeaseRow, SeatState } from "./storage/store.ts";
+export type { AuditRecord } from "./audit_log.ts";
+export type { LeaseDetail } from "./storage/store.ts";
 
 /** The seats of one pool at a moment. */
 export interface PoolSeats {
@@ -38,28 +40,42 @@ export function poolSeats(store: Store, now: number): Promise<PoolSeats[]> {
 }
 
 async function poolSeatsIn(tx: Tx, now: number): Promise<PoolSeats[]> {
-  const byPool = new Map<number | null, PoolSeats>();
-  for (const row of await tx.licenseStateCounts(now)) {
-    let seats = byPool.get(row.poolId);
-    if (!seats) {
-      seats = { poolId: row.poolId, pool: row.poolName, leased: 0, free: 0, expired: 0 };
-      byPool.set(row.poolId, seats);
+  const seats: PoolSeats[] = (await tx.poolLicenseCounts({ now, within: 0 })).map((counts) => ({
+    poolId: counts.poolId,
+    pool: counts.poolName,
+    leased: counts.leased,
+    free: counts.licenses - counts.leased - counts.expiredUnleased,
+    expired: counts.expiredUnleased,
+  }));
+  const counted = new Set(seats.map((pool) => pool.poolId));
+  for (const pool of await tx.pools()) {
+    if (!counted.has(pool.id)) {
+      seats.push({ poolId: pool.id, pool: pool.name, leased: 0, free: 0, expired: 0 });
     }
-    if (row.state !== null) seats[row.state] += row.count;
   }
-  return [...byPool.values()].sort((a, b) =>
+  return seats.sort((a, b) =>
     a.pool === null ? -1 : b.pool === null ? 1 : a.pool < b.pool ? -1 : a.pool > b.pool ? 1 : 0
   );
 }
 
 /** Up to `limit` current leases, soonest expiry first (leases that never expire last). */
-export function currentLeases(store: Store, options: { limit: number }): Promise<LeaseRow[]> {
-  return store.read((tx) => tx.leases(options.limit));
+export function currentLeases(store: Store, options: { limit: number }): Promise<LeaseDetail[]> {
+  return store.read((tx) => tx.leaseDetails({ soonestFirst: true, limit: options.limit }));
 }
 
-/** Audit records matching `filter` (see {@link AuditFilter}). */
-export function auditRecords(store: Store, filter: AuditFilter): Promise<AuditRecord[]> {
-  return store.read((tx) => tx.auditRecords(filter));
+/** Which audit records {@link auditRecords} reads. */
+export interface RecentAuditFilter {
+  /** Only these event types (all when absent). */
+  events?: readonly EventType[];
+  /** Every event type but these. */
+  excludeEvents?: readonly EventType[];
+  /** At most this many, the newest. */
+  limit: number;
+}
+
+/** The newest audit records matching `filter`, newest first. */
+export function auditRecords(store: Store, filter: RecentAuditFilter): Promise<AuditRecord[]> {
+  return store.read(async (tx) => (await listAudit(tx, { ...filter, take: "last" })).reverse());
 }
 
 /**
@@ -73,8 +89,8 @@ export function newAuditRecords(
   filter: { afterId: number; events: readonly EventType[]; limit: number },
 ): Promise<{ records: AuditRecord[]; lastId: number }> {
   return store.read(async (tx) => {
-    const lastId = await tx.lastAuditId();
-    const records = await tx.auditRecords(filter);
+    const lastId = await lastAuditIdIn(tx);
+    const records = await listAudit(tx, { ...filter, take: "first" });
     const full = records.length === filter.limit;
     return {
       records,
@@ -85,7 +101,7 @@ export function newAuditRecords(
 
 /** The id of the newest audit record; 0 when there is none. */
 export function lastAuditId(store: Store): Promise<number> {
-  return store.read((tx) => tx.lastAuditId());
+  return store.read(lastAuditIdIn);
 }
 
 /** The events that change how many seats are leased (see {@link seatHistory}). */

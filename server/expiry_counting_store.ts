@@ -58,9 +58,10 @@ function watched(tx: Tx, expired: ExpiredLeases, store: Store): Tx {
     const before = await tx.lastAuditId();
     const reaped = await tx.reapExpired(batch);
     if (reaped === 0) return reaped;
-    const rows = await tx.auditRecords({
+    const rows = await tx.auditLogRows({
       afterId: before,
       events: [EventType.licenseLeaseExpired],
+      take: "first",
       limit: batch.limit,
     });
     for (const row of rows) expired.push(row.poolId);

@@ -87,12 +87,10 @@ export async function statusPage(deps: StatusPageDeps): Promise<StatusPage> {
         EventType.userHeartbeatPing,
         EventType.licenseDenied,
       ],
-      newestFirst: true,
       limit: MAX_RECORDS_SHOWN,
     }),
     denials: await auditRecords(store, {
       events: [EventType.licenseDenied],
-      newestFirst: true,
       limit: MAX_RECORDS_SHOWN,
     }),
     denialCounts: deps.metrics?.denials() ?? null,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import type { AuditRecord, LeaseRow, PoolSeats, SeatPoint } from "../lib/status.ts";
+import type { AuditRecord, LeaseDetail, PoolSeats, SeatPoint } from "../lib/status.ts";
 import { formatSpan } from "../lib/time.ts";
 import { holderLabel } from "../lib/holders.ts";
 
@@ -19,7 +19,7 @@ export interface StatusData {
   auditEnabled: boolean;
   pools: PoolSeats[];
   /** The current leases, at most {@link StatusData.leaseLimit} of them. */
-  leases: LeaseRow[];
+  leases: LeaseDetail[];
   leaseLimit: number;
   history: SeatPoint[];
   events: AuditRecord[];
@@ -157,10 +157,10 @@ function leasesSection({ leases, leaseLimit, now }: StatusData): string {
       ? `in ${formatSpan(lease.leaseExpiresAt - now, " ")}`
       : `expired ${formatSpan(now - lease.leaseExpiresAt, " ")} ago`;
     return `<tr><td><code class="fingerprint">${
-      escapeHtml(holderLabel(lease.fingerprint))
+      escapeHtml(holderLabel(lease.nodeFingerprint))
     }</code></td>
 <td><code>${escapeHtml(lease.licenseGuid)}</code></td><td>${poolName(lease.poolName)}</td>
-<td>${lease.leasedAt === null ? "" : time(lease.leasedAt)}</td><td>${expires}</td></tr>`;
+<td>${lease.claimedAt === null ? "" : time(lease.claimedAt)}</td><td>${expires}</td></tr>`;
   });
   const count = leases.length < leaseLimit ? `${leases.length}` : `the first ${leaseLimit}`;
   return `<h2>Current leases (${count})</h2>
@@ -190,9 +190,9 @@ ${recordsTable("events", events, "No events recorded")}`;
 
 function recordsTable(id: string, records: AuditRecord[], empty: string): string {
   const rows = records.map((record) => {
-    const subject = record.fingerprint === null
+    const subject = record.nodeFingerprint === null
       ? record.licenseGuid
-      : holderLabel(record.fingerprint);
+      : holderLabel(record.nodeFingerprint);
     return `<tr><td>${time(record.createdAt)}</td><td>${escapeHtml(record.eventName)}</td>
 <td>${poolName(record.poolName)}</td>
 <td>${subject === null ? "" : `<code>${escapeHtml(subject)}</code>`}</td></tr>`;

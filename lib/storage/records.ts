@@ -126,67 +126,6 @@ export interface AuditEntry {
   now: number;
 }
 
-/** A license state as the status page and `/metrics` count it (see {@link StatusReads}). */
-export type SeatState = "leased" | "free" | "expired";
-
-/** How many licenses of a pool are in one state; a pool without licenses has `state` null. */
-export interface LicenseStateCount {
-  /** Null for licenses added without a pool. */
-  poolId: number | null;
-  poolName: string | null;
-  state: SeatState | null;
-  count: number;
-}
-
-/** A license leased to a node, as the status page shows it: no file, no key. */
-export interface LeaseRow {
-  fingerprint: string;
-  /** The license's Keygen id. */
-  licenseGuid: string;
-  poolName: string | null;
-  /** Unix seconds of the claim that leased it; null if unknown. */
-  leasedAt: number | null;
-  /** Unix seconds of the node's last heartbeat; null if it never sent one. */
-  lastHeartbeatAt: number | null;
-  /** The lease's stored expiry (see {@link ActiveNode.leaseExpiresAt}). */
-  leaseExpiresAt: number | null;
-}
-
-/** One audit row with the names it refers to. */
-export interface AuditRecord {
-  id: number;
-  event: EventType;
-  /** The event's name, as `event_types` stores it (`license.leased`). */
-  eventName: string;
-  entity: EntityType;
-  entityId: number;
-  poolId: number | null;
-  /** The pool's name: the record's pool, or for pool events the pool itself. */
-  poolName: string | null;
-  /** Unix seconds. */
-  createdAt: number;
-  /** The node's fingerprint, for node events of a node that still exists. */
-  fingerprint: string | null;
-  /** The license's Keygen id, for license events of a license that still exists. */
-  licenseGuid: string | null;
-}
-
-/** Which audit rows {@link StatusReads.auditRecords} returns. */
-export interface AuditFilter {
-  /** Only rows with a greater id. */
-  afterId?: number;
-  /** Only rows created at or after this unix second. */
-  since?: number;
-  /** Only these event types (all when absent). */
-  events?: readonly EventType[];
-  /** Every event type but these. */
-  excludeEvents?: readonly EventType[];
-  /** Newest first (default: oldest first). */
-  newestFirst?: boolean;
-  /** At most this many rows. */
-  limit: number;
-}
-
 /** The change in leased seats during one time bucket, from the audit log. */
 export interface SeatChange {
   /** Unix second at which the bucket starts (a multiple of its width). */
@@ -304,6 +243,10 @@ export interface LeaseFilter {
   poolId?: number;
   nodeId?: number;
   licenseId?: number;
+  /** Soonest stored expiry first (leases that never expire last); default: in license order. */
+  soonestFirst?: boolean;
+  /** At most this many. */
+  limit?: number;
 }
 
 /** A license leased to a node, as an operator sees it: no file, no key. */
@@ -341,12 +284,16 @@ export interface PoolLicenseCounts {
   expiring: number;
   /** No longer valid at `now`. */
   expired: number;
+  /** No longer valid at `now`, and not leased (or the lease has passed its expiry). */
+  expiredUnleased: number;
 }
 
 /** Which audit rows {@link Tx.auditLogRows} returns: those matching every field given. */
 export interface AuditLogQuery {
   /** Only these event types. */
   events?: readonly EventType[];
+  /** Every event type but these. */
+  excludeEvents?: readonly EventType[];
   /**
    * Only rows about these entities (any of them): a license's or a node's
    * own events, or a pool's `pool.added`.

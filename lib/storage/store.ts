@@ -17,20 +17,16 @@ import type { EntityType, EventType } from "../audit.ts";
 import type {
   ActiveNode,
   AuditEntry,
-  AuditFilter,
   AuditLogQuery,
   AuditLogRow,
-  AuditRecord,
   HolderTimes,
   LeaseDetail,
   LeasedLicense,
   LeaseFilter,
-  LeaseRow,
   LeaseTimes,
   LicenseFileRow,
   LicenseGrant,
   LicenseInfo,
-  LicenseStateCount,
   NewLicenseRow,
   NodeRow,
   Pool,
@@ -43,17 +39,6 @@ export type * from "./records.ts";
 
 /** Read-only statements for the status page and `/metrics`. */
 export interface StatusReads {
-  /**
-   * Licenses per pool and state at `now`, in one query: `leased` (a lease
-   * that has not passed its stored expiry), else `expired` (the file or the
-   * license has expired), else `free`. Every pool appears at least once,
-   * with `state` null.
-   */
-  licenseStateCounts(now: number): Promise<LicenseStateCount[]>;
-  /** Licenses leased to a node (expired leases not yet reaped included), soonest expiry first. */
-  leases(limit: number): Promise<LeaseRow[]>;
-  /** Audit rows matching `filter`. */
-  auditRecords(filter: AuditFilter): Promise<AuditRecord[]>;
   /** The greatest audit row id, 0 when the log is empty. */
   lastAuditId(): Promise<number>;
   /**

@@ -58,6 +58,10 @@ export class AuditQueries extends LeaseQueries {
       conditions.push("a.event_type_id IN (SELECT value FROM json_each(?))");
       params.push(JSON.stringify(query.events));
     }
+    if (query.excludeEvents !== undefined) {
+      conditions.push("a.event_type_id NOT IN (SELECT value FROM json_each(?))");
+      params.push(JSON.stringify(query.excludeEvents));
+    }
     if (query.entities !== undefined) {
       const any = query.entities.map(() => "(a.entity_type_id = ? AND a.entity_id = ?)");
       conditions.push(any.length === 0 ? "0" : `(${any.join(" OR ")})`);

@@ -1,7 +1,7 @@
 /**
- * The statements behind `relay leases` and `relay release`: nodes by
- * fingerprint in any state, the leases held with their nodes and pools, and
- * each pool's licenses counted by state. `SqliteTx` (`./statements.ts`)
+ * The statements behind `relay leases`, `relay release`, the status page and
+ * `/metrics`: nodes by fingerprint in any state, the leases held with their
+ * nodes and pools, and each pool's licenses counted by state. `SqliteTx` (`./statements.ts`)
  * extends this class through `./audit_queries.ts`.
  *
  * @module
@@ -65,9 +65,13 @@ export class LeaseQueries extends StatusStatements {
       conditions.push(`${column} = ?`);
       params.push(value);
     }
+    const order = filter.soonestFirst
+      ? "n.lease_expires_at IS NULL, n.lease_expires_at, l.id"
+      : "l.id";
     return this.sql.all<LeaseDetail>(
-      `${LEASE_DETAIL_SELECT} WHERE ${conditions.join(" AND ")} ORDER BY l.id`,
+      `${LEASE_DETAIL_SELECT} WHERE ${conditions.join(" AND ")} ORDER BY ${order} LIMIT ?`,
       ...params,
+      filter.limit ?? -1,
     );
   }
 
@@ -83,7 +87,9 @@ export class LeaseQueries extends StatusStatements {
            AS expiredLeases,
          count(*) FILTER (WHERE l.node_id IS NULL) AS free,
          count(*) FILTER (WHERE ${VALID_UNTIL} > ?1 AND ${VALID_UNTIL} <= ?1 + ?2) AS expiring,
-         count(*) FILTER (WHERE ${VALID_UNTIL} <= ?1) AS expired
+         count(*) FILTER (WHERE ${VALID_UNTIL} <= ?1) AS expired,
+         count(*) FILTER (WHERE ${VALID_UNTIL} <= ?1 AND NOT (l.node_id IS NOT NULL
+           AND (n.lease_expires_at IS NULL OR n.lease_expires_at > ?1))) AS expiredUnleased
        FROM licenses l
        LEFT JOIN nodes n ON n.id = l.node_id
        LEFT JOIN pools p ON p.id = l.pool_id
