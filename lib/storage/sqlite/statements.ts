@@ -31,17 +31,49 @@ import { AuditQueries } from "./audit_queries.ts";
 import { PreparedStatements } from "./prepared.ts";
 import { VALID_UNTIL } from "./schema.ts";
 
-const LICENSE_INFO_SELECT = `
-  SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
-         l.claims AS claims, l.node_id AS nodeId, n.fingerprint AS nodeFingerprint,
-         n.last_heartbeat_at AS nodeLastHeartbeatAt, n.lease_expires_at AS leaseExpiresAt,
-         l.last_claimed_at AS lastClaimedAt,
-         l.last_released_at AS lastReleasedAt, l.created_at AS createdAt,
-         l.file_issued_at AS fileIssuedAt, l.file_expires_at AS fileExpiresAt,
-         l.expires_at AS expiresAt
-  FROM licenses l
+/** The columns of `LicenseInfo` of row `l`, its own lease and seat counts aside. */
+const LICENSE_INFO_COLUMNS = `
+  l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
+  l.node_id AS nodeId, n.fingerprint AS nodeFingerprint,
+  n.last_heartbeat_at AS nodeLastHeartbeatAt, n.lease_expires_at AS leaseExpiresAt,
+  l.last_claimed_at AS lastClaimedAt,
+  l.last_released_at AS lastReleasedAt, l.created_at AS createdAt,
+  l.file_issued_at AS fileIssuedAt, l.file_expires_at AS fileExpiresAt,
+  l.expires_at AS expiresAt`;
+
+const LICENSE_JOINS = `
   LEFT JOIN pools p ON p.id = l.pool_id
   LEFT JOIN nodes n ON n.id = l.node_id`;
+
+/**
+ * Licenses as `ls` and `stat` show them: one entry per license, its seat
+ * rows counted in (claims summed). The subqueries find no seat rows for a
+ * single-seat license (idx_licenses_seat_of).
+ */
+const LICENSE_INFO_SELECT = `
+  SELECT ${LICENSE_INFO_COLUMNS},
+         l.claims + IFNULL((SELECT sum(s.claims) FROM licenses s WHERE s.seat_of = l.id), 0)
+           AS claims,
+         1 + (SELECT count(*) FROM licenses s WHERE s.seat_of = l.id) AS seats,
+         (l.node_id IS NOT NULL)
+           + (SELECT count(*) FROM licenses s WHERE s.seat_of = l.id AND s.node_id IS NOT NULL)
+           AS seatsUsed
+  FROM licenses l ${LICENSE_JOINS}`;
+
+/** Every row of a license (`?1`: its id), each with its own lease, the license's row first. */
+const LICENSE_SEATS_SELECT = `
+  SELECT ${LICENSE_INFO_COLUMNS}, l.claims AS claims, 1 AS seats,
+         (l.node_id IS NOT NULL) AS seatsUsed
+  FROM licenses l ${LICENSE_JOINS}
+  WHERE l.id = ?1 OR l.seat_of = ?1
+  ORDER BY l.seat_of IS NOT NULL, l.id`;
+
+/** The license (`m`, the main row) and grant of the row `id = ?`. */
+const GRANT_OF_ROW = `
+  SELECT m.id AS licenseId, m.file AS file, m.key AS key, m.guid AS guid,
+         m.file_expires_at AS fileExpiresAt
+  FROM licenses l JOIN licenses m ON m.id = IFNULL(l.seat_of, l.id)
+  WHERE l.id = ?`;
 
 const INSERT_AUDIT =
   `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
@@ -111,13 +143,22 @@ export class SqliteTx extends AuditQueries implements Tx {
       row.expiresAt,
       id,
     );
+    this.sql.run(
+      `UPDATE licenses SET file_issued_at = ?, file_expires_at = ?, expires_at = ?
+       WHERE seat_of = ?`,
+      row.fileIssuedAt,
+      row.fileExpiresAt,
+      row.expiresAt,
+      id,
+    );
   }
 
   async insertLicense(row: NewLicenseRow, now: number): Promise<number> {
     return this.sql.get<{ id: number }>(
       `INSERT INTO licenses
-         (guid, file, key, pool_id, created_at, file_issued_at, file_expires_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+         (guid, file, key, pool_id, created_at, file_issued_at, file_expires_at, expires_at,
+          max_machines, max_users)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
       row.guid,
       row.file,
       row.key,
@@ -126,17 +167,46 @@ export class SqliteTx extends AuditQueries implements Tx {
       row.fileIssuedAt,
       row.fileExpiresAt,
       row.expiresAt,
+      row.maxMachines ?? null,
+      row.maxUsers ?? null,
     )!.id;
   }
 
+  /**
+   * Seat n's fillers: guid and key of the license with `#seat-n` appended,
+   * and as file the text `seat n of license <guid>`, never a certificate.
+   */
+  async insertSeats(licenseId: number, count: number, now: number): Promise<void> {
+    this.sql.run(
+      `WITH RECURSIVE seat (n) AS (SELECT 2 UNION ALL SELECT n + 1 FROM seat WHERE n <= ?2)
+       INSERT INTO licenses
+         (guid, file, key, pool_id, created_at, file_issued_at, file_expires_at, expires_at,
+          seat_of)
+       SELECT l.guid || '#seat-' || seat.n, CAST('seat ' || seat.n || ' of license ' || l.guid AS BLOB),
+         l.key || '#seat-' || seat.n, l.pool_id, ?3, l.file_issued_at, l.file_expires_at,
+         l.expires_at, l.id
+       FROM licenses l, seat WHERE l.id = ?1 ORDER BY seat.n`,
+      licenseId,
+      count,
+      now,
+    );
+  }
+
   async licenseByGuid(guid: string): Promise<LicenseInfo | undefined> {
-    return this.sql.get<LicenseInfo>(`${LICENSE_INFO_SELECT} WHERE l.guid = ?`, guid);
+    return this.sql.get<LicenseInfo>(
+      `${LICENSE_INFO_SELECT} WHERE l.guid = ? AND l.seat_of IS NULL`,
+      guid,
+    );
+  }
+
+  async licenseSeats(licenseId: number): Promise<LicenseInfo[]> {
+    return this.sql.all<LicenseInfo>(LICENSE_SEATS_SELECT, licenseId);
   }
 
   async licenses(
     filter: { poolId?: number; expiringBy?: number } = {},
   ): Promise<LicenseInfo[]> {
-    const conditions: string[] = [];
+    const conditions: string[] = ["l.seat_of IS NULL"];
     const params: SQLInputValue[] = [];
     if (filter.poolId !== undefined) {
       conditions.push("l.pool_id = ?");
@@ -146,11 +216,13 @@ export class SqliteTx extends AuditQueries implements Tx {
       conditions.push(`${VALID_UNTIL} <= ?`);
       params.push(filter.expiringBy);
     }
-    const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
+    const where = ` WHERE ${conditions.join(" AND ")}`;
     return this.sql.all<LicenseInfo>(`${LICENSE_INFO_SELECT}${where} ORDER BY l.id`, ...params);
   }
 
+  /** The seat rows go first, explicitly: the free-license triggers count each. */
   async deleteLicense(id: number): Promise<void> {
+    this.sql.run("DELETE FROM licenses WHERE seat_of = ?", id);
     this.sql.run("DELETE FROM licenses WHERE id = ?", id);
   }
 
@@ -197,9 +269,10 @@ export class SqliteTx extends AuditQueries implements Tx {
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
     return this.sql.get<LeasedLicense>(
-      `SELECT id, guid, pool_id AS poolId, file_expires_at AS fileExpiresAt,
-              expires_at AS expiresAt
-       FROM licenses WHERE node_id = ?`,
+      `SELECT l.id AS id, IFNULL(l.seat_of, l.id) AS licenseId, IFNULL(m.guid, l.guid) AS guid,
+              l.pool_id AS poolId, l.file_expires_at AS fileExpiresAt, l.expires_at AS expiresAt
+       FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
+       WHERE l.node_id = ?`,
       nodeId,
     );
   }
@@ -208,21 +281,24 @@ export class SqliteTx extends AuditQueries implements Tx {
     licenseId: number,
     { nodeId, now }: { nodeId: number; now: number },
   ): Promise<LicenseGrant | undefined> {
-    return this.sql.get<LicenseGrant>(
+    const leased = this.sql.get<LicenseGrant & { seatOf: number | null }>(
       `UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1
        WHERE id = ? AND node_id IS NULL
-       RETURNING file, key, guid, file_expires_at AS fileExpiresAt`,
+       RETURNING id AS licenseId, file, key, guid, file_expires_at AS fileExpiresAt,
+         seat_of AS seatOf`,
       nodeId,
       now,
       licenseId,
     );
+    if (leased === undefined) return undefined;
+    // A seat row: its holder gets the license's file, key and id.
+    if (leased.seatOf !== null) return this.sql.get<LicenseGrant>(GRANT_OF_ROW, licenseId);
+    const { seatOf: _, ...grant } = leased;
+    return grant;
   }
 
   async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
-    return this.sql.get<LicenseGrant>(
-      "SELECT file, key, guid, file_expires_at AS fileExpiresAt FROM licenses WHERE id = ?",
-      licenseId,
-    );
+    return this.sql.get<LicenseGrant>(GRANT_OF_ROW, licenseId);
   }
 
   /**
@@ -267,13 +343,13 @@ export class SqliteTx extends AuditQueries implements Tx {
   ): Promise<number> {
     this.sql.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
       seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER,
-      holder_type INTEGER)`);
+      holder_type INTEGER, audit_license_id INTEGER)`);
     this.sql.run("DELETE FROM temp.reap_batch");
     // The index is named: without statistics SQLite picks idx_nodes_activated
     // and sorts every active node for each batch. NULLs sort first in it.
     let reaped = cutoff === null ? 0 : this.sql.changes(
-      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
-       SELECT n.id, l.id, l.pool_id, n.holder_type
+      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type, audit_license_id)
+       SELECT n.id, l.id, l.pool_id, n.holder_type, IFNULL(l.seat_of, l.id)
        FROM nodes n INDEXED BY idx_nodes_active_expiry
        LEFT JOIN licenses l ON l.node_id = n.id
        WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
@@ -284,8 +360,8 @@ export class SqliteTx extends AuditQueries implements Tx {
     );
     if (reaped < limit) {
       reaped += this.sql.changes(
-        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
-         SELECT n.id, l.id, l.pool_id, n.holder_type
+        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type, audit_license_id)
+         SELECT n.id, l.id, l.pool_id, n.holder_type, IFNULL(l.seat_of, l.id)
          FROM nodes n INDEXED BY idx_nodes_active_expiry
          LEFT JOIN licenses l ON l.node_id = n.id
          WHERE n.deactivated_at IS NULL AND n.lease_expires_at <= ?
@@ -305,7 +381,8 @@ export class SqliteTx extends AuditQueries implements Tx {
       now,
     );
     if (this.#audit) {
-      // Per holder in reap order: license.lease_expired (if it leased one),
+      // Per holder in reap order: license.lease_expired (if it leased one;
+      // the entity is the license, the main row for a seat),
       // then node.culled for a node, user.culled for a user (lib/holders.ts).
       this.sql.run(
         `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
@@ -315,7 +392,7 @@ export class SqliteTx extends AuditQueries implements Tx {
            CASE WHEN e.entity = ${EntityType.license} THEN e.entity
              WHEN b.holder_type = ${EntityType.user} THEN ${EntityType.user}
              ELSE ${EntityType.node} END,
-           CASE e.entity WHEN ${EntityType.license} THEN b.license_id ELSE b.node_id END,
+           CASE e.entity WHEN ${EntityType.license} THEN b.audit_license_id ELSE b.node_id END,
            b.pool_id, ?
          FROM temp.reap_batch b
          JOIN (SELECT ${EventType.licenseLeaseExpired} AS event, ${EntityType.license} AS entity

@@ -57,12 +57,14 @@ export class StatusStatements extends FreeLicenseStatements implements StatusRea
 
   async leases(limit: number): Promise<LeaseRow[]> {
     return this.sql.all<LeaseRow>(
-      `SELECT n.fingerprint AS fingerprint, l.guid AS licenseGuid, p.name AS poolName,
+      `SELECT n.fingerprint AS fingerprint, IFNULL(m.guid, l.guid) AS licenseGuid,
+         p.name AS poolName,
          l.last_claimed_at AS leasedAt, n.last_heartbeat_at AS lastHeartbeatAt,
          n.lease_expires_at AS leaseExpiresAt
        FROM licenses l
        JOIN nodes n ON n.id = l.node_id
        LEFT JOIN pools p ON p.id = l.pool_id
+       LEFT JOIN licenses m ON m.id = l.seat_of
        ORDER BY n.lease_expires_at IS NULL, n.lease_expires_at, l.id
        LIMIT ?`,
       limit,
