@@ -8,6 +8,7 @@
  */
 
 import assert from "node:assert/strict";
+import { DatabaseSync } from "node:sqlite";
 import { mintLicenseFile } from "../../scripts/mint.ts";
 import {
   auditTrail,
@@ -131,6 +132,17 @@ Deno.test("relay add --seats stores N seats within the file's maxMachines and ma
   assert.equal(one.code, 0, one.stderr);
   assert.equal(one.stdout, `license added successfully: ${none.file.id}\n`);
   assert.equal(rows(db).length, 4);
+  // Another client that deletes the license row (Keygen Relay's `del`, with
+  // foreign keys on) takes its seat rows along, and the free counters follow.
+  const raw = new DatabaseSync(db);
+  try {
+    raw.exec("PRAGMA foreign_keys = ON");
+    raw.prepare("DELETE FROM licenses WHERE id = ?").run(main);
+  } finally {
+    raw.close();
+  }
+  assert.deepEqual(rows(db), [{ guid: none.file.id, seat_of: null, node_id: null }]);
+  assert.deepEqual(query(db, FREE_COUNT_MISMATCHES), []);
 });
 
 Deno.test("N holders, nodes and users, lease one multi-seat file at once; the next gets 410; a release or reap frees one seat", async () => {
