@@ -139,7 +139,7 @@ export function checkSeats(
  *   stored and this is not a renewal of it (an older or the same file, another
  *   pool, another key), or appears twice in `licenses`; nothing is added.
  * @throws {SeatLimitError} `seats` differs from the seats of a license it
- *   would renew; nothing is added.
+ *   would renew, or the renewing file allows fewer; nothing is added.
  */
 export function addLicenses(
   store: Store,
@@ -208,7 +208,8 @@ export function addLicenses(
  * undefined when it is not one. A license whose stored file has no recorded
  * issue date (added by Keygen Relay) cannot be compared, so is not renewed.
  *
- * @throws {SeatLimitError} `seats` is given and differs from the license's.
+ * @throws {SeatLimitError} `seats` is given and differs from the license's,
+ *   or the new file allows fewer holders than the license has seats.
  */
 async function renewIn(
   tx: Tx,
@@ -228,20 +229,22 @@ async function renewIn(
   ) {
     return undefined;
   }
-  if (seats !== undefined) {
-    const storedSeats = (await tx.licenseSeats(stored.id)).length;
-    if (storedSeats !== seats) {
-      throw new SeatLimitError(
-        `License "${license.id}" has ${storedSeats} seat(s); a renewal cannot change them to ` +
-          `${seats}: delete the license (relay del) and add it again with --seats`,
-      );
-    }
+  const storedSeats = (await tx.licenseSeats(stored.id)).length;
+  if (seats !== undefined && storedSeats !== seats) {
+    throw new SeatLimitError(
+      `License "${license.id}" has ${storedSeats} seat(s); a renewal cannot change them to ` +
+        `${seats}: delete the license (relay del) and add it again with --seats`,
+    );
   }
+  // The new file must still allow every seat.
+  if (storedSeats > 1) checkSeats(license, storedSeats);
   await tx.renewLicense(stored.id, {
     file: certificate,
     fileIssuedAt: issued,
     fileExpiresAt: license.fileExpiry ? unixSeconds(license.fileExpiry) : null,
     expiresAt: license.expiry ? unixSeconds(license.expiry) : null,
+    maxMachines: license.maxMachines,
+    maxUsers: license.maxUsers,
   });
   await tx.audit({
     event: EventType.licenseRenewed,

@@ -47,10 +47,10 @@ export interface RenewableLicense {
   fileIssuedAt: number | null;
 }
 
-/** A license file and the dates read from it. */
+/** A license file and the dates and limits read from it. */
 export type LicenseFileRow = Pick<
   NewLicenseRow,
-  "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt"
+  "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt" | "maxMachines" | "maxUsers"
 >;
 
 /** The columns of a license to insert. */

@@ -429,6 +429,30 @@ Deno.test("renewing a multi-seat license updates its seats' dates and keeps thei
   await Deno.writeTextFile(newPath, renewed.certificate);
   const newFile = { ...renewed, path: newPath };
 
+  // A renewal whose file allows fewer holders than the license has seats is refused.
+  const fewer = await mintLicenseFile(keyPair, {
+    id: old.id,
+    key: old.key,
+    issued: renewedAt,
+    ttl: 86_400,
+    maxMachines: 1,
+  });
+  const fewerPath = `${dir.path}/fewer.lic`;
+  await Deno.writeTextFile(fewerPath, fewer.certificate);
+  const refused = await runRelay(
+    [
+      "add",
+      ...fileArgs([{ ...fewer, path: fewerPath }]),
+      "--public-key",
+      publicKey,
+      "--database",
+      db,
+    ],
+    { cwd: dir.path },
+  );
+  assert.equal(refused.code, 1);
+  assert.match(refused.stderr, /--seats 2 is more than the license allows: at most 1 machines\n$/);
+
   // Changing the seats is refused: delete and add again.
   const change = await addSeats(dir.path, db, publicKey, newFile, "1");
   assert.equal(change.code, 1);
@@ -445,6 +469,9 @@ Deno.test("renewing a multi-seat license updates its seats' dates and keeps thei
     query(db, "SELECT file_expires_at, node_id IS NOT NULL AS leased FROM licenses ORDER BY id"),
     [{ file_expires_at: expires, leased: 1 }, { file_expires_at: expires, leased: 1 }],
   );
+  assert.deepEqual(query(db, "SELECT file FROM licenses WHERE seat_of IS NULL"), [
+    { file: new TextEncoder().encode(renewed.certificate) },
+  ]);
   const ls = await runRelay(["ls", "--json", "--database", db], { cwd: dir.path });
   const [listed] = JSON.parse(ls.stdout);
   assert.equal(listed.file_expires_at, rfc3339(expires));

@@ -87,12 +87,15 @@ export class LicenseStatements extends AuditQueries {
 
   async renewLicense(id: number, row: LicenseFileRow): Promise<void> {
     this.sql.run(
-      `UPDATE licenses SET file = ?, file_issued_at = ?, file_expires_at = ?, expires_at = ?
+      `UPDATE licenses SET file = ?, file_issued_at = ?, file_expires_at = ?, expires_at = ?,
+         max_machines = ?, max_users = ?
        WHERE id = ?`,
       row.file,
       row.fileIssuedAt,
       row.fileExpiresAt,
       row.expiresAt,
+      row.maxMachines ?? null,
+      row.maxUsers ?? null,
       id,
     );
     this.sql.run(
