@@ -28,6 +28,7 @@ interface AddOptions {
   keyFile?: string[];
   publicKey?: string;
   pool?: string;
+  seats?: string;
 }
 
 /** Builds the `add` command. */
@@ -42,6 +43,7 @@ export function addCommand(context: CommandContext): Command {
     .addOption(flagOption(FLAGS.add.keyFile))
     .addOption(locked ? publicKeyOption.hideHelp() : publicKeyOption)
     .addOption(flagOption(FLAGS.add.pool))
+    .addOption(flagOption(FLAGS.add.seats))
     .action(async (options: AddOptions) => {
       const { io } = context;
       const publicKeyText = locked
@@ -54,6 +56,7 @@ export function addCommand(context: CommandContext): Command {
       if (pool !== undefined && pool.trim() === "") {
         throw new UsageError("Pool name must not be empty");
       }
+      const seats = options.seats === undefined ? undefined : seatCount(options.seats);
       if (options.file.length === 0) {
         throw new UsageError("--file needs at least one license file path");
       }
@@ -82,6 +85,7 @@ export function addCommand(context: CommandContext): Command {
         verified = await verifyLicenses(inputs, {
           publicKey,
           now,
+          seats,
           onProgress: progress?.tick,
         });
       } finally {
@@ -99,16 +103,33 @@ export function addCommand(context: CommandContext): Command {
       }
       const store = await context.openStore({ create: true });
       try {
-        const added = await addLicenses(store, verified, { pool, now });
+        const added = await addLicenses(store, verified, { pool, now, seats });
+        // The reference's line, with the seats of a multi-seat license after it.
+        const suffix = seats === undefined || seats === 1 ? "" : ` (${seats} seats)`;
         io.stdout(
           added.map((license) =>
-            `license ${license.renewed ? "renewed" : "added"} successfully: ${license.guid}\n`
+            `license ${
+              license.renewed ? "renewed" : "added"
+            } successfully: ${license.guid}${suffix}\n`
           ).join(""),
         );
       } finally {
         await store.close();
       }
     });
+}
+
+/**
+ * `--seats`: a whole number from 1 (1: an ordinary license).
+ *
+ * @throws {UsageError} anything else.
+ */
+function seatCount(text: string): number {
+  const seats = Number(text.trim());
+  if (!/^\s*\d+\s*$/.test(text) || !Number.isSafeInteger(seats) || seats < 1) {
+    throw new UsageError(`--seats must be a whole number from 1, not "${text}"`);
+  }
+  return seats;
 }
 
 /**

@@ -112,6 +112,12 @@ export const FLAGS = {
       env: ["RELAY_POOL"],
       description: "pool to add the licenses to, created if missing",
     },
+    seats: {
+      flags: "--seats <n>",
+      env: [],
+      description:
+        "serve each license file to up to n holders at once; n at most the maxMachines and maxUsers the file states",
+    },
   },
   del: {
     license: {

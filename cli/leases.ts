@@ -11,7 +11,7 @@ import { DEFAULT_EXPIRY_WARNING_SECONDS } from "../lib/expiry.ts";
 import { type Lease, leaseReport, type PoolSummary } from "../lib/lease_report.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
-import { formatTime, renderBoxTable, renderPlainTable } from "./output.ts";
+import { formatTime, renderBoxTable, renderPlainTable, SEATS_COLUMN } from "./output.ts";
 import { formatSpan } from "../lib/time.ts";
 import { holderJson, holderLabel } from "../lib/holders.ts";
 
@@ -71,9 +71,14 @@ export function leasesCommand(context: CommandContext): Command {
         io.stdout(`${summary}\nno license is leased\n`);
         return;
       }
+      // A `seats` column (used/total) only when a multi-seat license is leased.
+      const seats = report.leases.some((lease) => lease.seats > 1);
       const table = {
-        columns: LEASE_COLUMNS,
-        rows: report.leases.map((lease) => leaseRow(lease, now)),
+        columns: seats ? [...LEASE_COLUMNS, SEATS_COLUMN] : LEASE_COLUMNS,
+        rows: report.leases.map((lease) => {
+          const row = leaseRow(lease, now);
+          return seats ? [...row, `${lease.seatsUsed}/${lease.seats}`] : row;
+        }),
       };
       const rendered = wantsPlain(options.plain, io)
         ? renderPlainTable(table)
@@ -127,6 +132,8 @@ function leaseJson(lease: Lease, now: number): Record<string, unknown> {
     last_heartbeat_at: time(lease.lastHeartbeatAt),
     expires_at: time(lease.leaseExpiresAt),
     expires_in: lease.leaseExpiresAt === null ? null : lease.leaseExpiresAt - now,
+    seats: lease.seats,
+    seats_used: lease.seatsUsed,
   };
 }
 

@@ -9,13 +9,7 @@ import { Command } from "commander";
 import { parseDuration } from "../lib/config.ts";
 import { DEFAULT_EXPIRY_WARNING_SECONDS } from "../lib/expiry.ts";
 import { listLicenses } from "../lib/licenses.ts";
-import {
-  LICENSE_COLUMNS,
-  licenseJson,
-  licenseRow,
-  renderBoxTable,
-  renderPlainTable,
-} from "./output.ts";
+import { licenseJson, licenseTable, renderBoxTable, renderPlainTable } from "./output.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, flagValue, wantsPlain } from "./flags.ts";
 
@@ -61,10 +55,7 @@ export function lsCommand(context: CommandContext): Command {
             : `no license expires within ${options.expiring}\n`,
         );
       } else {
-        const table = {
-          columns: LICENSE_COLUMNS,
-          rows: licenses.map((license) => licenseRow(license, at)),
-        };
+        const table = licenseTable(licenses, at);
         io.stdout(wantsPlain(options.plain, io) ? renderPlainTable(table) : renderBoxTable(table));
       }
     });

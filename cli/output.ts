@@ -81,18 +81,53 @@ export const LICENSE_COLUMNS = [
  */
 export function licenseRow(license: LicenseInfo, at: RowTime): string[] {
   const { now } = at;
+  // A multi-seat license has several holders: `relay leases` lists them.
+  const multi = license.seats > 1;
   return [
     license.guid,
     license.poolName ?? "-",
     String(license.claims),
-    license.nodeId === null ? "-" : String(license.nodeId),
+    multi || license.nodeId === null ? "-" : String(license.nodeId),
     formatTime(license.lastClaimedAt),
     formatTime(license.lastReleasedAt),
-    leaseState(license, now),
-    license.nodeFingerprint === null ? "-" : holderLabel(license.nodeFingerprint),
+    licenseStatus(license, now),
+    multi || license.nodeFingerprint === null ? "-" : holderLabel(license.nodeFingerprint),
     formatTime(license.fileExpiresAt),
     fileState(license, at),
   ];
+}
+
+/** The `seats` column that `ls` and `stat` add when a license has more than one seat. */
+export const SEATS_COLUMN = "seats";
+
+/** `used/total`: a license's seats leased (expired leases not yet reaped included) and its seats. */
+export function seatsLabel(license: Pick<LicenseInfo, "seats" | "seatsUsed">): string {
+  return `${license.seatsUsed}/${license.seats}`;
+}
+
+/**
+ * The columns and rows of licenses for `ls` and `stat`: {@link LICENSE_COLUMNS},
+ * and {@link SEATS_COLUMN} after them only when one of them has several
+ * seats (so the output of single-seat licenses stays the reference's).
+ */
+export function licenseTable(licenses: readonly LicenseInfo[], at: RowTime): TableData {
+  const seats = licenses.some((license) => license.seats > 1);
+  return {
+    columns: seats ? [...LICENSE_COLUMNS, SEATS_COLUMN] : LICENSE_COLUMNS,
+    rows: licenses.map((license) => {
+      const row = licenseRow(license, at);
+      return seats ? [...row, seatsLabel(license)] : row;
+    }),
+  };
+}
+
+/**
+ * `leased` or `free` (`expired`: a lease past its expiry, not reaped); for a
+ * multi-seat license `leased` once every seat is, else `free`.
+ */
+function licenseStatus(license: LicenseInfo, now: number): string {
+  if (license.seats <= 1) return leaseState(license, now);
+  return license.seatsUsed >= license.seats ? "leased" : "free";
 }
 
 /**
@@ -101,15 +136,17 @@ export function licenseRow(license: LicenseInfo, at: RowTime): string[] {
  */
 export function licenseJson(license: LicenseInfo, at: RowTime): Record<string, unknown> {
   const { now } = at;
+  // A multi-seat license has several holders: `relay leases` lists them.
+  const multi = license.seats > 1;
   return {
     id: license.guid,
     pool: license.poolName,
-    status: leaseState(license, now),
+    status: licenseStatus(license, now),
     claims: license.claims,
-    node_id: license.nodeId,
-    ...holderJson(license.nodeFingerprint, "node_fingerprint"),
-    node_last_heartbeat_at: isoTime(license.nodeLastHeartbeatAt),
-    lease_expires_at: isoTime(license.leaseExpiresAt),
+    node_id: multi ? null : license.nodeId,
+    ...holderJson(multi ? null : license.nodeFingerprint, "node_fingerprint"),
+    node_last_heartbeat_at: isoTime(multi ? null : license.nodeLastHeartbeatAt),
+    lease_expires_at: isoTime(multi ? null : license.leaseExpiresAt),
     last_claimed_at: isoTime(license.lastClaimedAt),
     last_released_at: isoTime(license.lastReleasedAt),
     added_at: isoTime(license.createdAt),
@@ -117,6 +154,8 @@ export function licenseJson(license: LicenseInfo, at: RowTime): Record<string, u
     file_expires_at: isoTime(license.fileExpiresAt),
     expires_at: isoTime(license.expiresAt),
     file_state: fileState(license, at),
+    seats: license.seats,
+    seats_used: license.seatsUsed,
   };
 }
 

@@ -33,22 +33,24 @@ export function releaseCommand(context: CommandContext): Command {
     .action(async (options: ReleaseOptions) => {
       const target = releaseTarget(options);
       const store = await context.openStore();
-      let result;
+      let results;
       try {
-        result = await releaseLease(store, target, { pool: options.pool, now: context.now() });
+        results = await releaseLease(store, target, { pool: options.pool, now: context.now() });
       } finally {
         await store.close();
       }
-      const { lease } = result;
-      // `node render-3`, or `user alice@example.com`.
-      const label = holderLabel(lease.nodeFingerprint);
-      const holder = label === lease.nodeFingerprint ? `node ${label}` : label;
-      const pool = lease.poolName === null ? "" : ` in pool ${lease.poolName}`;
+      // One line per lease ended: several for a multi-seat license.
       context.io.stdout(
-        result.kind === "released"
-          ? `lease released: license ${lease.licenseGuid}${pool}, ${holder}\n`
-          : `lease had expired at ${formatTime(lease.leaseExpiresAt)} and was not reaped yet; ` +
-            `ended it as the reaper would: license ${lease.licenseGuid}${pool}, ${holder}\n`,
+        results.map(({ kind, lease }) => {
+          // `node render-3`, or `user alice@example.com`.
+          const label = holderLabel(lease.nodeFingerprint);
+          const holder = label === lease.nodeFingerprint ? `node ${label}` : label;
+          const pool = lease.poolName === null ? "" : ` in pool ${lease.poolName}`;
+          return kind === "released"
+            ? `lease released: license ${lease.licenseGuid}${pool}, ${holder}\n`
+            : `lease had expired at ${formatTime(lease.leaseExpiresAt)} and was not reaped yet; ` +
+              `ended it as the reaper would: license ${lease.licenseGuid}${pool}, ${holder}\n`;
+        }).join(""),
       );
     });
 }

@@ -8,11 +8,11 @@ import { Command } from "commander";
 import { DEFAULT_EXPIRY_WARNING_SECONDS } from "../lib/expiry.ts";
 import { findLicense } from "../lib/licenses.ts";
 import {
-  LICENSE_COLUMNS,
   licenseJson,
-  licenseRow,
+  licenseTable,
   renderBoxTable,
   renderPlainTable,
+  seatsLabel,
 } from "./output.ts";
 import type { CommandContext } from "./context.ts";
 import { flagOption, FLAGS, wantsPlain } from "./flags.ts";
@@ -37,9 +37,12 @@ export function statCommand(context: CommandContext): Command {
       if (options.json) {
         io.stdout(JSON.stringify(licenseJson(license, at)) + "\n");
       } else if (wantsPlain(options.plain, io)) {
-        io.stdout(renderPlainTable({ columns: LICENSE_COLUMNS, rows: [licenseRow(license, at)] }));
+        io.stdout(renderPlainTable(licenseTable([license], at)));
       } else {
-        const details = Object.entries(licenseJson(license, at)).map(([key, value]) => [
+        // Seats only for a multi-seat license: a single-seat one shows as it always did.
+        const { seats: _, seats_used: __, ...single } = licenseJson(license, at);
+        const fields = license.seats > 1 ? { ...single, seats: seatsLabel(license) } : single;
+        const details = Object.entries(fields).map(([key, value]) => [
           key,
           value === null ? "-" : String(value),
         ]);

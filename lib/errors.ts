@@ -33,7 +33,8 @@ export type ErrorCode =
   | "listen_failed"
   | "backup_failed"
   | "checks_failed"
-  | "node_lock_refused";
+  | "node_lock_refused"
+  | "seat_limit";
 
 /** Base class of every expected failure; `code` says which one. */
 export class RelayError extends Error {
@@ -114,6 +115,16 @@ export class UnreadableFileError extends RelayError {
 export class LicenseExistsError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("license_exists", message, options);
+  }
+}
+
+/**
+ * `relay add --seats N` asks for more seats than the license file allows
+ * (its maxMachines or maxUsers), or the file states no limit.
+ */
+export class SeatLimitError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("seat_limit", message, options);
   }
 }
 

@@ -2,7 +2,9 @@
  * What an operator sees of the leases (`relay leases`): every lease held,
  * with its node, license, pool and times, and each pool summed up as
  * FlexNet's `lmstat` does (licenses, leased, free, files running out,
- * denied claims).
+ * denied claims). A lease of a multi-seat license names the license and says
+ * how many of its seats are leased; the pool counts count seats (each seat
+ * row is leased, freed and expires as a license of its own).
  *
  * The functions take the transaction handle, so a status page or metrics can
  * read the same rows inside their own snapshot; {@link leaseReport} is the
@@ -27,6 +29,11 @@ export interface Lease extends LeaseDetail {
    * is live, as `relay ls` counts it: only the serving relay knows its ttl.
    */
   state: Exclude<LeaseState, "free">;
+  /**
+   * How many seats of its license are leased (1 for a single-seat license);
+   * see {@link LeaseDetail.seats} for how many it has.
+   */
+  seatsUsed: number;
 }
 
 /** One pool summed up at a moment: {@link PoolLicenseCounts} and its denials. */
@@ -51,9 +58,13 @@ export async function listLeases(
   options: { poolId?: number; now: number },
 ): Promise<Lease[]> {
   const rows = await tx.leaseDetails({ poolId: options.poolId });
+  // Every seat of a license is in its pool: the rows hold all of its leases.
+  const used = new Map<string, number>();
+  for (const row of rows) used.set(row.licenseGuid, (used.get(row.licenseGuid) ?? 0) + 1);
   return rows.map((row) => ({
     ...row,
     state: leaseState(row, options.now) === "expired" ? "expired" : "leased",
+    seatsUsed: used.get(row.licenseGuid)!,
   }));
 }
 

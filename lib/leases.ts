@@ -110,7 +110,7 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
       await tx.audit({
         event: EventType.licenseReleased,
         entity: EntityType.license,
-        entityId: held.id,
+        entityId: held.licenseId,
         poolId,
         now,
       });
@@ -122,7 +122,7 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
       await tx.audit({
         event: EventType.licenseLeaseExtended,
         entity: EntityType.license,
-        entityId: held.id,
+        entityId: held.licenseId,
         poolId,
         now,
       });
@@ -192,7 +192,7 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
   await tx.audit({
     event: EventType.licenseLeased,
     entity: EntityType.license,
-    entityId: licenseId,
+    entityId: grant.licenseId,
     poolId,
     now,
   });
@@ -283,7 +283,7 @@ export function release(
     await tx.audit({
       event: EventType.licenseReleased,
       entity: EntityType.license,
-      entityId: held.id,
+      entityId: held.licenseId,
       poolId,
       now,
     });
@@ -327,13 +327,15 @@ export function reap(
 /**
  * Ends an expired lease inside the caller's transaction exactly as the reaper
  * would: releases the license (`license.lease_expired`) and deactivates the
- * holder (`node.culled`, or `user.culled` for a user).
+ * holder (`node.culled`, or `user.culled` for a user). `held.id` is the row
+ * leased (a seat row of a multi-seat license), `held.licenseId` the license
+ * the audit row names.
  */
 export async function expireLease(
   tx: Tx,
   { nodeId, held, now, holder }: {
     nodeId: number;
-    held: Pick<LeasedLicense, "id" | "poolId">;
+    held: Pick<LeasedLicense, "id" | "licenseId" | "poolId">;
     now: number;
     /** The kind of holder `nodeId` is. */
     holder: HolderKind;
@@ -344,7 +346,7 @@ export async function expireLease(
   await tx.audit({
     event: EventType.licenseLeaseExpired,
     entity: EntityType.license,
-    entityId: held.id,
+    entityId: held.licenseId,
     poolId: held.poolId,
     now,
   });

@@ -59,6 +59,10 @@ export interface LicenseFile {
   ttl: number | null;
   /** Codes of the included entitlements, [] if none. */
   entitlements: string[];
+  /** How many machines the license allows (`data.attributes.maxMachines`); null: not stated. */
+  maxMachines: number | null;
+  /** How many users the license allows (`data.attributes.maxUsers`); null: not stated. */
+  maxUsers: number | null;
 }
 
 /** Inputs of {@link verifyLicenseFile}. */
@@ -111,7 +115,7 @@ export async function verifyLicenseFile(
 function readDataset(bytes: Uint8Array, algorithm: LicenseFileAlgorithm): LicenseFile {
   const { data, meta, included } = parseDataset(bytes, LICENSE_FILE);
   const { id, attributes } = isRecord(data) ? data : {};
-  const { key, expiry } = isRecord(attributes) ? attributes : {};
+  const { key, expiry, maxMachines, maxUsers } = isRecord(attributes) ? attributes : {};
   if (typeof id !== "string" || id === "") {
     throw malformed(LICENSE_FILE, "its dataset has no data.id");
   }
@@ -124,10 +128,21 @@ function readDataset(bytes: Uint8Array, algorithm: LicenseFileAlgorithm): Licens
     algorithm,
     expiry: readDate(expiry, "data.attributes.expiry", LICENSE_FILE),
     ...readMeta(meta, LICENSE_FILE),
+    maxMachines: readLimit(maxMachines),
+    maxUsers: readLimit(maxUsers),
     entitlements: (Array.isArray(included) ? included : []).flatMap((item: unknown) => {
       const { type, attributes } = isRecord(item) ? item : {};
       const code = isRecord(attributes) ? attributes.code : undefined;
       return type === "entitlements" && typeof code === "string" ? [code] : [];
     }),
   };
+}
+
+/**
+ * A limit of the dataset: a non-negative integer, else null (absent, null,
+ * or not a whole number: the reference Relay never reads these, so a file it
+ * accepts is never refused for them).
+ */
+function readLimit(value: unknown): number | null {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 0 ? value : null;
 }

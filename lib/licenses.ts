@@ -14,6 +14,7 @@ import {
   LicenseNotFoundError,
   PoolNotFoundError,
   RelayError,
+  SeatLimitError,
   withContext,
 } from "./errors.ts";
 import { type LicenseFile, type PublicKey, verifyLicenseFile } from "./license_file.ts";
@@ -56,6 +57,8 @@ export interface VerifyLicensesOptions {
   publicKey: PublicKey;
   /** Current unix time in seconds. */
   now: number;
+  /** Seats each license will have (`--seats`); above 1, checked against its file's limits. */
+  seats?: number;
   /** Called after each file with the number verified so far. */
   onProgress?: (done: number) => void;
 }
@@ -78,6 +81,7 @@ export async function verifyLicenses(
         licenseKey: input.key,
         now: options.now,
       });
+      if (options.seats !== undefined && options.seats > 1) checkSeats(license, options.seats);
       verified.push({ source: input.source, certificate: input.certificate, license });
     } catch (error) {
       if (error instanceof RelayError) {
@@ -91,21 +95,56 @@ export async function verifyLicenses(
 }
 
 /**
+ * Checks that a license file allows `seats` holders at once: at most every
+ * limit it states (`maxMachines`, `maxUsers`: a seat may go to a node or a
+ * user), and that it states at least one.
+ *
+ * @throws {SeatLimitError} it states no limit, or a smaller one.
+ */
+export function checkSeats(
+  license: Pick<LicenseFile, "maxMachines" | "maxUsers">,
+  seats: number,
+): void {
+  const { maxMachines, maxUsers } = license;
+  if (maxMachines === null && maxUsers === null) {
+    throw new SeatLimitError(
+      `--seats ${seats} needs a license that states how many machines or users it allows; ` +
+        "this one states neither (maxMachines and maxUsers are null)",
+    );
+  }
+  for (const [limit, name] of [[maxMachines, "machines"], [maxUsers, "users"]] as const) {
+    if (limit !== null && seats > limit) {
+      throw new SeatLimitError(
+        `--seats ${seats} is more than the license allows: at most ${limit} ${name}`,
+      );
+    }
+  }
+}
+
+/**
  * Stores verified licenses in one transaction, in the given order, creating
  * the pool if it does not exist. Records `pool.added` and `license.added`.
  *
  * A file of a license already stored in the same pool, with the same key and
  * a later `meta.issued`, renews it: the file and its dates are replaced in
- * place, and the license keeps its row, pool and lease (`license.renewed`).
+ * place, and the license keeps its row, pool and lease (`license.renewed`);
+ * a multi-seat license's seat rows take the new dates and keep their leases.
+ *
+ * With `seats` (N > 1), each license is stored as a multi-seat license: its
+ * row and N-1 seat rows (`Tx.insertSeats`), so N holders lease it at once;
+ * check the files' limits first ({@link checkSeats}). A renewal keeps the
+ * license's seats: changing them is refused (delete it and add it again).
  *
  * @throws {LicenseExistsError} a license (same id, key or file) is already
  *   stored and this is not a renewal of it (an older or the same file, another
  *   pool, another key), or appears twice in `licenses`; nothing is added.
+ * @throws {SeatLimitError} `seats` differs from the seats of a license it
+ *   would renew, or the renewing file allows fewer; nothing is added.
  */
 export function addLicenses(
   store: Store,
   licenses: readonly VerifiedLicense[],
-  options: { pool?: string; now: number },
+  options: { pool?: string; now: number; seats?: number },
 ): Promise<AddedLicense[]> {
   const { now } = options;
   return store.transaction(async (tx) => {
@@ -121,7 +160,13 @@ export function addLicenses(
         file: certificate,
       });
       if (existing !== undefined) {
-        const renewed = await renewIn(tx, { certificate, license, poolId: pool?.id ?? null, now });
+        const renewed = await renewIn(tx, {
+          certificate,
+          license,
+          poolId: pool?.id ?? null,
+          seats: options.seats,
+          now,
+        });
         if (renewed !== undefined) {
           added.push({ id: renewed, guid: license.id, pool: pool?.name ?? null, renewed: true });
           continue;
@@ -139,7 +184,11 @@ export function addLicenses(
         fileIssuedAt: unixSeconds(license.issued),
         fileExpiresAt: license.fileExpiry ? unixSeconds(license.fileExpiry) : null,
         expiresAt: license.expiry ? unixSeconds(license.expiry) : null,
+        maxMachines: license.maxMachines,
+        maxUsers: license.maxUsers,
       }, now);
+      const seats = options.seats ?? 1;
+      if (seats > 1) await tx.insertSeats(id, seats - 1, now);
       await tx.audit({
         event: EventType.licenseAdded,
         entity: EntityType.license,
@@ -158,13 +207,17 @@ export function addLicenses(
  * renewal (same pool, same key, issued later); returns its row id, or
  * undefined when it is not one. A license whose stored file has no recorded
  * issue date (added by Keygen Relay) cannot be compared, so is not renewed.
+ *
+ * @throws {SeatLimitError} `seats` is given and differs from the license's,
+ *   or the new file allows fewer holders than the license has seats.
  */
 async function renewIn(
   tx: Tx,
-  { certificate, license, poolId, now }: {
+  { certificate, license, poolId, seats, now }: {
     certificate: Uint8Array;
     license: LicenseFile;
     poolId: number | null;
+    seats: number | undefined;
     now: number;
   },
 ): Promise<number | undefined> {
@@ -176,11 +229,22 @@ async function renewIn(
   ) {
     return undefined;
   }
+  const storedSeats = (await tx.licenseSeats(stored.id)).length;
+  if (seats !== undefined && storedSeats !== seats) {
+    throw new SeatLimitError(
+      `License "${license.id}" has ${storedSeats} seat(s); a renewal cannot change them to ` +
+        `${seats}: delete the license (relay del) and add it again with --seats`,
+    );
+  }
+  // The new file must still allow every seat.
+  if (storedSeats > 1) checkSeats(license, storedSeats);
   await tx.renewLicense(stored.id, {
     file: certificate,
     fileIssuedAt: issued,
     fileExpiresAt: license.fileExpiry ? unixSeconds(license.fileExpiry) : null,
     expiresAt: license.expiry ? unixSeconds(license.expiry) : null,
+    maxMachines: license.maxMachines,
+    maxUsers: license.maxUsers,
   });
   await tx.audit({
     event: EventType.licenseRenewed,
@@ -207,8 +271,10 @@ async function insertPool(tx: Tx, { name, now }: { name: string; now: number }):
 
 /**
  * Deletes licenses by Keygen id in one transaction and records
- * `license.removed` for each. A license leased right now is deleted only with
- * `force`, which also records `license.released`.
+ * `license.removed` for each. A license leased right now (any seat of a
+ * multi-seat license) is deleted only with `force`, which also records
+ * `license.released` for each lease it ends. A multi-seat license goes with
+ * its seat rows.
  *
  * @throws {LicenseNotFoundError} an id is unknown; nothing is deleted.
  * @throws {LicenseLeasedError} a license is leased and `force` is not set;
@@ -224,28 +290,31 @@ export function removeLicenses(
     const removed: LicenseInfo[] = [];
     for (const guid of new Set(guids)) {
       const license = await findLicenseIn(tx, guid);
-      const state = leaseState(license, now);
-      if (state === "expired") {
-        // Ended exactly as the reaper would end it, before the license goes.
-        const held = { id: license.id, poolId: license.poolId };
-        const holder = holderOfKey(license.nodeFingerprint!).kind;
-        await expireLease(tx, { nodeId: license.nodeId!, held, now, holder });
-      } else if (state === "leased") {
-        if (!options.force) {
-          const holder = holderOfKey(license.nodeFingerprint!);
-          throw new LicenseLeasedError(
-            `License "${guid}" is leased by ${holder.kind} "${
-              holderName(holder)
-            }"; wait for the ${holder.kind} to release it, or pass --force to delete it anyway`,
-          );
+      const seats = license.seats > 1 ? await tx.licenseSeats(license.id) : [license];
+      for (const seat of seats) {
+        const state = leaseState(seat, now);
+        if (state === "expired") {
+          // Ended exactly as the reaper would end it, before the license goes.
+          const held = { id: seat.id, licenseId: license.id, poolId: seat.poolId };
+          const holder = holderOfKey(seat.nodeFingerprint!).kind;
+          await expireLease(tx, { nodeId: seat.nodeId!, held, now, holder });
+        } else if (state === "leased") {
+          if (!options.force) {
+            const holder = holderOfKey(seat.nodeFingerprint!);
+            throw new LicenseLeasedError(
+              `License "${guid}" is leased by ${holder.kind} "${
+                holderName(holder)
+              }"; wait for the ${holder.kind} to release it, or pass --force to delete it anyway`,
+            );
+          }
+          await tx.audit({
+            event: EventType.licenseReleased,
+            entity: EntityType.license,
+            entityId: license.id,
+            poolId: license.poolId,
+            now,
+          });
         }
-        await tx.audit({
-          event: EventType.licenseReleased,
-          entity: EntityType.license,
-          entityId: license.id,
-          poolId: license.poolId,
-          now,
-        });
       }
       await tx.deleteLicense(license.id);
       await tx.audit({

@@ -44,7 +44,9 @@ export type OperatorReleaseResult = { kind: "released" | "expired"; lease: Lease
  * Ends the lease of `target` at `now` (unix seconds) in one transaction: the
  * license is released (`license.operator_released`, entity the license) and
  * the node deactivated (`node.deactivated`), both with the lease's pool.
- * With `pool`, the lease must be in that pool.
+ * With `pool`, the lease must be in that pool. A multi-seat license
+ * (`--license`) has every seat's lease ended: one result per lease, in seat
+ * order; a node or user has one.
  *
  * @throws {NodeNotFoundError} no node has the fingerprint.
  * @throws {LicenseNotFoundError} no license has the id.
@@ -55,13 +57,15 @@ export function releaseLease(
   store: Store,
   target: ReleaseTarget,
   options: { pool?: string; now: number },
-): Promise<OperatorReleaseResult> {
+): Promise<OperatorReleaseResult[]> {
   const { now } = options;
   return store.transaction(async (tx) => {
-    const lease = await findLease(tx, target);
+    const leases = await findLeases(tx, target);
     if (options.pool !== undefined) {
       const pool = await tx.poolByName(options.pool);
       if (!pool) throw new PoolNotFoundError(`Pool "${options.pool}" not found`);
+      // Every seat of a license is in the license's pool.
+      const lease = leases[0];
       if (lease.poolId !== pool.id) {
         const where = lease.poolName === null ? "without a pool" : `in pool "${lease.poolName}"`;
         throw new NotLeasedError(
@@ -69,40 +73,49 @@ export function releaseLease(
         );
       }
     }
-    const held = { id: lease.licenseId, poolId: lease.poolId };
-    const holder = holderOfKey(lease.nodeFingerprint).kind;
-    if (leaseState(lease, now) === "expired") {
-      await expireLease(tx, { nodeId: lease.nodeId, held, now, holder });
-      return { kind: "expired", lease };
-    }
-    await tx.releaseLicense(lease.licenseId, now);
-    await tx.audit({
-      event: EventType.licenseOperatorReleased,
-      entity: EntityType.license,
-      entityId: lease.licenseId,
-      poolId: lease.poolId,
-      now,
-    });
-    await tx.deactivateNode(lease.nodeId, now);
-    await tx.audit({
-      event: HOLDER_EVENTS[holder].deactivated,
-      entity: HOLDER_EVENTS[holder].entity,
-      entityId: lease.nodeId,
-      poolId: lease.poolId,
-      now,
-    });
-    return { kind: "released", lease };
+    const results: OperatorReleaseResult[] = [];
+    for (const lease of leases) results.push(await endLease(tx, lease, now));
+    return results;
   });
 }
 
-/** The lease of `target`, or the error that says why there is none. */
-async function findLease(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail> {
+/** Ends one lease inside the caller's transaction. */
+async function endLease(tx: Tx, lease: LeaseDetail, now: number): Promise<OperatorReleaseResult> {
+  // Audit rows name the license: a seat row's license for a seat.
+  const licenseId = lease.seatOf ?? lease.licenseId;
+  const held = { id: lease.licenseId, licenseId, poolId: lease.poolId };
+  const holder = holderOfKey(lease.nodeFingerprint).kind;
+  if (leaseState(lease, now) === "expired") {
+    await expireLease(tx, { nodeId: lease.nodeId, held, now, holder });
+    return { kind: "expired", lease };
+  }
+  await tx.releaseLicense(lease.licenseId, now);
+  await tx.audit({
+    event: EventType.licenseOperatorReleased,
+    entity: EntityType.license,
+    entityId: licenseId,
+    poolId: lease.poolId,
+    now,
+  });
+  await tx.deactivateNode(lease.nodeId, now);
+  await tx.audit({
+    event: HOLDER_EVENTS[holder].deactivated,
+    entity: HOLDER_EVENTS[holder].entity,
+    entityId: lease.nodeId,
+    poolId: lease.poolId,
+    now,
+  });
+  return { kind: "released", lease };
+}
+
+/** The leases of `target` (at least one), or the error that says why there is none. */
+async function findLeases(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail[]> {
   if ("node" in target) {
     const node = await tx.nodeByFingerprint(target.node);
     if (!node) throw new NodeNotFoundError(`Node "${target.node}" not found`);
     const [lease] = await tx.leaseDetails({ nodeId: node.id });
     if (!lease) throw new NotLeasedError(`Node "${target.node}" holds no lease`);
-    return lease;
+    return [lease];
   }
   if ("user" in target) {
     const email = normalizeEmail(target.user);
@@ -112,13 +125,14 @@ async function findLease(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail> {
     if (!user) throw new UserNotFoundError(`User "${target.user}" not found`);
     const [lease] = await tx.leaseDetails({ nodeId: user.id });
     if (!lease) throw new NotLeasedError(`User "${target.user}" holds no lease`);
-    return lease;
+    return [lease];
   }
   const license = await tx.licenseByGuid(target.license);
   if (!license) throw new LicenseNotFoundError(`License "${target.license}" not found`);
-  const [lease] = await tx.leaseDetails({ licenseId: license.id });
-  if (!lease) throw new NotLeasedError(`License "${target.license}" is not leased`);
-  return lease;
+  // Its row's lease and its seat rows' (`Tx.leaseDetails`).
+  const leases = await tx.leaseDetails({ licenseId: license.id });
+  if (leases.length === 0) throw new NotLeasedError(`License "${target.license}" is not leased`);
+  return leases;
 }
 
 function describe(target: ReleaseTarget): string {

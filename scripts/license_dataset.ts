@@ -14,7 +14,16 @@
 export function licenseDataset(
   id: string,
   key: string,
-  options: { issued: Date; ttl: number | null; expiry?: Date | null; entitlements?: string[] },
+  options: {
+    issued: Date;
+    ttl: number | null;
+    expiry?: Date | null;
+    entitlements?: string[];
+    /** `data.attributes.maxMachines`; default null (no limit stated). */
+    maxMachines?: number | null;
+    /** `data.attributes.maxUsers`; default null (no limit stated). */
+    maxUsers?: number | null;
+  },
 ) {
   const { issued, ttl } = options;
   const account = `/v1/accounts/${crypto.randomUUID()}`;
@@ -49,9 +58,9 @@ export function licenseDataset(
         floating: true,
         protected: true,
         version: null,
-        maxMachines: null,
+        maxMachines: options.maxMachines ?? null,
         maxProcesses: null,
-        maxUsers: null,
+        maxUsers: options.maxUsers ?? null,
         maxCores: null,
         maxMemory: null,
         maxDisk: null,

@@ -5,6 +5,7 @@
  *
  * ```sh
  * deno run --allow-write scripts/mint.ts --out DIR --count N [--algorithm A] [--ttl S|none] [--expired] [--rsa]
+ *   [--max-machines N] [--max-users N]
  * deno run --allow-write scripts/mint.ts --out DIR --machine FINGERPRINT [--platform P] [--hostname H] [--ip IP]
  * deno task mint --help
  * ```
@@ -48,6 +49,10 @@ export interface MintOptions {
   expiry?: Date | null;
   /** Codes of entitlements to include; default none. */
   entitlements?: string[];
+  /** `data.attributes.maxMachines`; default null. */
+  maxMachines?: number | null;
+  /** `data.attributes.maxUsers`; default null. */
+  maxUsers?: number | null;
 }
 
 /** Keygen's default license file time to live: 30 days. */
@@ -206,6 +211,10 @@ export interface MintCliOptions {
   ttl: number | null;
   expired: boolean;
   entitlements: string[];
+  /** `data.attributes.maxMachines` of every license file; null: none. */
+  maxMachines: number | null;
+  /** `data.attributes.maxUsers` of every license file; null: none. */
+  maxUsers: number | null;
   /** Mint one machine file for this machine instead of license files (`--machine`). */
   machine?: {
     fingerprint: string;
@@ -254,6 +263,16 @@ export function parseMintArgs(
       repeatable,
     )
     .option(
+      "--max-machines <n>",
+      "data.attributes.maxMachines of each license (default none)",
+      positiveInteger,
+    )
+    .option(
+      "--max-users <n>",
+      "data.attributes.maxUsers of each license (default none)",
+      positiveInteger,
+    )
+    .option(
       "--machine <fingerprint>",
       "mint one machine file for this fingerprint instead: DIR/relay.lic and its license key DIR/relay.key",
     )
@@ -281,6 +300,8 @@ export function parseMintArgs(
       ttl,
       expired,
       entitlements: (values.entitlement as string[] | undefined) ?? [],
+      maxMachines: (values.maxMachines as number | undefined) ?? null,
+      maxUsers: (values.maxUsers as number | undefined) ?? null,
       ...(values.machine === undefined ? {} : {
         machine: {
           fingerprint: values.machine as string,
@@ -315,6 +336,7 @@ export async function main(
   const parsed = parseMintArgs(args, { print, printError });
   if (parsed.kind === "exit") return parsed.code;
   const { out, count, algorithm, kind, ttl, expired, entitlements, machine } = parsed.options;
+  const { maxMachines, maxUsers } = parsed.options;
   // An expired file was issued one ttl and one day ago.
   const issued = new Date(Date.now() - (expired ? (ttl ?? 0) * 1000 + 86_400_000 : 0));
   const keyPair = await generateKeyPair(kind);
@@ -332,7 +354,14 @@ export async function main(
   }
   for (let start = 0; start < count; start += 100) {
     const batch = Array.from({ length: Math.min(100, count - start) }, async () => {
-      const file = await mintLicenseFile(keyPair, { algorithm, issued, ttl, entitlements });
+      const file = await mintLicenseFile(keyPair, {
+        algorithm,
+        issued,
+        ttl,
+        entitlements,
+        maxMachines,
+        maxUsers,
+      });
       await Deno.writeTextFile(`${out}/${file.id}.lic`, file.certificate);
       await Deno.writeTextFile(`${out}/${file.id}.key`, file.key);
     });

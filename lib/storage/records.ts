@@ -32,6 +32,10 @@ export interface LicenseInfo {
   fileIssuedAt: number | null;
   fileExpiresAt: number | null;
   expiresAt: number | null;
+  /** How many holders it serves at once: 1, or N for `relay add --seats N`. */
+  seats: number;
+  /** How many of its seats are leased (expired leases not yet reaped included). */
+  seatsUsed: number;
 }
 
 /** A license as a renewal sees it. */
@@ -43,10 +47,10 @@ export interface RenewableLicense {
   fileIssuedAt: number | null;
 }
 
-/** A license file and the dates read from it. */
+/** A license file and the dates and limits read from it. */
 export type LicenseFileRow = Pick<
   NewLicenseRow,
-  "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt"
+  "file" | "fileIssuedAt" | "fileExpiresAt" | "expiresAt" | "maxMachines" | "maxUsers"
 >;
 
 /** The columns of a license to insert. */
@@ -58,6 +62,10 @@ export interface NewLicenseRow {
   fileIssuedAt: number | null;
   fileExpiresAt: number | null;
   expiresAt: number | null;
+  /** `data.attributes.maxMachines` of the file; null: not stated. */
+  maxMachines?: number | null;
+  /** `data.attributes.maxUsers` of the file; null: not stated. */
+  maxUsers?: number | null;
 }
 
 /**
@@ -93,7 +101,10 @@ export interface HolderTimes extends LeaseTimes {
 
 /** A license as the lease logic sees it. */
 export interface LeasedLicense {
+  /** The row leased: the license's, or one of its seat rows. */
   id: number;
+  /** The license's row id (the main row of a multi-seat license): audit rows name it. */
+  licenseId: number;
   /** The license's id at Keygen. */
   guid: string;
   poolId: number | null;
@@ -103,8 +114,10 @@ export interface LeasedLicense {
   expiresAt: number | null;
 }
 
-/** What a node receives with a new lease. */
+/** What a node receives with a new lease (for a seat row: its license's file, key and id). */
 export interface LicenseGrant {
+  /** The license's row id (the main row of a multi-seat license): audit rows name it. */
+  licenseId: number;
   /** The license file exactly as added. */
   file: Uint8Array;
   /** The license key. */
@@ -242,6 +255,7 @@ export interface NodeRow {
 export interface LeaseFilter {
   poolId?: number;
   nodeId?: number;
+  /** A license's row id: the leases of its row and of its seat rows (a multi-seat license). */
   licenseId?: number;
   /** Soonest stored expiry first (leases that never expire last); default: in license order. */
   soonestFirst?: boolean;
@@ -251,9 +265,14 @@ export interface LeaseFilter {
 
 /** A license leased to a node, as an operator sees it: no file, no key. */
 export interface LeaseDetail {
+  /** The row leased: the license's, or one of its seat rows. */
   licenseId: number;
-  /** The license's Keygen id. */
+  /** The license's Keygen id (a seat row's license's). */
   licenseGuid: string;
+  /** The license's row id when the row leased is a seat row; null otherwise. */
+  seatOf: number | null;
+  /** How many seats the license has: 1, or N for `relay add --seats N`. */
+  seats: number;
   poolId: number | null;
   poolName: string | null;
   nodeId: number;

@@ -68,19 +68,34 @@ export interface Tx extends StatusReads {
   ): Promise<string | undefined>;
   /** Inserts a license and returns its row id. */
   insertLicense(row: NewLicenseRow, now: number): Promise<number>;
-  /** One license by its Keygen id. */
+  /**
+   * Inserts `count` seat rows of license `licenseId` (a multi-seat license,
+   * numbered from 2): each copies its pool and dates, with filler guid, key
+   * and file.
+   */
+  insertSeats(licenseId: number, count: number, now: number): Promise<void>;
+  /** One license by its Keygen id (never a seat row). */
   licenseByGuid(guid: string): Promise<LicenseInfo | undefined>;
   /**
    * All licenses in the order they were added, or those of one pool, or
    * only those whose file or license expires at or before `expiringBy`
-   * (unix seconds; expired ones included).
+   * (unix seconds; expired ones included). Seat rows are not listed: a
+   * multi-seat license is one entry, with its seats counted.
    */
   licenses(filter?: { poolId?: number; expiringBy?: number }): Promise<LicenseInfo[]>;
-  /** Deletes a license by row id. */
+  /**
+   * Every row of license `licenseId`, each with its own lease: the license's
+   * row first, then its seat rows (none for a single-seat license).
+   */
+  licenseSeats(licenseId: number): Promise<LicenseInfo[]>;
+  /** Deletes a license by row id, with its seat rows. */
   deleteLicense(id: number): Promise<void>;
   /** What a renewal of license `guid` compares against; undefined: unknown id. */
   renewableLicense(guid: string): Promise<RenewableLicense | undefined>;
-  /** Replaces a license's file and its dates in place; its row, pool and lease stay. */
+  /**
+   * Replaces a license's file and its dates in place, and its seat rows'
+   * dates; its rows, pool and leases stay.
+   */
   renewLicense(id: number, file: LicenseFileRow): Promise<void>;
 
   /** The active (not deactivated) node with this fingerprint. */
@@ -97,7 +112,7 @@ export interface Tx extends StatusReads {
   /** Marks the node deactivated at `now`. */
   deactivateNode(nodeId: number, now: number): Promise<void>;
 
-  /** The license the node leases, in any pool. */
+  /** The license row (a seat row, for a multi-seat license) the node leases, in any pool. */
   licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined>;
   /**
    * The free license of a pool (null: no pool), added first or last, among

@@ -150,6 +150,8 @@ Deno.test("relay leases shows each pool's summary and every lease of a served da
           last_heartbeat_at: rfc3339(t0),
           expires_at: rfc3339(t0 + 30),
           expires_in: -10,
+          seats: 1,
+          seats_used: 1,
         },
         {
           node: "node-b",
@@ -161,6 +163,8 @@ Deno.test("relay leases shows each pool's summary and every lease of a served da
           last_heartbeat_at: rfc3339(t0 + 20),
           expires_at: rfc3339(t0 + 50),
           expires_in: 10,
+          seats: 1,
+          seats_used: 1,
         },
       ],
     });

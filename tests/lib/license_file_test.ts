@@ -134,6 +134,8 @@ Deno.test("verifyLicenseFile() accepts both real Keygen files inside their valid
       fileExpiry: new Date(real.fileExpiry),
       ttl: 2592000,
       entitlements: [],
+      maxMachines: null,
+      maxUsers: null,
     });
   }
 });
@@ -207,7 +209,12 @@ Deno.test("verifyLicenseFile() refuses a real Keygen file with a minted public k
 Deno.test("verifyLicenseFile() accepts minted files of every algorithm", async () => {
   const expiry = new Date("2027-06-30T00:00:00.000Z");
   for (const algorithm of LICENSE_FILE_ALGORITHMS) {
-    const minted = await mint(algorithm, { expiry, entitlements: ["FEATURE_A", "FEATURE_B"] });
+    const minted = await mint(algorithm, {
+      expiry,
+      entitlements: ["FEATURE_A", "FEATURE_B"],
+      maxMachines: 5,
+      maxUsers: 0,
+    });
     const file = await verify(minted.certificate, minted.key, { algorithm });
     assert.deepEqual(file, {
       id: minted.id,
@@ -218,6 +225,8 @@ Deno.test("verifyLicenseFile() accepts minted files of every algorithm", async (
       fileExpiry: new Date(ISSUED.getTime() + 2592000 * 1000),
       ttl: 2592000,
       entitlements: ["FEATURE_A", "FEATURE_B"],
+      maxMachines: 5,
+      maxUsers: 0,
     }, algorithm);
   }
 });

@@ -148,6 +148,8 @@ Deno.test("parseMintArgs() has the defaults of the usage text", () => {
       ttl: DEFAULT_TTL_SECONDS,
       expired: false,
       entitlements: [],
+      maxMachines: null,
+      maxUsers: null,
     },
   });
   assert.deepEqual(
@@ -165,6 +167,8 @@ Deno.test("parseMintArgs() has the defaults of the usage text", () => {
         ttl: null,
         expired: false,
         entitlements: ["A", "B"],
+        maxMachines: null,
+        maxUsers: null,
       },
     },
   );

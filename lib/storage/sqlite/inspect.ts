@@ -144,15 +144,15 @@ function contents(db: DatabaseSync, { now, expiringBy }: InspectOptions): Databa
   };
   const expiring = db.prepare(
     `SELECT guid, file_expires_at AS fileExpiresAt, expires_at AS expiresAt FROM licenses
-     WHERE ${VALID_UNTIL} <= ? ORDER BY ${VALID_UNTIL}, id`,
+     WHERE ${VALID_UNTIL} <= ? AND seat_of IS NULL ORDER BY ${VALID_UNTIL}, id`,
   ).all(expiringBy).map((row): ExpiringLicense => ({
     guid: String(row.guid),
     fileExpiresAt: row.fileExpiresAt === null ? null : Number(row.fileExpiresAt),
     expiresAt: row.expiresAt === null ? null : Number(row.expiresAt),
   }));
   const overdueLeases = db.prepare(
-    `SELECT n.fingerprint, l.guid, n.lease_expires_at AS leaseExpiresAt
-     FROM nodes n JOIN licenses l ON l.node_id = n.id
+    `SELECT n.fingerprint, IFNULL(m.guid, l.guid) AS guid, n.lease_expires_at AS leaseExpiresAt
+     FROM nodes n JOIN licenses l ON l.node_id = n.id LEFT JOIN licenses m ON m.id = l.seat_of
      WHERE n.deactivated_at IS NULL AND n.lease_expires_at <= ?
      ORDER BY n.lease_expires_at, n.id`,
   ).all(now).map((row): OverdueLease => ({
@@ -161,7 +161,8 @@ function contents(db: DatabaseSync, { now, expiringBy }: InspectOptions): Databa
     leaseExpiresAt: Number(row.leaseExpiresAt),
   }));
   return {
-    licenses: scalar("SELECT count(*) AS value FROM licenses") ?? 0,
+    // A multi-seat license counts once (its seat rows are not licenses).
+    licenses: scalar("SELECT count(*) AS value FROM licenses WHERE seat_of IS NULL") ?? 0,
     expiring,
     overdueLeases,
     newestAudit: scalar("SELECT max(created_at) AS value FROM audit_logs"),

@@ -16,14 +16,18 @@ import type { LeaseDetail, LeaseFilter, NodeRow, Pool, PoolLicenseCounts } from 
 import { StatusStatements } from "./status_queries.ts";
 import { VALID_UNTIL } from "./schema.ts";
 
+// A seat row of a multi-seat license (migration 11) is named by its license (m).
 const LEASE_DETAIL_SELECT = `
-  SELECT l.id AS licenseId, l.guid AS licenseGuid, l.pool_id AS poolId, p.name AS poolName,
+  SELECT l.id AS licenseId, IFNULL(m.guid, l.guid) AS licenseGuid, l.seat_of AS seatOf,
+         1 + (SELECT count(*) FROM licenses s WHERE s.seat_of = IFNULL(l.seat_of, l.id)) AS seats,
+         l.pool_id AS poolId, p.name AS poolName,
          n.id AS nodeId, n.fingerprint AS nodeFingerprint, l.last_claimed_at AS claimedAt,
          n.last_heartbeat_at AS lastHeartbeatAt, n.lease_expires_at AS leaseExpiresAt,
          l.file_expires_at AS fileExpiresAt, l.expires_at AS expiresAt
   FROM licenses l
   JOIN nodes n ON n.id = l.node_id
-  LEFT JOIN pools p ON p.id = l.pool_id`;
+  LEFT JOIN pools p ON p.id = l.pool_id
+  LEFT JOIN licenses m ON m.id = l.seat_of`;
 
 /** The lease and node statements of `SqliteTx`. */
 export class LeaseQueries extends StatusStatements {
@@ -58,12 +62,16 @@ export class LeaseQueries extends StatusStatements {
       const [column, value] of [
         ["l.pool_id", filter.poolId],
         ["l.node_id", filter.nodeId],
-        ["l.id", filter.licenseId],
       ] as const
     ) {
       if (value === undefined) continue;
       conditions.push(`${column} = ?`);
       params.push(value);
+    }
+    if (filter.licenseId !== undefined) {
+      // The license's row and its seat rows.
+      conditions.push("(l.id = ? OR l.seat_of = ?)");
+      params.push(filter.licenseId, filter.licenseId);
     }
     const order = filter.soonestFirst
       ? "n.lease_expires_at IS NULL, n.lease_expires_at, l.id"

@@ -358,4 +358,26 @@ export const MIGRATIONS: readonly Migration[] = [
         (18, 'user.culled');
     `,
   },
+  {
+    version: 11,
+    name: "multi-seat licenses",
+    // `relay add --seats N` stores a license as its row (the main row) plus
+    // N-1 seat rows that point to it (`seat_of`); each seat row is leased like
+    // any license row (licenses.node_id stays UNIQUE, as in the reference's
+    // schema), so the free-license counters, their triggers, the strategies
+    // and the reaper serve seats unchanged. A seat row copies the main row's
+    // pool and dates; its guid, key and file are fillers that only satisfy
+    // the reference's UNIQUE constraints (`<guid>#seat-2`): Relay hands out
+    // the main row's file, key and id, and records audit rows under the main
+    // row's id. `max_machines` and `max_users`: the limits the license file
+    // states (data.attributes), read when it is added; NULL before this step.
+    // Additive: the reference Relay still opens the database (it sees each
+    // seat row as a license of its own).
+    sql: `
+      ALTER TABLE licenses ADD COLUMN seat_of INTEGER REFERENCES licenses (id) ON DELETE CASCADE;
+      ALTER TABLE licenses ADD COLUMN max_machines INTEGER;
+      ALTER TABLE licenses ADD COLUMN max_users INTEGER;
+      CREATE INDEX idx_licenses_seat_of ON licenses (seat_of) WHERE seat_of IS NOT NULL;
+    `,
+  },
 ];

@@ -1,6 +1,7 @@
 /**
- * Every SQL statement Relay runs on SQLite, as the methods of a {@link Tx}.
- * Each is prepared once per connection, on first use.
+ * Every SQL statement Relay runs on SQLite, as the methods of a {@link Tx}
+ * (those about license rows in `./license_statements.ts`, the read queries
+ * in the modules it extends). Each is prepared once per connection, on first use.
  *
  * `pool_id IS ?` matches NULL too, so one statement serves licenses with and
  * without a pool.
@@ -11,7 +12,7 @@
 // node:sqlite is synchronous: the methods are async only to fit the engine-neutral Tx.
 // deno-lint-ignore-file require-await
 
-import type { DatabaseSync, SQLInputValue } from "node:sqlite";
+import type { DatabaseSync } from "node:sqlite";
 import { EntityType, EventType } from "../../audit.ts";
 import type {
   ActiveNode,
@@ -19,29 +20,12 @@ import type {
   HolderTimes,
   LeasedLicense,
   LeaseTimes,
-  LicenseFileRow,
   LicenseGrant,
-  LicenseInfo,
-  NewLicenseRow,
   Pool,
-  RenewableLicense,
   Tx,
 } from "../store.ts";
-import { AuditQueries } from "./audit_queries.ts";
+import { GRANT_OF_ROW, LicenseStatements } from "./license_statements.ts";
 import { PreparedStatements } from "./prepared.ts";
-import { VALID_UNTIL } from "./schema.ts";
-
-const LICENSE_INFO_SELECT = `
-  SELECT l.id AS id, l.guid AS guid, l.pool_id AS poolId, p.name AS poolName,
-         l.claims AS claims, l.node_id AS nodeId, n.fingerprint AS nodeFingerprint,
-         n.last_heartbeat_at AS nodeLastHeartbeatAt, n.lease_expires_at AS leaseExpiresAt,
-         l.last_claimed_at AS lastClaimedAt,
-         l.last_released_at AS lastReleasedAt, l.created_at AS createdAt,
-         l.file_issued_at AS fileIssuedAt, l.file_expires_at AS fileExpiresAt,
-         l.expires_at AS expiresAt
-  FROM licenses l
-  LEFT JOIN pools p ON p.id = l.pool_id
-  LEFT JOIN nodes n ON n.id = l.node_id`;
 
 const INSERT_AUDIT =
   `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
@@ -51,7 +35,7 @@ const INSERT_AUDIT =
  * The statements of a SQLite connection. One instance serves every
  * transaction of its connection; the store hands it out only inside one.
  */
-export class SqliteTx extends AuditQueries implements Tx {
+export class SqliteTx extends LicenseStatements implements Tx {
   readonly #audit: boolean;
 
   /** Statements of `db`; `audit: false` makes {@link audit} a no-op. */
@@ -80,78 +64,6 @@ export class SqliteTx extends AuditQueries implements Tx {
       name,
       now,
     )!;
-  }
-
-  async conflictingLicense(
-    license: { guid: string; key: string; file: Uint8Array },
-  ): Promise<string | undefined> {
-    return this.sql.get<{ guid: string }>(
-      "SELECT guid FROM licenses WHERE guid = ? OR key = ? OR file = ? LIMIT 1",
-      license.guid,
-      license.key,
-      license.file,
-    )?.guid;
-  }
-
-  async renewableLicense(guid: string): Promise<RenewableLicense | undefined> {
-    return this.sql.get<RenewableLicense>(
-      `SELECT id, key, pool_id AS poolId, file_issued_at AS fileIssuedAt
-       FROM licenses WHERE guid = ?`,
-      guid,
-    );
-  }
-
-  async renewLicense(id: number, row: LicenseFileRow): Promise<void> {
-    this.sql.run(
-      `UPDATE licenses SET file = ?, file_issued_at = ?, file_expires_at = ?, expires_at = ?
-       WHERE id = ?`,
-      row.file,
-      row.fileIssuedAt,
-      row.fileExpiresAt,
-      row.expiresAt,
-      id,
-    );
-  }
-
-  async insertLicense(row: NewLicenseRow, now: number): Promise<number> {
-    return this.sql.get<{ id: number }>(
-      `INSERT INTO licenses
-         (guid, file, key, pool_id, created_at, file_issued_at, file_expires_at, expires_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
-      row.guid,
-      row.file,
-      row.key,
-      row.poolId,
-      now,
-      row.fileIssuedAt,
-      row.fileExpiresAt,
-      row.expiresAt,
-    )!.id;
-  }
-
-  async licenseByGuid(guid: string): Promise<LicenseInfo | undefined> {
-    return this.sql.get<LicenseInfo>(`${LICENSE_INFO_SELECT} WHERE l.guid = ?`, guid);
-  }
-
-  async licenses(
-    filter: { poolId?: number; expiringBy?: number } = {},
-  ): Promise<LicenseInfo[]> {
-    const conditions: string[] = [];
-    const params: SQLInputValue[] = [];
-    if (filter.poolId !== undefined) {
-      conditions.push("l.pool_id = ?");
-      params.push(filter.poolId);
-    }
-    if (filter.expiringBy !== undefined) {
-      conditions.push(`${VALID_UNTIL} <= ?`);
-      params.push(filter.expiringBy);
-    }
-    const where = conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`;
-    return this.sql.all<LicenseInfo>(`${LICENSE_INFO_SELECT}${where} ORDER BY l.id`, ...params);
-  }
-
-  async deleteLicense(id: number): Promise<void> {
-    this.sql.run("DELETE FROM licenses WHERE id = ?", id);
   }
 
   async activeNode(fingerprint: string): Promise<ActiveNode | undefined> {
@@ -197,9 +109,10 @@ export class SqliteTx extends AuditQueries implements Tx {
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
     return this.sql.get<LeasedLicense>(
-      `SELECT id, guid, pool_id AS poolId, file_expires_at AS fileExpiresAt,
-              expires_at AS expiresAt
-       FROM licenses WHERE node_id = ?`,
+      `SELECT l.id AS id, IFNULL(l.seat_of, l.id) AS licenseId, IFNULL(m.guid, l.guid) AS guid,
+              l.pool_id AS poolId, l.file_expires_at AS fileExpiresAt, l.expires_at AS expiresAt
+       FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
+       WHERE l.node_id = ?`,
       nodeId,
     );
   }
@@ -208,21 +121,20 @@ export class SqliteTx extends AuditQueries implements Tx {
     licenseId: number,
     { nodeId, now }: { nodeId: number; now: number },
   ): Promise<LicenseGrant | undefined> {
-    return this.sql.get<LicenseGrant>(
+    const leased = this.sql.get<LicenseGrant & { seatOf: number | null }>(
       `UPDATE licenses SET node_id = ?, last_claimed_at = ?, claims = claims + 1
        WHERE id = ? AND node_id IS NULL
-       RETURNING file, key, guid, file_expires_at AS fileExpiresAt`,
+       RETURNING id AS licenseId, file, key, guid, file_expires_at AS fileExpiresAt,
+         seat_of AS seatOf`,
       nodeId,
       now,
       licenseId,
     );
-  }
-
-  async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
-    return this.sql.get<LicenseGrant>(
-      "SELECT file, key, guid, file_expires_at AS fileExpiresAt FROM licenses WHERE id = ?",
-      licenseId,
-    );
+    if (leased === undefined) return undefined;
+    // A seat row: its holder gets the license's file, key and id.
+    if (leased.seatOf !== null) return this.sql.get<LicenseGrant>(GRANT_OF_ROW, licenseId);
+    const { seatOf: _, ...grant } = leased;
+    return grant;
   }
 
   /**
@@ -267,13 +179,13 @@ export class SqliteTx extends AuditQueries implements Tx {
   ): Promise<number> {
     this.sql.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
       seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER,
-      holder_type INTEGER)`);
+      holder_type INTEGER, audit_license_id INTEGER)`);
     this.sql.run("DELETE FROM temp.reap_batch");
     // The index is named: without statistics SQLite picks idx_nodes_activated
     // and sorts every active node for each batch. NULLs sort first in it.
     let reaped = cutoff === null ? 0 : this.sql.changes(
-      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
-       SELECT n.id, l.id, l.pool_id, n.holder_type
+      `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type, audit_license_id)
+       SELECT n.id, l.id, l.pool_id, n.holder_type, IFNULL(l.seat_of, l.id)
        FROM nodes n INDEXED BY idx_nodes_active_expiry
        LEFT JOIN licenses l ON l.node_id = n.id
        WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
@@ -284,8 +196,8 @@ export class SqliteTx extends AuditQueries implements Tx {
     );
     if (reaped < limit) {
       reaped += this.sql.changes(
-        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type)
-         SELECT n.id, l.id, l.pool_id, n.holder_type
+        `INSERT INTO temp.reap_batch (node_id, license_id, pool_id, holder_type, audit_license_id)
+         SELECT n.id, l.id, l.pool_id, n.holder_type, IFNULL(l.seat_of, l.id)
          FROM nodes n INDEXED BY idx_nodes_active_expiry
          LEFT JOIN licenses l ON l.node_id = n.id
          WHERE n.deactivated_at IS NULL AND n.lease_expires_at <= ?
@@ -305,7 +217,8 @@ export class SqliteTx extends AuditQueries implements Tx {
       now,
     );
     if (this.#audit) {
-      // Per holder in reap order: license.lease_expired (if it leased one),
+      // Per holder in reap order: license.lease_expired (if it leased one;
+      // the entity is the license, the main row for a seat),
       // then node.culled for a node, user.culled for a user (lib/holders.ts).
       this.sql.run(
         `INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
@@ -315,7 +228,7 @@ export class SqliteTx extends AuditQueries implements Tx {
            CASE WHEN e.entity = ${EntityType.license} THEN e.entity
              WHEN b.holder_type = ${EntityType.user} THEN ${EntityType.user}
              ELSE ${EntityType.node} END,
-           CASE e.entity WHEN ${EntityType.license} THEN b.license_id ELSE b.node_id END,
+           CASE e.entity WHEN ${EntityType.license} THEN b.audit_license_id ELSE b.node_id END,
            b.pool_id, ?
          FROM temp.reap_batch b
          JOIN (SELECT ${EventType.licenseLeaseExpired} AS event, ${EntityType.license} AS entity

@@ -137,11 +137,17 @@ Deno.test("openStore() carries a reference Relay database forward without losing
         fileIssuedAt: null,
         fileExpiresAt: null,
         expiresAt: null,
+        seats: 1,
+        seatsUsed: 1,
       },
     );
   } finally {
     await store.close();
   }
+  // Migration 11: the reference's licenses are single-seat, with no recorded limits.
+  assert.deepEqual(query(path, "SELECT seat_of, max_machines, max_users FROM licenses"), [
+    { seat_of: null, max_machines: null, max_users: null },
+  ]);
   assert.deepEqual(
     query(path, "SELECT version FROM relay_migrations ORDER BY version").map((r) => r.version),
     MIGRATIONS.map((m) => m.version),
