@@ -29,8 +29,10 @@ export function countingExpiries(
     async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T> {
       let expired: ExpiredLeases = [];
       const value = await store.transaction((tx) => {
-        expired = [];
-        return fn(watched(tx, expired, store));
+        const watch = watcherOf(tx, store);
+        // Bodies run one at a time: this one's expiries go to its own list.
+        watch.expired = expired = [];
+        return fn(watch.tx);
       }, options);
       if (expired.length > 0) onExpired(expired);
       return value;
@@ -41,17 +43,46 @@ export function countingExpiries(
   };
 }
 
-/** `tx`, with `audit` and `reapExpired` noting expired leases into `expired`. */
-function watched(tx: Tx, expired: ExpiredLeases, store: Store): Tx {
+/** A `tx` with `audit` and `reapExpired` noting expired leases into `expired`. */
+interface Watcher {
+  tx: Tx;
+  /** The list of the body running now. */
+  expired: ExpiredLeases;
+}
+
+/**
+ * One {@link Watcher} per `tx`, made on first use: an engine hands the same
+ * `tx` to every transaction of a connection. A plain object of bound methods,
+ * not a Proxy, whose traps cost more on every statement than the counting.
+ */
+const WATCHERS = new WeakMap<Tx, Watcher>();
+
+function watcherOf(tx: Tx, store: Store): Watcher {
+  let watcher = WATCHERS.get(tx);
+  if (watcher !== undefined) return watcher;
+  const methods: Record<string, unknown> = {};
+  for (
+    let proto = Object.getPrototypeOf(tx);
+    proto !== null && proto !== Object.prototype;
+    proto = Object.getPrototypeOf(proto)
+  ) {
+    for (const name of Object.getOwnPropertyNames(proto)) {
+      const value = (tx as unknown as Record<string, unknown>)[name];
+      if (name !== "constructor" && !(name in methods) && typeof value === "function") {
+        methods[name] = value.bind(tx);
+      }
+    }
+  }
+  const state: Watcher = { tx: methods as unknown as Tx, expired: [] };
   const audit: Tx["audit"] = async (entry) => {
     await tx.audit(entry);
-    if (entry.event === EventType.licenseLeaseExpired) expired.push(entry.poolId);
+    if (entry.event === EventType.licenseLeaseExpired) state.expired.push(entry.poolId);
   };
   const reapExpired: Tx["reapExpired"] = async (batch) => {
     if (!store.auditEnabled) {
       const reaped = await tx.reapExpired(batch);
       // No audit rows to name the pools: each reaped node counts, pool unknown.
-      for (let i = 0; i < reaped; i++) expired.push(undefined);
+      for (let i = 0; i < reaped; i++) state.expired.push(undefined);
       return reaped;
     }
     // Writers are serialised, so the audit rows after this id are this reap's.
@@ -64,15 +95,11 @@ function watched(tx: Tx, expired: ExpiredLeases, store: Store): Tx {
       take: "first",
       limit: batch.limit,
     });
-    for (const row of rows) expired.push(row.poolId);
+    for (const row of rows) state.expired.push(row.poolId);
     return reaped;
   };
-  return new Proxy(tx, {
-    get(target, property) {
-      if (property === "audit") return audit;
-      if (property === "reapExpired") return reapExpired;
-      const value = Reflect.get(target, property, target);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  });
+  methods.audit = audit;
+  methods.reapExpired = reapExpired;
+  WATCHERS.set(tx, state);
+  return state;
 }

@@ -70,7 +70,8 @@ class Series<T> {
       if (value === undefined) throw new Error(`Missing label "${name}"`);
       return value;
     });
-    const key = JSON.stringify(values);
+    // Label values never hold NUL (pool names come from the command line).
+    const key = values.join("\u0000");
     let entry = this.#series.get(key);
     if (!entry) {
       entry = { values, data: this.#create() };
