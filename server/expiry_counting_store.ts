@@ -58,7 +58,7 @@ interface Watcher {
 const WATCHERS = new WeakMap<Tx, Watcher>();
 
 function watcherOf(tx: Tx, store: Store): Watcher {
-  let watcher = WATCHERS.get(tx);
+  const watcher = WATCHERS.get(tx);
   if (watcher !== undefined) return watcher;
   const methods: Record<string, unknown> = {};
   for (
