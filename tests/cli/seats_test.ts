@@ -477,3 +477,21 @@ Deno.test("renewing a multi-seat license updates its seats' dates and keeps thei
   assert.equal(listed.file_expires_at, rfc3339(expires));
   assert.equal(listed.seats_used, 2);
 });
+
+Deno.test("relay backup counts a multi-seat license once", async () => {
+  await using dir = await tempDir();
+  const db = dbPath(dir.path);
+  const { publicKey, file } = await mintLimited(dir.path, { maxMachines: 3 });
+  assert.equal((await addSeats(dir.path, db, publicKey, file, "3")).code, 0);
+  const plain = await mintFiles(dir.path, 1);
+  const add = await runRelay(
+    ["add", ...fileArgs(plain.files), "--public-key", plain.publicKey, "--database", db],
+    { cwd: dir.path },
+  );
+  assert.equal(add.code, 0, add.stderr);
+  const backup = await runRelay(["backup", "--to", "copy.sqlite", "--database", db], {
+    cwd: dir.path,
+  });
+  assert.equal(backup.code, 0, backup.stderr);
+  assert.match(backup.stdout, /^backup written: copy\.sqlite \(\d+ bytes, 2 licenses, /);
+});

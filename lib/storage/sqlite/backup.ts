@@ -167,8 +167,15 @@ function checkCopy(temp: string, target: string): { licenses: number; schemaVers
       copy.prepare("SELECT name FROM sqlite_master WHERE type = 'table'").all()
         .map((row) => String(row.name)),
     );
+    // A multi-seat license is one license: its seat rows (migration 11) do not count.
+    const seatRows = tables.has("licenses") &&
+      copy.prepare("SELECT 1 FROM pragma_table_info('licenses') WHERE name = 'seat_of'").get();
     const licenses = tables.has("licenses")
-      ? Number(copy.prepare("SELECT count(*) AS n FROM licenses").get()?.n)
+      ? Number(
+        copy.prepare(
+          `SELECT count(*) AS n FROM licenses${seatRows ? " WHERE seat_of IS NULL" : ""}`,
+        ).get()?.n,
+      )
       : 0;
     const schemaVersion = tables.has("relay_migrations")
       ? Number(copy.prepare("SELECT max(version) AS v FROM relay_migrations").get()?.v ?? 0)
