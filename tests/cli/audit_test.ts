@@ -11,7 +11,7 @@ import { parseLimit, parseTime } from "../../cli/audit.ts";
 import { type Io, run } from "../../cli/program.ts";
 import type { RelayError } from "../../lib/errors.ts";
 import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { childEnv, MAIN, mintFiles, query, tempDir } from "../helpers.ts";
+import { childEnv, MAIN, mintFiles, query, tempDir, waitUntil } from "../helpers.ts";
 import { claim } from "../server/http_support.ts";
 import { FakeClock, serveInProcess } from "../server/in_process.ts";
 import { dbPath, exists, fileArgs, rfc3339, rowId, runRelay } from "./support.ts";
@@ -305,15 +305,6 @@ Deno.test("relay audit refuses bad filters and never creates a database", async 
   }
 });
 
-/** Resolves once `condition()` holds, checking every 20 ms; fails after `timeoutMs`. */
-async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 Deno.test("relay audit --follow prints events other connections commit, until shut down", async () => {
   await using dir = await tempDir();
   const { files: [license], publicKey } = await mintFiles(dir.path, 1);
@@ -343,10 +334,10 @@ Deno.test("relay audit --follow prints events other connections commit, until sh
   assert.equal(stdout, "");
 
   assert.equal((await claim(server.url, "node-1")).status, 201);
-  await waitFor(() => lines().length === 1, "the lease");
+  await waitUntil(() => lines().length === 1, "the lease");
   assert.equal((await fetch(`${server.url}/v1/nodes/node-1`, { method: "DELETE" })).status, 204);
   assert.equal((await claim(server.url, "node-2")).status, 201);
-  await waitFor(() => lines().length === 3, "the release and the next lease");
+  await waitUntil(() => lines().length === 3, "the release and the next lease");
   assert.deepEqual(
     lines().map((line) => [line.event, line.license]),
     [
@@ -389,7 +380,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
         }
       })();
       const rows = () => stdout.split("\n").filter((line) => line.startsWith("| 2"));
-      await waitFor(() => rows().length === 1, "the latest event");
+      await waitUntil(() => rows().length === 1, "the latest event");
       assert.match(
         stdout,
         /^\| time {17}\| event {21}\| license {30}\| node {9}\| pool {5}\|\n\+-{22}\+/,
@@ -401,7 +392,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
 
       await using server = await serveInProcess([], { database: dbPath(dir.path) });
       assert.equal((await claim(server.url, "node-1")).status, 201);
-      await waitFor(() => rows().length === 4, "the claim's three events");
+      await waitUntil(() => rows().length === 4, "the claim's three events");
       assert.deepEqual(
         rows().slice(1).map((row) => row.split("|").map((cell) => cell.trim())[2]),
         ["node.activated", "license.leased", "node.heartbeat_ping"],

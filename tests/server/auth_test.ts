@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { createAuthenticator, parseTokenFile } from "../../server/auth.ts";
-import { addMinted, dbPath, query, runCli, startServer, tempDir } from "../helpers.ts";
+import { addMinted, dbPath, query, runCli, startServer, tempDir, waitUntil } from "../helpers.ts";
 import { call, type Target } from "./http_support.ts";
 import { serveInProcess } from "./in_process.ts";
 
@@ -138,14 +138,11 @@ Deno.test("a token file that is missing, empty or malformed stops serve before i
   assert.equal(fromEnv.code, 2);
 });
 
-/** Resolves when the server has logged a line with `msg` (bounded: the test's own timeout). */
+/** The `count`th log line with `msg`, once the server has written it. */
 async function logged(lines: string[], msg: string, count = 1): Promise<Record<string, unknown>> {
-  for (let tries = 0; tries < 1000; tries++) {
-    const found = lines.filter((line) => line.includes(`"msg":"${msg}"`));
-    if (found.length >= count) return JSON.parse(found[count - 1]);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-  throw new Error(`no "${msg}" line:\n${lines.join("\n")}`);
+  const found = () => lines.filter((line) => line.includes(`"msg":"${msg}"`));
+  await waitUntil(() => found().length >= count, `log line "${msg}"`);
+  return JSON.parse(found()[count - 1]);
 }
 
 Deno.test("SIGHUP re-reads the token file; one that cannot be used keeps the old tokens", async () => {

@@ -7,8 +7,6 @@
  */
 
 import assert from "node:assert/strict";
-import { EntityType, EventType } from "../../lib/audit.ts";
-import { openStore } from "../../lib/storage/open.ts";
 
 /** The samples of an exposition, by series (`name{a="1"}`) as written. */
 export function samples(text: string): Map<string, number> {
@@ -50,41 +48,4 @@ export async function assertPromtoolAccepts(text: string): Promise<void> {
   const said = decoder.decode(output.stdout) + decoder.decode(output.stderr);
   assert.equal(output.code, 0, `promtool check metrics failed:\n${said}\n--- input:\n${text}`);
   assert.equal(said.trim(), "", `promtool check metrics complained:\n${said}`);
-}
-
-/**
- * Ends the lease on license `guid` as `relay release` does, through the
- * storage API in another connection (the command is another helper's):
- * releases the license and deactivates its node, with `license.operator_released`
- * and `node.deactivated`, in one transaction.
- */
-export async function operatorRelease(
-  database: string,
-  { guid, now }: { guid: string; now: number },
-): Promise<void> {
-  const store = await openStore(database, { now, create: false });
-  try {
-    await store.transaction(async (tx) => {
-      const license = await tx.licenseByGuid(guid);
-      assert.ok(license?.nodeId != null, `license ${guid} is leased`);
-      await tx.releaseLicense(license.id, now);
-      await tx.deactivateNode(license.nodeId, now);
-      await tx.audit({
-        event: EventType.licenseOperatorReleased,
-        entity: EntityType.license,
-        entityId: license.id,
-        poolId: license.poolId,
-        now,
-      });
-      await tx.audit({
-        event: EventType.nodeDeactivated,
-        entity: EntityType.node,
-        entityId: license.nodeId,
-        poolId: license.poolId,
-        now,
-      });
-    });
-  } finally {
-    await store.close();
-  }
 }

@@ -21,7 +21,7 @@ import {
 } from "../helpers.ts";
 import { call, claim, release } from "./http_support.ts";
 import { FakeClock, serveInProcess } from "./in_process.ts";
-import { assertPromtoolAccepts, operatorRelease, samples } from "./metrics_support.ts";
+import { assertPromtoolAccepts, samples } from "./metrics_support.ts";
 
 const TTL = 30;
 
@@ -150,7 +150,11 @@ Deno.test("GET /metrics counts claims, releases, expiries and denials", async (t
       db,
       "SELECT guid FROM licenses WHERE node_id IS NOT NULL",
     );
-    await operatorRelease(db, { guid, now: clock.seconds });
+    const released = await runInProcess(
+      ["release", "--license", guid, "--database", db],
+      { now: clock.now() },
+    );
+    assert.equal(released.code, 0, released.stderr);
     const { values } = await scrape(server);
     assert.equal(values.get('relay_releases_total{pool="a",reason="operator"}'), 1);
     assert.deepEqual(gauge(values, "a"), { leased: 0, free: 2, expired: 0 });

@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { addMinted, dbPath, tempDir } from "../helpers.ts";
+import { addMinted, dbPath, tempDir, waitUntil } from "../helpers.ts";
 import { assertJson, call, errorBody, type Reply, type Target } from "./http_support.ts";
 import { type InProcessServer, serveInProcess } from "./in_process.ts";
 
@@ -20,14 +20,11 @@ function targetOf(server: InProcessServer): Target {
   return { url: server.url, clock: server.clock, client: server.client };
 }
 
-/** Resolves once the server has logged `count` claims waiting in all (bounded by the test). */
-async function waiting(server: InProcessServer, count: number): Promise<void> {
-  for (let tries = 0; tries < 2000; tries++) {
-    const lines = server.lines.filter((line) => line.includes('"claim waiting for a seat"'));
-    if (lines.length >= count) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  throw new Error(`not ${count} waiting:\n${server.lines.join("\n")}`);
+/** Resolves once the server has logged `count` claims waiting in all. */
+function waiting(server: InProcessServer, count: number): Promise<void> {
+  const logged = () =>
+    server.lines.filter((line) => line.includes('"claim waiting for a seat"')).length;
+  return waitUntil(() => logged() >= count, `${count} claims waiting`);
 }
 
 async function withServer(
