@@ -17,6 +17,8 @@
  * @module
  */
 
+import { parseDuration } from "../lib/config.ts";
+
 /** Pool key: `null` (licenses without a pool) and names kept apart. */
 type PoolKey = string;
 
@@ -172,27 +174,26 @@ function poolKey(pool: string | null): PoolKey {
   return pool === null ? "\u0000" : `=${pool}`;
 }
 
-/** `wait` values with no unit are seconds; otherwise a duration: `30s`, `2m`, `1m30s`. */
-const WAIT_VALUE = /^(?:\d+|(?:\d+(?:\.\d+)?(?:ms|s|m|h))+)$/;
-const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
-
 /**
  * The `wait` query parameter of a request URL, in whole seconds (0: absent,
- * no wait); `undefined` when it is malformed or over `maxSeconds`.
+ * no wait): a number of seconds, or a duration as the flags take them (`30s`,
+ * `2m`, `1m30s`); `undefined` when it is malformed, repeated or over
+ * `maxSeconds`.
  */
 export function waitSeconds(url: string, maxSeconds: number): number | undefined {
   const query = url.indexOf("?");
   if (query < 0) return 0;
   const values = new URLSearchParams(url.slice(query + 1).split("#")[0]).getAll("wait");
   if (values.length === 0) return 0;
-  if (values.length > 1 || !WAIT_VALUE.test(values[0])) return undefined;
-  let seconds = 0;
+  if (values.length > 1) return undefined;
+  let seconds: number;
   if (/^\d+$/.test(values[0])) seconds = Number(values[0]);
   else {
-    for (const [, amount, unit] of values[0].matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) {
-      seconds += Number(amount) * UNIT_SECONDS[unit];
+    try {
+      seconds = Math.ceil(parseDuration(values[0]) / 1000);
+    } catch {
+      return undefined;
     }
   }
-  seconds = Math.ceil(seconds);
   return seconds <= maxSeconds ? seconds : undefined;
 }
