@@ -30,6 +30,7 @@ export type ErrorCode =
   | "not_leased"
   | "database_unusable"
   | "database_too_new"
+  | "database_unavailable"
   | "listen_failed"
   | "backup_failed"
   | "checks_failed"
@@ -185,6 +186,18 @@ export class NotLeasedError extends RelayError {
 export class DatabaseError extends RelayError {
   constructor(message: string, options?: ErrorOptions) {
     super("database_unusable", message, options);
+  }
+}
+
+/**
+ * The database server cannot be reached right now (PostgreSQL down, failing
+ * over, refusing connections, or a connection lost mid-transaction): the
+ * transaction did not commit. Transient: the same call may succeed once the
+ * server is back, and the store reconnects by itself.
+ */
+export class DatabaseUnavailableError extends RelayError {
+  constructor(message: string, options?: ErrorOptions) {
+    super("database_unavailable", message, options);
   }
 }
 

@@ -236,6 +236,10 @@ function failure(
   { request, path, logger }: { request: Request; path: string; logger: Logger },
 ): Reply {
   const kind = errorKindOf(error);
+  // The database's own words say why (`connection refused`), never a secret.
+  if (kind === "database_unavailable") {
+    return errorReply(kind, { detail: (error as Error).message });
+  }
   if (kind !== null) return errorReply(kind);
   logger.error("request failed", {
     method: request.method,

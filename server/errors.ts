@@ -31,6 +31,7 @@ export const API_ERRORS = {
   },
   internal: { status: 500, message: "internal server error" },
   database_unwritable: { status: 503, message: "database not accepting writes" },
+  database_unavailable: { status: 503, message: "database unavailable" },
 } as const satisfies Record<string, { status: number; message: string }>;
 
 /** One of the {@link API_ERRORS} kinds. */
@@ -40,6 +41,7 @@ export type ApiErrorKind = keyof typeof API_ERRORS;
 const DOMAIN_ERRORS: Partial<Record<ErrorCode, ApiErrorKind>> = {
   pool_not_found: "invalid_pool_header",
   holder_conflict: "conflict",
+  database_unavailable: "database_unavailable",
 };
 
 /** A response before headers: status and JSON body (null: no body). */
