@@ -17,6 +17,12 @@ import { UsageError } from "../../errors.ts";
 /** A pool of connections to one database (the `postgres` package's `Sql`). */
 export type Sql = postgres.Sql<Record<string, never>>;
 
+/**
+ * The connection of one open transaction (`sql.begin((tx) => …)`): the
+ * statements of a `Tx` run on it.
+ */
+export type TxSql = postgres.TransactionSql<Record<string, never>>;
+
 /** Whether `location` names a PostgreSQL database (`postgres://` or `postgresql://`). */
 export function isPostgresUrl(location: string): boolean {
   return /^postgres(ql)?:\/\//i.test(location);
