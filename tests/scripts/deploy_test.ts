@@ -278,10 +278,8 @@ Deno.test("every flag and RELAY_* variable of the manifests, the unit and the RE
       assert.ok(env.has(name), `unknown variable ${name}`);
     }
     const commands = relayCommands(shellLines(section));
-    assert.deepEqual(
-      [...new Set(commands.map(({ command }) => command))].sort(),
-      ["add", "ls", "migrate"],
-    );
+    const shown = new Set(commands.map(({ command }) => command));
+    assert.ok(shown.has("migrate") && shown.has("add"), "the section shows relay migrate and add");
     for (const { line, command, flags } of commands) {
       for (const flag of flags) {
         assert.ok(flagsOf(command).has(flag), `unknown flag ${flag} of relay ${command}: ${line}`);
