@@ -501,3 +501,52 @@ Deno.test("PostgreSQL queries of an empty database return what SQLite returns", 
     );
   }, () => Promise.resolve());
 });
+
+/**
+ * The SQL statements of the README's "Audit log" section, in order: each
+ * with its leading `--` comment as its name.
+ */
+async function readmeAuditQueries(): Promise<{ name: string; text: string }[]> {
+  const readme = await Deno.readTextFile(new URL("../../../README.md", import.meta.url));
+  const section = readme.split("\n## Audit log\n")[1].split("\n## ")[0];
+  const blocks = [...section.matchAll(/```sql\n([\s\S]*?)```/g)].map((match) => match[1]);
+  return blocks.join("\n").split(";").map((text) => text.trim()).filter((text) => text !== "")
+    .map((text) => ({ name: text.split("\n")[0].replace(/^-- /, ""), text }));
+}
+
+/**
+ * What a statement of the README needs on PostgreSQL: `datetime(…,
+ * 'unixepoch')` as the same UTC text (whatever the session's DateStyle),
+ * `IFNULL` as `COALESCE`.
+ */
+function postgresVariant(text: string): string {
+  return text
+    .replace(
+      /datetime\(([\w.]+), 'unixepoch'\)/g,
+      "to_char(to_timestamp($1) AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    )
+    .replaceAll("IFNULL(", "COALESCE(");
+}
+
+Deno.test("the README's audit queries give SQLite's rows on PostgreSQL, with the variants", async () => {
+  const queries = await readmeAuditQueries();
+  assert.deepEqual(queries.map((query) => query.name), [
+    "recent events",
+    "recently leased licenses",
+    "entire history in chronological order",
+    "seats held by users right now",
+  ]);
+  await withBoth(async ({ path, sql }) => {
+    const sqlite = new DatabaseSync(path, { readOnly: true });
+    try {
+      for (const { name, text } of queries) {
+        const expected = plain(sqlite.prepare(text).all());
+        const rows = plain([...await sql.unsafe(postgresVariant(text))]);
+        assert.ok(expected.length > 0, name);
+        assert.deepEqual(rows, expected, name);
+      }
+    } finally {
+      sqlite.close();
+    }
+  });
+});
