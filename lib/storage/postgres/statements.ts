@@ -22,6 +22,7 @@ import type {
   LicenseGrant,
   NodeRow,
   Pool,
+  Reaped,
   Tx,
 } from "../store.ts";
 import type { TxSql } from "./connect.ts";
@@ -82,6 +83,9 @@ export class PgTx implements Tx {
   }
 
   async poolByName(name: string): Promise<Pool | undefined> {
+    // PostgreSQL's text cannot hold NUL (it refuses the statement), so no
+    // pool is named with one: the server's name for a header it cannot read.
+    if (name.includes("\0")) return undefined;
     const [row] = await this.#sql<Pool[]>`
       SELECT id, name, created_at AS "createdAt" FROM pools WHERE name = ${name}`;
     return row;
@@ -224,7 +228,7 @@ export class PgTx implements Tx {
    */
   async reapExpired(
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
-  ): Promise<number> {
+  ): Promise<Reaped> {
     const sql = this.#sql;
     type Row = { id: number; holderType: number };
     const legacy = cutoff === null ? [] : await sql<Row[]>`
@@ -236,7 +240,7 @@ export class PgTx implements Tx {
       WHERE deactivated_at IS NULL AND lease_expires_at <= ${now}
       ORDER BY lease_expires_at LIMIT ${limit - legacy.length} FOR UPDATE SKIP LOCKED`;
     const batch = [...legacy, ...stored];
-    if (batch.length === 0) return 0;
+    if (batch.length === 0) return { holders: 0, leasePools: [] };
     const ids = batch.map((row) => row.id);
     const released = await sql<{ nodeId: number; poolId: number | null; auditId: number }[]>`
       WITH old AS (
@@ -249,7 +253,11 @@ export class PgTx implements Tx {
     await sql`
       UPDATE nodes SET deactivated_at = ${now} WHERE id = ANY(${sql.array(ids)}::bigint[])`;
     if (this.#audit) await this.#auditReaped(batch, released, now);
-    return batch.length;
+    // In reap order, as SQLite reports them.
+    const order = new Map(ids.map((id, index) => [id, index]));
+    const leasePools = released.toSorted((a, b) => order.get(a.nodeId)! - order.get(b.nodeId)!)
+      .map((row) => row.poolId);
+    return { holders: batch.length, leasePools };
   }
 
   /**

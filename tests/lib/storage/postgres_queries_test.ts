@@ -104,7 +104,14 @@ async function copyRows(path: string, sql: Sql): Promise<void> {
       const rows = db.prepare(`SELECT * FROM ${table} ORDER BY id`).all().map((row) => ({
         ...row,
       }));
-      if (rows.length > 0) await sql`INSERT INTO ${sql(table)} ${sql(rows as never)}`;
+      for (const row of rows) {
+        const columns = Object.keys(row);
+        await sql.unsafe(
+          `INSERT INTO ${table} (${columns.join(", ")})
+           VALUES (${columns.map((_, i) => `$${i + 1}`).join(", ")})`,
+          Object.values(row),
+        );
+      }
       // Later inserts take the ids SQLite's would (AUTOINCREMENT never reuses one).
       const [next] = db.prepare("SELECT seq FROM sqlite_sequence WHERE name = ?").all(table);
       if (next) {

@@ -264,7 +264,9 @@ Deno.test("rand on PostgreSQL picks every license, through indexes", async () =>
     assert.equal(seen.size, ids.length);
 
     // The picks are index lookups, never a scan of licenses nor a sort.
-    const [{ id: poolId }] = await db.sql`INSERT INTO pools (name) VALUES ('big') RETURNING id`;
+    const [{ id: poolId }] = await db.sql<
+      { id: number }[]
+    >`INSERT INTO pools (name) VALUES ('big') RETURNING id`;
     await addLicenses(db, 20_000, poolId);
     // Leased but one in 100: rand's samples mostly miss, the pivot finds one.
     await db.sql`INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at)
