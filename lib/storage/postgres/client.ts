@@ -19,15 +19,21 @@ import pg from "pg";
 /** A result: the rows, with how many rows the statement touched. */
 export type Rows<T> = T & { count: number };
 
-/** Runs one statement; a client inside a transaction, or the pool. */
-type Run = (text: string, values: unknown[], name?: string) => Promise<Rows<unknown>>;
+/** Runs one statement; a client inside a transaction, or the pool; rows as arrays with `arrays`. */
+type Run = (
+  text: string,
+  values: unknown[],
+  name?: string,
+  arrays?: boolean,
+) => Promise<Rows<unknown>>;
 
 /** One statement or fragment: runs when awaited, or is spliced into another. */
 export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>> {
   readonly #run: Run;
   /** The text around the values (a template's strings). */
   readonly parts: readonly string[];
-  readonly values: readonly unknown[];
+  /** The values between the parts. */
+  readonly bound: readonly unknown[];
   /** `unsafe` text: never a prepared statement, and run with its own `$n` params. */
   readonly #raw: { params: readonly unknown[]; prepare: boolean } | null;
 
@@ -39,7 +45,7 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
   ) {
     this.#run = run;
     this.parts = parts;
-    this.values = values;
+    this.bound = values;
     this.#raw = raw;
   }
 
@@ -47,7 +53,12 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
     resolve?: ((value: Rows<T>) => R1 | PromiseLike<R1>) | null,
     reject?: ((reason: unknown) => R2 | PromiseLike<R2>) | null,
   ): Promise<R1 | R2> {
-    return this.#execute().then(resolve, reject);
+    return this.#execute(false).then(resolve, reject);
+  }
+
+  /** Runs it and answers each row as an array of its columns, in order. */
+  values(): Promise<Rows<unknown[][]>> {
+    return this.#execute(true) as unknown as Promise<Rows<unknown[][]>>;
   }
 
   /** Whether this is `unsafe` text (spliced as is, never prepared). */
@@ -55,11 +66,11 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
     return this.#raw !== null;
   }
 
-  #execute(): Promise<Rows<T>> {
+  #execute(arrays: boolean): Promise<Rows<T>> {
     if (this.#raw !== null) {
       const text = this.parts[0];
       const name = this.#raw.prepare ? statementName(text) : undefined;
-      return this.#run(text, [...this.#raw.params], name) as Promise<Rows<T>>;
+      return this.#run(text, [...this.#raw.params], name, arrays) as Promise<Rows<T>>;
     }
     const values: unknown[] = [];
     let prepared = true;
@@ -73,8 +84,8 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
       }
       query.parts.forEach((part, i) => {
         text += part;
-        if (i === query.values.length) return;
-        const value = query.values[i];
+        if (i === query.bound.length) return;
+        const value = query.bound[i];
         if (value instanceof Query) {
           append(value);
         } else {
@@ -88,9 +99,8 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#run(text, values, prepared ? statementName(text) : undefined) as Promise<
-      Rows<T>
-    >;
+    const name = prepared ? statementName(text) : undefined;
+    return this.#run(text, values, name, arrays) as Promise<Rows<T>>;
   }
 }
 
@@ -152,11 +162,18 @@ async function runOn(
   text: string,
   values: unknown[],
   name?: string,
+  arrays = false,
 ): Promise<Rows<unknown>> {
-  // Without values nor name, the simple protocol: a migration's several statements in one text.
-  const answer = name === undefined && values.length === 0
+  // Without values, name or row arrays, the simple protocol: a migration's
+  // several statements in one text.
+  const answer = name === undefined && values.length === 0 && !arrays
     ? await client.query(text)
-    : await client.query(name === undefined ? { text, values } : { name, text, values });
+    : await client.query({
+      text,
+      values,
+      ...(name ? { name } : {}),
+      ...(arrays ? { rowMode: "array" } : {}),
+    });
   // Several statements answer one result each: the last one is the text's.
   const result = Array.isArray(answer) ? answer[answer.length - 1] : answer;
   return Object.assign(result.rows, { count: result.rowCount ?? 0 });
@@ -203,7 +220,7 @@ export function createPool(options: PoolOptions): Sql {
   // (or the next checkout); without a listener it would be thrown.
   pool.on("error", () => {});
   pool.on("connect", (client) => client.on("error", () => {}));
-  const sql = statements((text, values, name) => runOn(pool, text, values, name)) as Sql;
+  const sql = statements((...args) => runOn(pool, ...args)) as Sql;
   sql.begin = async <T>(
     modeOrFn: string | ((sql: TxSql) => Promise<T>),
     maybeFn?: (sql: TxSql) => Promise<T>,
@@ -214,7 +231,7 @@ export function createPool(options: PoolOptions): Sql {
     let broken: Error | undefined;
     try {
       await client.query(`BEGIN${mode}`);
-      const value = await fn(statements((text, values, name) => runOn(client, text, values, name)));
+      const value = await fn(statements((...args) => runOn(client, ...args)));
       await client.query("COMMIT");
       return value;
     } catch (error) {

@@ -104,3 +104,10 @@ Deno.test("the server killed under load: statements reject, the process lives, t
     await sql.end();
   }
 });
+
+Deno.test("values() answers rows as arrays of columns, in order", async () => {
+  await using db = await testDatabase();
+  const rows = await db.sql.unsafe("SELECT $1::bigint AS a, 'x' AS b UNION ALL SELECT 2, 'y'", [1])
+    .values();
+  assert.deepEqual(rows.map((row) => [...row]), [[1, "x"], [2, "y"]]);
+});
