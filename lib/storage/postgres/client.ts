@@ -207,9 +207,14 @@ export interface PoolOptions {
  * the process.
  */
 export function createPool(options: PoolOptions): Sql {
+  // In the URL: `pg` reads the URL after its options, and a URL without a
+  // password would replace the one given beside it with "".
+  const url = new URL(options.connectionString);
+  if (options.password !== undefined && url.password === "") {
+    url.password = encodeURIComponent(options.password);
+  }
   const pool = new pg.Pool({
-    connectionString: options.connectionString,
-    ...(options.password === undefined ? {} : { password: options.password }),
+    connectionString: url.href,
     max: options.max,
     connectionTimeoutMillis: options.connectTimeoutMs,
     idleTimeoutMillis: 60_000,
