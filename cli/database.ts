@@ -25,7 +25,7 @@ export { isPostgresUrl };
  * The location `typed` names: a PostgreSQL URL as is, SQLite's in-memory
  * `:memory:` as is, a path resolved by `paths`.
  */
-export function databaseLocation(typed: string, paths: UserPaths): string {
+export function databaseLocation(typed: string, paths: Pick<UserPaths, "resolve">): string {
   if (isPostgresUrl(typed) || typed === ":memory:") return typed;
   return paths.resolve(typed);
 }

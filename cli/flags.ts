@@ -388,6 +388,22 @@ export const FLAGS = {
         "replace an existing file (atomically: the old file stays until the copy is whole)",
     },
   },
+  migrate: {
+    from: {
+      flags: "--from <url|path>",
+      env: [],
+      description:
+        "the database to copy: a SQLite file or a postgres:// URL; read in one snapshot, never changed",
+      required: true,
+    },
+    to: {
+      flags: "--to <url|path>",
+      env: [],
+      description:
+        "the database to copy into: a SQLite file (created if missing) or a postgres:// URL; must hold no pool, node, license or audit record",
+      required: true,
+    },
+  },
   doctor: {
     expiring: {
       flags: "--expiring <duration>",

@@ -24,6 +24,7 @@ import { type Env, envSwitch, flagOption, FLAGS, PASSWORD_ENV } from "./flags.ts
 import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
 import { addNodeLockOptions, type NodeLockOptions, unlockBeforeCommand } from "./node_lock.ts";
+import { migrateCommand } from "./migrate.ts";
 import { NODE_LOCK } from "./node_lock_build.ts";
 import { UserPaths } from "./paths.ts";
 import { releaseCommand } from "./release.ts";
@@ -101,6 +102,7 @@ export async function run(
       versionCommand,
       backupCommand,
       doctorCommand,
+      migrateCommand,
       fingerprintCommand,
     ]
   ) {
