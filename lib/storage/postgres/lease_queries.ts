@@ -10,7 +10,7 @@
 
 import type { LeaseDetail, LeaseFilter, Pool, PoolLicenseCounts } from "../store.ts";
 import type { TxSql } from "./connect.ts";
-import { VALID_UNTIL } from "./license_statements.ts";
+import { VALID_UNTIL } from "./schema.ts";
 
 /** Statements are prepared once per connection, by their text. */
 const PREPARED = { prepare: true } as const;

@@ -12,17 +12,10 @@
 
 import type { LicenseFileRow, LicenseInfo, NewLicenseRow, RenewableLicense } from "../store.ts";
 import type { TxSql } from "./connect.ts";
+import { VALID_UNTIL } from "./schema.ts";
 
 /** Statements are prepared once per connection, by their text. */
 const PREPARED = { prepare: true } as const;
-
-/**
- * When a license stops being valid (`validUntil` in `lib/expiry.ts`): the
- * earlier of its two expiries, "never" as the greatest BIGINT (SQLite's
- * `VALID_UNTIL`).
- */
-export const VALID_UNTIL = "LEAST(COALESCE(file_expires_at, 9223372036854775807), " +
-  "COALESCE(expires_at, 9223372036854775807))";
 
 /** The columns of `LicenseInfo` of row `l`, its own lease and seat counts aside. */
 const LICENSE_INFO_COLUMNS = `
@@ -62,13 +55,17 @@ const LICENSE_SEATS_SELECT = `
   WHERE l.id = $1 OR l.seat_of = $1
   ORDER BY l.seat_of IS NOT NULL, l.id`;
 
-/** The guid of a stored license that has this guid, key or file, if any. */
+/**
+ * The guid of a stored license that has this guid, key or file, if any. The
+ * file is compared by its digest, which idx_licenses_file indexes.
+ */
 export async function conflictingLicense(
   sql: TxSql,
   license: { guid: string; key: string; file: Uint8Array },
 ): Promise<string | undefined> {
   const [row] = await sql.unsafe<{ guid: string }[]>(
-    "SELECT guid FROM licenses WHERE guid = $1 OR key = $2 OR file = $3 LIMIT 1",
+    `SELECT guid FROM licenses
+     WHERE guid = $1 OR key = $2 OR sha256(file) = sha256($3::bytea) LIMIT 1`,
     [license.guid, license.key, license.file],
     PREPARED,
   );
@@ -221,7 +218,10 @@ export async function licenses(
   ];
 }
 
-/** Deletes a license by row id, with its seat rows, in one statement. */
+/**
+ * Deletes a license by row id, with its seat rows, in one statement (named
+ * here, though `seat_of` cascades too).
+ */
 export async function deleteLicense(sql: TxSql, id: number): Promise<void> {
   await sql.unsafe("DELETE FROM licenses WHERE id = $1 OR seat_of = $1", [id], PREPARED);
 }
