@@ -150,7 +150,7 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
   let licenseId = await pickFreeLicense(tx, pick);
   while (licenseId === undefined) {
     const batch = { now, cutoff: legacyCutoff(now, policy), limit: CLAIM_REAP_BATCH };
-    if (await tx.reapExpired(batch) === 0) break;
+    if ((await tx.reapExpired(batch)).holders === 0) break;
     licenseId = await pickFreeLicense(tx, pick);
   }
   if (licenseId === undefined) {
@@ -323,11 +323,11 @@ export function reap(
   return store.transaction(
     async (tx) =>
       await tx.tryReaperLock()
-        ? await tx.reapExpired({
+        ? (await tx.reapExpired({
           now: options.now,
           cutoff: options.now - options.ttl,
           limit: options.limit,
-        })
+        })).holders
         : 0,
     { durable: false },
   );

@@ -11,11 +11,8 @@
 import { EventType } from "../lib/audit.ts";
 import type { Store, TransactionOptions, Tx } from "../lib/storage/store.ts";
 
-/**
- * The pool (row id; null: no pool) of each expired lease; `undefined` when
- * the pool is unknown: a bulk reap without the audit log, whose rows name it.
- */
-export type ExpiredLeases = (number | null | undefined)[];
+/** The pool (row id; null: no pool) of each expired lease. */
+export type ExpiredLeases = (number | null)[];
 
 /** Wraps `store`; `onExpired` is called after each commit that expired leases. */
 export function countingExpiries(
@@ -29,7 +26,7 @@ export function countingExpiries(
     async transaction<T>(fn: (tx: Tx) => Promise<T>, options?: TransactionOptions): Promise<T> {
       let expired: ExpiredLeases = [];
       const value = await store.transaction((tx) => {
-        const watch = watcherOf(tx, store);
+        const watch = watcherOf(tx);
         // Bodies run one at a time: this one's expiries go to its own list.
         watch.expired = expired = [];
         return fn(watch.tx);
@@ -57,7 +54,7 @@ interface Watcher {
  */
 const WATCHERS = new WeakMap<Tx, Watcher>();
 
-function watcherOf(tx: Tx, store: Store): Watcher {
+function watcherOf(tx: Tx): Watcher {
   const watcher = WATCHERS.get(tx);
   if (watcher !== undefined) return watcher;
   const methods: Record<string, unknown> = {};
@@ -79,23 +76,8 @@ function watcherOf(tx: Tx, store: Store): Watcher {
     if (entry.event === EventType.licenseLeaseExpired) state.expired.push(entry.poolId);
   };
   const reapExpired: Tx["reapExpired"] = async (batch) => {
-    if (!store.auditEnabled) {
-      const reaped = await tx.reapExpired(batch);
-      // No audit rows to name the pools: each reaped node counts, pool unknown.
-      for (let i = 0; i < reaped; i++) state.expired.push(undefined);
-      return reaped;
-    }
-    // Writers are serialised, so the audit rows after this id are this reap's.
-    const before = await tx.lastAuditId();
     const reaped = await tx.reapExpired(batch);
-    if (reaped === 0) return reaped;
-    const rows = await tx.auditLogRows({
-      afterId: before,
-      events: [EventType.licenseLeaseExpired],
-      take: "first",
-      limit: batch.limit,
-    });
-    for (const row of rows) state.expired.push(row.poolId);
+    state.expired.push(...reaped.leasePools);
     return reaped;
   };
   methods.audit = audit;

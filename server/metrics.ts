@@ -182,8 +182,7 @@ export class RelayMetrics {
     const expired = this.#expired;
     this.#expired = [];
     for (const poolId of expired) {
-      const pool = poolId === undefined ? UNKNOWN_POOL_LABEL : names.get(poolId) ??
-        UNKNOWN_POOL_LABEL;
+      const pool = names.get(poolId) ?? UNKNOWN_POOL_LABEL;
       this.#releases.inc({ pool, reason: "expired" });
     }
     await this.#countOperatorReleases();

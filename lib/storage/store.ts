@@ -37,6 +37,14 @@ import type {
 
 export type * from "./records.ts";
 
+/** What one {@link Tx.reapExpired} ended. */
+export interface Reaped {
+  /** Holders (nodes and users) deactivated. */
+  holders: number;
+  /** The pool (row id; null: no pool) of each lease released, in reap order. */
+  leasePools: (number | null)[];
+}
+
 /** Read-only statements for the status page and `/metrics`. */
 export interface StatusReads {
   /** The greatest audit row id, 0 when the log is empty. */
@@ -217,9 +225,10 @@ export interface Tx extends StatusReads {
    * at or before `now`, or, without one, a last heartbeat at or before
    * `cutoff` (null: those never expire). Releases the license each leases
    * (`license.lease_expired`) and deactivates it (`node.culled`), at `now`.
-   * Returns how many nodes were reaped.
+   * Returns how many holders were reaped and the pool of each lease ended
+   * (null: no pool), in reap order.
    */
-  reapExpired(batch: { now: number; cutoff: number | null; limit: number }): Promise<number>;
+  reapExpired(batch: { now: number; cutoff: number | null; limit: number }): Promise<Reaped>;
 
   /** Deletes up to `limit` audit records created before `cutoff`; returns how many. */
   deleteAuditBefore(cutoff: number, limit: number): Promise<number>;

@@ -2,8 +2,8 @@
  * Connecting to PostgreSQL: the one place that builds a client from a
  * `postgres://` URL, with the settings every Relay connection shares.
  *
- * Uses the npm package `postgres` (porsager/postgres: pure JavaScript, a
- * pool of connections that reconnects by itself, prepared statements). The
+ * Uses the npm package `pg` (node-postgres, through `./client.ts`: a pool
+ * of connections that replaces a failed one by itself, prepared statements). The
  * password comes from the URL or from the caller (the CLI reads
  * `--database-password-file` or `PGPASSWORD`); it is never part of a message:
  * use {@link redactUrl} to name a database.
@@ -11,17 +11,10 @@
  * @module
  */
 
-import postgres from "postgres";
 import { UsageError } from "../../errors.ts";
+import { createPool, type Sql } from "./client.ts";
 
-/** A pool of connections to one database (the `postgres` package's `Sql`). */
-export type Sql = postgres.Sql<Record<string, never>>;
-
-/**
- * The connection of one open transaction (`sql.begin((tx) => …)`): the
- * statements of a `Tx` run on it.
- */
-export type TxSql = postgres.TransactionSql<Record<string, never>>;
+export type { Sql, TxSql } from "./client.ts";
 
 /** Whether `location` names a PostgreSQL database (`postgres://` or `postgresql://`). */
 export function isPostgresUrl(location: string): boolean {
@@ -73,20 +66,11 @@ export function connectPostgres(url: string, options: ConnectOptions = {}): Sql 
   } catch {
     throw new UsageError(`Invalid PostgreSQL URL: ${redactUrl(url)}`);
   }
-  return postgres(url, {
+  return createPool({
+    connectionString: url,
+    password: options.password,
     max: options.max ?? 10,
-    connect_timeout: options.connectTimeoutSeconds ?? 5,
-    idle_timeout: 60,
-    ...(options.password === undefined ? {} : { password: options.password }),
-    onnotice: () => {},
-    connection: { application_name: options.applicationName ?? "relay" },
-    types: {
-      bigint: {
-        to: 20,
-        from: [20],
-        parse: (value: string) => Number(value),
-        serialize: (value: number) => String(value),
-      },
-    },
-  }) as unknown as Sql;
+    connectTimeoutMs: (options.connectTimeoutSeconds ?? 5) * 1000,
+    applicationName: options.applicationName ?? "relay",
+  });
 }

@@ -1,5 +1,5 @@
 /**
- * PostgreSQL's failures (as the `postgres` package reports them) as Relay's
+ * PostgreSQL's failures (as the `pg` package reports them) as Relay's
  * typed errors: a server that cannot be reached right now is a
  * {@link DatabaseUnavailableError} with a short reason; any other failure of
  * the database a {@link DatabaseError}. Neither names the URL or password.
@@ -9,8 +9,14 @@
 
 import { DatabaseError, DatabaseUnavailableError, RelayError } from "../../errors.ts";
 
-/** An error of the `postgres` package or of the socket below it. */
+/** An error of the `pg` package, of the server (with a SQLSTATE), or of the socket below. */
 type PgError = Error & { code?: string; errno?: string; severity?: string };
+
+/** `pg`'s own words for a connection that failed or was lost, with the reason shown. */
+const CLIENT_MESSAGES: readonly [RegExp, string][] = [
+  [/timeout|timed out/i, "connection timed out"],
+  [/Connection terminated|not queryable|Connection ended|closed/i, "connection lost"],
+];
 
 /** Socket and client codes of a server out of reach, with the reason shown. */
 const CONNECTION_CODES: Readonly<Record<string, string>> = {
@@ -53,13 +59,20 @@ export function unavailableReason(error: unknown): string | undefined {
   const match = /\b(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND)\b/.exec(
     error.message,
   );
-  return match ? CONNECTION_CODES[match[1]] : undefined;
+  if (match) return CONNECTION_CODES[match[1]];
+  // The server's own errors are never a lost connection (class 08 aside, above).
+  if (sqlState(error) !== undefined) return undefined;
+  return CLIENT_MESSAGES.find(([pattern]) => pattern.test(error.message))?.[1];
 }
 
 /** Whether `error` is PostgreSQL's (it has a SQLSTATE). */
 function sqlState(error: unknown): string | undefined {
-  if (!(error instanceof Error) || error.name !== "PostgresError") return undefined;
-  return (error as PgError).code;
+  if (!(error instanceof Error)) return undefined;
+  const { code, severity } = error as PgError;
+  // A server's error has a severity and a five-character SQLSTATE; a socket's has neither.
+  return severity !== undefined && code !== undefined && /^[0-9A-Z]{5}$/.test(code)
+    ? code
+    : undefined;
 }
 
 /** Whether the transaction that failed with `error` may be run again as is. */

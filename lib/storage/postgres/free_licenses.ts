@@ -12,17 +12,16 @@
  * @module
  */
 
-import type { Fragment } from "postgres";
-import type { TxSql } from "./connect.ts";
+import type { Query, TxSql } from "./client.ts";
 import { VALID_UNTIL } from "./schema.ts";
 
 /** The condition on `licenses.pool_id` (alias `l`) for a pool, or for no pool (null). */
-function inPool(sql: TxSql, poolId: number | null): Fragment {
+function inPool(sql: TxSql, poolId: number | null): Query<unknown> {
   return poolId === null ? sql`l.pool_id IS NULL` : sql`l.pool_id = ${poolId}`;
 }
 
 /** Free licenses (alias `l`) of a pool valid at `validAt`, spelled as the index is. */
-function validFree(sql: TxSql, poolId: number | null, validAt: number): Fragment {
+function validFree(sql: TxSql, poolId: number | null, validAt: number): Query<unknown> {
   return sql`${inPool(sql, poolId)} AND l.node_id IS NULL
     AND ${sql.unsafe(VALID_UNTIL)} > ${validAt}`;
 }
@@ -50,10 +49,16 @@ export async function hasValidFreeLicense(
   return rows.length > 0;
 }
 
-/** See `Tx.hasFreeLicense`: one probe of idx_licenses_pool_free. */
+/**
+ * See `Tx.hasFreeLicense`: one probe of idx_licenses_pool_free. A license
+ * that another transaction has locked (a claim about to lease it) does not
+ * count: the claim that asks found no valid one to take, and must not answer
+ * `expired_only` for a license that is being leased.
+ */
 export async function hasFreeLicense(sql: TxSql, poolId: number | null): Promise<boolean> {
   const rows = await sql`
-    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL LIMIT 1`;
+    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL LIMIT 1
+    FOR UPDATE SKIP LOCKED`;
   return rows.length > 0;
 }
 

@@ -22,15 +22,15 @@ import type {
   LicenseGrant,
   NodeRow,
   Pool,
+  Reaped,
   Tx,
 } from "../store.ts";
 import type { TxSql } from "./connect.ts";
 import * as free from "./free_licenses.ts";
-// Until the modules below land on this branch (see ./pending_queries.ts):
-// lease_queries.ts: leaseDetails, poolLicenseCounts, pools; audit_queries.ts:
-// auditLogRows, auditEventCounts, deleteAuditBefore; status_queries.ts:
-// lastAuditId, seatChanges; license_statements.ts: the rest.
-import * as queries from "./pending_queries.ts";
+import * as audits from "./audit_queries.ts";
+import * as leases from "./lease_queries.ts";
+import * as licenseRows from "./license_statements.ts";
+import * as status from "./status_queries.ts";
 
 /** The first key of the two-key advisory locks of lease holders. */
 export const HOLDER_LOCK_NAMESPACE = 0x52454c01;
@@ -83,6 +83,9 @@ export class PgTx implements Tx {
   }
 
   async poolByName(name: string): Promise<Pool | undefined> {
+    // PostgreSQL's text cannot hold NUL (it refuses the statement), so no
+    // pool is named with one: the server's name for a header it cannot read.
+    if (name.includes("\0")) return undefined;
     const [row] = await this.#sql<Pool[]>`
       SELECT id, name, created_at AS "createdAt" FROM pools WHERE name = ${name}`;
     return row;
@@ -225,7 +228,7 @@ export class PgTx implements Tx {
    */
   async reapExpired(
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
-  ): Promise<number> {
+  ): Promise<Reaped> {
     const sql = this.#sql;
     type Row = { id: number; holderType: number };
     const legacy = cutoff === null ? [] : await sql<Row[]>`
@@ -237,7 +240,7 @@ export class PgTx implements Tx {
       WHERE deactivated_at IS NULL AND lease_expires_at <= ${now}
       ORDER BY lease_expires_at LIMIT ${limit - legacy.length} FOR UPDATE SKIP LOCKED`;
     const batch = [...legacy, ...stored];
-    if (batch.length === 0) return 0;
+    if (batch.length === 0) return { holders: 0, leasePools: [] };
     const ids = batch.map((row) => row.id);
     const released = await sql<{ nodeId: number; poolId: number | null; auditId: number }[]>`
       WITH old AS (
@@ -250,7 +253,11 @@ export class PgTx implements Tx {
     await sql`
       UPDATE nodes SET deactivated_at = ${now} WHERE id = ANY(${sql.array(ids)}::bigint[])`;
     if (this.#audit) await this.#auditReaped(batch, released, now);
-    return batch.length;
+    // In reap order, as SQLite reports them.
+    const order = new Map(ids.map((id, index) => [id, index]));
+    const leasePools = released.toSorted((a, b) => order.get(a.nodeId)! - order.get(b.nodeId)!)
+      .map((row) => row.poolId);
+    return { holders: batch.length, leasePools };
   }
 
   /**
@@ -320,54 +327,54 @@ export class PgTx implements Tx {
 
   // Read queries and license rows: functions of the connection, one module each.
   leaseDetails(...args: Args<"leaseDetails">): Result<"leaseDetails"> {
-    return queries.leaseDetails(this.#sql, ...args);
+    return leases.leaseDetails(this.#sql, ...args);
   }
   poolLicenseCounts(...args: Args<"poolLicenseCounts">): Result<"poolLicenseCounts"> {
-    return queries.poolLicenseCounts(this.#sql, ...args);
+    return leases.poolLicenseCounts(this.#sql, ...args);
   }
   pools(...args: Args<"pools">): Result<"pools"> {
-    return queries.pools(this.#sql, ...args);
+    return leases.pools(this.#sql, ...args);
   }
   auditLogRows(...args: Args<"auditLogRows">): Result<"auditLogRows"> {
-    return queries.auditLogRows(this.#sql, ...args);
+    return audits.auditLogRows(this.#sql, ...args);
   }
   auditEventCounts(...args: Args<"auditEventCounts">): Result<"auditEventCounts"> {
-    return queries.auditEventCounts(this.#sql, ...args);
+    return audits.auditEventCounts(this.#sql, ...args);
   }
   deleteAuditBefore(...args: Args<"deleteAuditBefore">): Result<"deleteAuditBefore"> {
-    return queries.deleteAuditBefore(this.#sql, ...args);
+    return audits.deleteAuditBefore(this.#sql, ...args);
   }
   lastAuditId(...args: Args<"lastAuditId">): Result<"lastAuditId"> {
-    return queries.lastAuditId(this.#sql, ...args);
+    return status.lastAuditId(this.#sql, ...args);
   }
   seatChanges(...args: Args<"seatChanges">): Result<"seatChanges"> {
-    return queries.seatChanges(this.#sql, ...args);
+    return status.seatChanges(this.#sql, ...args);
   }
   conflictingLicense(...args: Args<"conflictingLicense">): Result<"conflictingLicense"> {
-    return queries.conflictingLicense(this.#sql, ...args);
+    return licenseRows.conflictingLicense(this.#sql, ...args);
   }
   insertLicense(...args: Args<"insertLicense">): Result<"insertLicense"> {
-    return queries.insertLicense(this.#sql, ...args);
+    return licenseRows.insertLicense(this.#sql, ...args);
   }
   insertSeats(...args: Args<"insertSeats">): Result<"insertSeats"> {
-    return queries.insertSeats(this.#sql, ...args);
+    return licenseRows.insertSeats(this.#sql, ...args);
   }
   licenseByGuid(...args: Args<"licenseByGuid">): Result<"licenseByGuid"> {
-    return queries.licenseByGuid(this.#sql, ...args);
+    return licenseRows.licenseByGuid(this.#sql, ...args);
   }
   licenses(...args: Args<"licenses">): Result<"licenses"> {
-    return queries.licenses(this.#sql, ...args);
+    return licenseRows.licenses(this.#sql, ...args);
   }
   licenseSeats(...args: Args<"licenseSeats">): Result<"licenseSeats"> {
-    return queries.licenseSeats(this.#sql, ...args);
+    return licenseRows.licenseSeats(this.#sql, ...args);
   }
   deleteLicense(...args: Args<"deleteLicense">): Result<"deleteLicense"> {
-    return queries.deleteLicense(this.#sql, ...args);
+    return licenseRows.deleteLicense(this.#sql, ...args);
   }
   renewableLicense(...args: Args<"renewableLicense">): Result<"renewableLicense"> {
-    return queries.renewableLicense(this.#sql, ...args);
+    return licenseRows.renewableLicense(this.#sql, ...args);
   }
   renewLicense(...args: Args<"renewLicense">): Result<"renewLicense"> {
-    return queries.renewLicense(this.#sql, ...args);
+    return licenseRows.renewLicense(this.#sql, ...args);
   }
 }

@@ -22,6 +22,7 @@ import type {
   LeaseTimes,
   LicenseGrant,
   Pool,
+  Reaped,
   Tx,
 } from "../store.ts";
 import { GRANT_OF_ROW, LicenseStatements } from "./license_statements.ts";
@@ -184,7 +185,7 @@ export class SqliteTx extends LicenseStatements implements Tx {
   /** Leases without a stored expiry first, then by stored expiry; each oldest first. */
   async reapExpired(
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
-  ): Promise<number> {
+  ): Promise<Reaped> {
     this.sql.exec(`CREATE TEMP TABLE IF NOT EXISTS reap_batch (
       seq INTEGER PRIMARY KEY, node_id INTEGER NOT NULL, license_id INTEGER, pool_id INTEGER,
       holder_type INTEGER, audit_license_id INTEGER)`);
@@ -214,7 +215,10 @@ export class SqliteTx extends LicenseStatements implements Tx {
         limit - reaped,
       );
     }
-    if (reaped === 0) return 0;
+    if (reaped === 0) return { holders: 0, leasePools: [] };
+    const leasePools = this.sql.all<{ poolId: number | null }>(
+      "SELECT pool_id AS poolId FROM temp.reap_batch WHERE license_id IS NOT NULL ORDER BY seq",
+    ).map((row) => row.poolId);
     this.sql.run(
       `UPDATE licenses SET node_id = NULL, last_released_at = ?
        WHERE id IN (SELECT license_id FROM temp.reap_batch)`,
@@ -246,7 +250,7 @@ export class SqliteTx extends LicenseStatements implements Tx {
         now,
       );
     }
-    return reaped;
+    return { holders: reaped, leasePools };
   }
 
   async deleteAuditBefore(cutoff: number, limit: number): Promise<number> {
