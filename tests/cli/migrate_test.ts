@@ -159,7 +159,7 @@ Deno.test("relay migrate copies SQLite into PostgreSQL and back, every row ident
     const [license] = await pg.sql`
       INSERT INTO licenses (guid, file, key) VALUES ('g', '\\x00'::bytea, 'k') RETURNING id`;
     // Above the deleted license's id too, as SQLite's AUTOINCREMENT would be.
-    assert.ok(license.id > max("licenses"), `${license.id}`);
+    assert.ok(Number(license.id) > max("licenses"), `${license.id}`);
 
     const { publicKey, files } = await mintFiles(dir.path, 1);
     const added = await runRelay(
