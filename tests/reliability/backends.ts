@@ -29,7 +29,7 @@ import { testDatabase } from "../postgres.ts";
 export type Backend = "sqlite" | "postgres";
 
 /** Every engine the reliability tests run on, SQLite first. */
-export const BACKENDS: readonly Backend[] = ["sqlite"];
+export const BACKENDS: readonly Backend[] = ["sqlite", "postgres"];
 
 /**
  * How many `relay serve` replicas a multi-replica test runs on an engine:
@@ -63,7 +63,7 @@ export interface BackendDatabase extends AsyncDisposable {
   add(count: number, options?: { pool?: string }): Promise<MintedFile[]>;
   /** Spawns `relay serve --bind 127.0.0.1 --port 0 --database … ...args` and waits until it listens. */
   serve(args?: string[], env?: Record<string, string>): Promise<ServerProcess>;
-  /** Spawns `count` replicas with the same arguments, one after the other. */
+  /** Spawns `count` replicas with the same arguments, all at once. */
   replicas(count: number, args?: string[]): Promise<ServerProcess[]>;
 }
 
@@ -127,10 +127,8 @@ export async function backendDatabase(backend: Backend): Promise<BackendDatabase
       servers.push(server);
       return server;
     },
-    async replicas(count, args = []) {
-      const started: ServerProcess[] = [];
-      for (let i = 0; i < count; i++) started.push(await self.serve(args));
-      return started;
+    replicas(count, args = []) {
+      return Promise.all(Array.from({ length: count }, () => self.serve(args)));
     },
     async [Symbol.asyncDispose]() {
       for (const server of servers) await server.stop("SIGKILL");

@@ -49,8 +49,14 @@ export async function send(
   return { status: response.status, body };
 }
 
+/** What {@link checkDatabase} reads a database with. */
+export type DatabaseReader = Pick<
+  BackendDatabase,
+  "backend" | "rows" | "count" | "freeCountMismatches"
+>;
+
 /** The rows of `sql` with every value that looks like a number as a number. */
-async function numericRows<T>(db: BackendDatabase, sql: string): Promise<T[]> {
+async function numericRows<T>(db: DatabaseReader, sql: string): Promise<T[]> {
   const rows = await db.rows<Record<string, unknown>>(sql);
   return rows.map((row) =>
     Object.fromEntries(
@@ -66,7 +72,7 @@ async function numericRows<T>(db: BackendDatabase, sql: string): Promise<T[]> {
  * file, also its integrity). `licenses` is how many there are in all.
  */
 export async function checkDatabase(
-  db: BackendDatabase,
+  db: DatabaseReader,
   beliefs: Map<string, Belief>,
   { round, licenses: total }: { round: number; licenses: number },
 ): Promise<{ checked: number; excluded: number }> {
