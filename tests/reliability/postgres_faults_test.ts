@@ -241,6 +241,17 @@ Deno.test("PostgreSQL crashed and restarted under load: never a 500, nothing ack
     phase = "after";
     await load;
     console.log(`PostgreSQL crash under load: ${JSON.stringify(statuses)}`);
+    // A relay that died (rather than answering 503) says why on stderr.
+    for (const [i, server] of servers.entries()) {
+      const exited = await Promise.race([
+        server.process.status.then(() => true),
+        new Promise<false>((resolve) => setTimeout(() => resolve(false), 0)),
+      ]);
+      if (exited) {
+        const { status, stderr } = await server.stop();
+        assert.fail(`relay ${i + 1} exited (code ${status.code}) during the outage: ${stderr}`);
+      }
+    }
     assert.deepEqual(errors, [], "only 2xx, 404, 410 and 503 answers");
     await checkDatabase(reader, beliefs, { round: 1, licenses: LICENSES });
     for (const [i, server] of servers.entries()) {
