@@ -16,7 +16,8 @@
 
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { addMinted, dbPath, query, type ServerProcess, startServer, tempDir } from "../helpers.ts";
+import type { ServerProcess } from "../helpers.ts";
+import { type Backend, type BackendDatabase, backendDatabase } from "./backends.ts";
 import {
   describe,
   firstStatus,
@@ -139,8 +140,10 @@ export class Group {
 export interface BadInputServer extends AsyncDisposable {
   server: ServerProcess;
   port: number;
-  /** The database file. */
-  db: string;
+  /** The engine of its database. */
+  backend: Backend;
+  /** Rows of one statement on its database (`?` placeholders). */
+  rows: BackendDatabase["rows"];
   /** Every license key, sorted. */
   allKeys: string[];
   /** License keys without a pool (all free at the start). */
@@ -190,28 +193,28 @@ export interface BadInputServer extends AsyncDisposable {
   closingSteps(t: Deno.TestContext, minimums: Record<string, number>): Promise<void>;
 }
 
-/** Starts `relay serve` on a new database with the 53 licenses. */
-export async function badInputServer(): Promise<BadInputServer> {
+/** Starts `relay serve` on a new database on `backend` with the 53 licenses. */
+export async function badInputServer(backend: Backend = "sqlite"): Promise<BadInputServer> {
   const started = performance.now();
-  const dir = await tempDir();
+  const db = await backendDatabase(backend);
   try {
-    const db = dbPath(dir.path);
-    const unpooled = await addMinted(dir.path, 50);
-    const prod = await addMinted(dir.path, 2, { pool: "prod" });
+    const unpooled = await db.add(50);
+    const prod = await db.add(2, { pool: "prod" });
     // A pool with a non-ASCII name, to see how a UTF-8 Relay-Pool header is read.
-    const cafe = await addMinted(dir.path, 1, { pool: "café" });
+    const cafe = await db.add(1, { pool: "café" });
     const allKeys = [...unpooled, ...prod, ...cafe].map((file) => file.key).sort();
     const poolOfKey = new Map<string, string | null>([
       ...unpooled.map((file): [string, null] => [file.key, null]),
       ...prod.map((file): [string, string] => [file.key, "prod"]),
       ...cafe.map((file): [string, string] => [file.key, "café"]),
     ]);
-    const server = await startServer([], { cwd: dir.path });
+    const server = await db.serve();
     let currentGroup = "setup";
     const fixture: BadInputServer = {
       server,
       port: server.port,
-      db,
+      backend,
+      rows: db.rows,
       allKeys,
       unpooled: unpooled.map((file) => file.key),
       poolOfKey,
@@ -292,14 +295,11 @@ export async function badInputServer(): Promise<BadInputServer> {
         return reply.status;
       },
       closingSteps: (t, minimums) => closingSteps(t, fixture, { allKeys, started, minimums }),
-      [Symbol.asyncDispose]: async () => {
-        await server[Symbol.asyncDispose]();
-        await dir[Symbol.asyncDispose]();
-      },
+      [Symbol.asyncDispose]: () => db[Symbol.asyncDispose](),
     };
     return fixture;
   } catch (error) {
-    await dir[Symbol.asyncDispose]();
+    await db[Symbol.asyncDispose]();
     throw error;
   }
 }
@@ -314,30 +314,38 @@ async function closingSteps(
     minimums: Record<string, number>;
   },
 ): Promise<void> {
-  const { db, server, counts, exchanges, granted, notes, serverErrors } = fixture;
-  await t.step("the database: every license kept, every stored fingerprint exactly as sent", () => {
-    const group = fixture.group("database");
-    group.eq(
-      "licenses intact",
-      query<{ key: string }>(db, "SELECT key FROM licenses ORDER BY key").map((row) => row.key),
-      allKeys,
-    );
-    group.eq(
-      "no lease left behind",
-      query<{ n: number }>(db, "SELECT count(*) AS n FROM licenses WHERE node_id IS NOT NULL")[0].n,
-      0,
-    );
-    const stored = query<{ fingerprint: string }>(db, "SELECT fingerprint FROM nodes").map((row) =>
-      row.fingerprint
-    );
-    group.eq("no fingerprint stored twice", stored.length, new Set(stored).size);
-    group.eq(
-      "the stored fingerprints are exactly the granted ones",
-      [...stored].sort(),
-      [...granted].sort(),
-    );
-    group.finish();
-  });
+  const { rows, server, counts, exchanges, granted, notes, serverErrors } = fixture;
+  await t.step(
+    "the database: every license kept, every stored fingerprint exactly as sent",
+    async () => {
+      const group = fixture.group("database");
+      group.eq(
+        "licenses intact",
+        (await rows<{ key: string }>("SELECT key FROM licenses")).map((row) => row.key).sort(),
+        allKeys,
+      );
+      group.eq(
+        "no lease left behind",
+        Number(
+          (await rows<{ n: number }>(
+            "SELECT count(*) AS n FROM licenses WHERE node_id IS NOT NULL",
+          ))[0]
+            .n,
+        ),
+        0,
+      );
+      const stored = (await rows<{ fingerprint: string }>("SELECT fingerprint FROM nodes")).map((
+        row,
+      ) => row.fingerprint);
+      group.eq("no fingerprint stored twice", stored.length, new Set(stored).size);
+      group.eq(
+        "the stored fingerprints are exactly the granted ones",
+        [...stored].sort(),
+        [...granted].sort(),
+      );
+      group.finish();
+    },
+  );
 
   await t.step("no 5xx anywhere, and a clean SIGTERM", async () => {
     const group = fixture.group("shutdown");
