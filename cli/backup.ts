@@ -6,9 +6,10 @@
  */
 
 import { Command } from "commander";
-import { UsageError } from "../lib/errors.ts";
+import { DatabaseError, UsageError } from "../lib/errors.ts";
 import { backupDatabase } from "../lib/storage/open.ts";
 import type { CommandContext } from "./context.ts";
+import { isPostgresUrl } from "./database.ts";
 import { flagOption, FLAGS } from "./flags.ts";
 
 /** Builds the `backup` command. */
@@ -22,6 +23,11 @@ export function backupCommand(context: CommandContext): Command {
     .action(async (options: { to: string; force?: boolean }) => {
       if (options.to.trim() === "") throw new UsageError("--to needs a file path");
       const { database } = context.config();
+      if (isPostgresUrl(database)) {
+        throw new DatabaseError(
+          `Cannot back up the PostgreSQL database ${context.databaseName()} with relay backup; use pg_dump (or your server's own backups)`,
+        );
+      }
       const result = await backupDatabase(database, context.path(options.to), {
         force: options.force === true,
       });

@@ -9,13 +9,22 @@
  */
 
 import { type GlobalConfig, parsePragma } from "../lib/config.ts";
+import { UsageError } from "../lib/errors.ts";
 import { createLogger, type Logger, verbosityOf } from "../lib/logger.ts";
 import type { HostReader, NodeLock } from "../lib/node_lock.ts";
 import { openStore, type StoreOptions } from "../lib/storage/open.ts";
 import type { Store } from "../lib/storage/store.ts";
 import { unixSeconds } from "../lib/time.ts";
+import {
+  databaseLocation,
+  databaseName,
+  databasePassword,
+  isPostgresUrl,
+  passwordSource,
+} from "./database.ts";
 import { type Env, envSwitch, FLAGS, flagValue } from "./flags.ts";
 import type { UserPaths } from "./paths.ts";
+import type { Secrets } from "./secrets.ts";
 
 /** What the program may touch of the process: output, environment, clock. */
 export interface Io {
@@ -64,6 +73,21 @@ export interface CommandContext {
     extra?: Pick<StoreOptions, "create" | "groupCommit" | "backgroundCheckpoints">,
   ): Promise<Store>;
   /**
+   * Opens the database at `location` (a resolved path or a URL, e.g. of
+   * `relay migrate`) with this run's audit, pragmas (SQLite only) and
+   * password source; the caller closes it.
+   */
+  openStoreAt(location: string, options: Pick<StoreOptions, "create">): Promise<Store>;
+  /**
+   * The password for the PostgreSQL database at `location` (undefined for
+   * SQLite, or when its URL holds one); see `cli/database.ts`.
+   */
+  databasePassword(location: string): Promise<string | undefined>;
+  /** The configured database as output and logs name it: a URL without its password. */
+  databaseName(): string;
+  /** What must never be printed (`cli/secrets.ts`); error messages are masked with it. */
+  secrets: Secrets;
+  /**
    * A path the user gave, resolved against the folder they ran the command in
    * (see `cli/paths.ts`); error messages still quote it as typed.
    */
@@ -73,6 +97,7 @@ export interface CommandContext {
 /** The global options as commander parses them (`program.opts()`). */
 export interface GlobalOptions {
   database?: string;
+  databasePasswordFile?: string;
   audit: boolean;
   verbose: number;
   pragma?: string[];
@@ -84,7 +109,12 @@ export interface GlobalOptions {
  */
 export function createContext(
   io: Io,
-  options: { globalOptions: () => GlobalOptions; paths: UserPaths; nodeLock: NodeLock },
+  options: {
+    globalOptions: () => GlobalOptions;
+    paths: UserPaths;
+    nodeLock: NodeLock;
+    secrets: Secrets;
+  },
 ): CommandContext {
   let config: GlobalConfig | undefined;
   const context: CommandContext = {
@@ -106,15 +136,27 @@ export function createContext(
       return unixSeconds(io.now());
     },
     openStore(extra = {}) {
-      const { database, audit, pragmas } = context.config();
-      return openStore(database, {
-        create: false,
+      return context.openStoreAt(context.config().database, { create: false, ...extra });
+    },
+    async openStoreAt(location, extra) {
+      const { audit, pragmas } = context.config();
+      const password = await context.databasePassword(location);
+      return openStore(location, {
         ...extra,
         audit,
-        pragmas,
+        ...(isPostgresUrl(location) ? { password } : { pragmas }),
         now: context.now(),
       });
     },
+    async databasePassword(location) {
+      const password = await databasePassword(location, context.config().passwordSource);
+      options.secrets.add(password);
+      return password;
+    },
+    databaseName() {
+      return databaseName(context.config().database);
+    },
+    secrets: options.secrets,
     path(typed) {
       return options.paths.resolve(typed);
     },
@@ -122,17 +164,27 @@ export function createContext(
   return context;
 }
 
-/** Global flags over env vars over defaults. */
+/**
+ * Global flags over env vars over defaults.
+ *
+ * @throws {UsageError} `--pragma` with a PostgreSQL database, or an empty
+ *   `--database-password-file`.
+ */
 function globalConfig(options: GlobalOptions, env: Env, paths: UserPaths): GlobalConfig {
   const { database, noAudit, verbose } = FLAGS.global;
   // Never undefined: the flag has a default.
-  const path = flagValue(database, options.database, env)!;
+  const typed = flagValue(database, options.database, env)!;
+  const location = databaseLocation(typed, paths);
+  const pragmas = Object.fromEntries((options.pragma ?? []).map(parsePragma));
+  if (isPostgresUrl(location) && Object.keys(pragmas).length > 0) {
+    throw new UsageError("--pragma applies to SQLite only, not to a PostgreSQL database");
+  }
   return {
-    // SQLite's in-memory database is a name, not a path.
-    database: path === ":memory:" ? path : paths.resolve(path),
+    database: location,
+    passwordSource: passwordSource(options.databasePasswordFile, { env, paths }),
     audit: options.audit && !envSwitch(noAudit, env),
     // `-v` given wins over DEBUG, as in Keygen Relay (`-v DEBUG=1` logs errors).
     verbosity: verbosityOf(options.verbose, envSwitch(verbose, env)),
-    pragmas: Object.fromEntries((options.pragma ?? []).map(parsePragma)),
+    pragmas,
   };
 }

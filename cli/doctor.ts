@@ -8,10 +8,11 @@
 
 import { Command } from "commander";
 import { parseDuration } from "../lib/config.ts";
-import { ChecksFailedError } from "../lib/errors.ts";
+import { ChecksFailedError, DatabaseError } from "../lib/errors.ts";
 import { type Check, diagnose, needsAction } from "../lib/doctor.ts";
 import { inspectDatabase } from "../lib/storage/open.ts";
 import type { CommandContext } from "./context.ts";
+import { isPostgresUrl } from "./database.ts";
 import { flagOption, FLAGS, flagValue } from "./flags.ts";
 
 /** The options of `relay doctor` as commander parses them. */
@@ -38,6 +39,11 @@ export function doctorCommand(context: CommandContext): Command {
       const within = Math.floor(parseDuration(withinText) / 1000);
       const now = context.now();
       const { database } = context.config();
+      if (isPostgresUrl(database)) {
+        throw new DatabaseError(
+          `Cannot check the PostgreSQL database ${context.databaseName()} with relay doctor; use the server's own tools (amcheck, pg_stat_activity)`,
+        );
+      }
       const inspection = await inspectDatabase(database, { now, expiringBy: now + within });
       const checks = diagnose(inspection, { now, within, withinText });
       const healthy = !needsAction(checks);

@@ -12,9 +12,10 @@
  */
 
 import { CommanderError } from "commander";
-import { RelayError } from "../lib/errors.ts";
+import { DatabaseUnavailableError, RelayError } from "../lib/errors.ts";
 import { VERBOSITY } from "../lib/logger.ts";
 import type { UserPaths } from "./paths.ts";
+import type { Secrets } from "./secrets.ts";
 
 /** Exit code of a successful command. */
 export const EXIT_OK = 0;
@@ -26,16 +27,29 @@ export const EXIT_USAGE = 2;
 /**
  * Reports `error` on `stderr` (unless commander already did) and returns the
  * exit code for it. Paths in the message are quoted as the user typed them
- * (`paths`), though the layers below only saw them resolved.
+ * (`paths`), though the layers below only saw them resolved; database URLs
+ * and passwords never appear (`secrets`). A database server out of reach is
+ * one line, `error: database unavailable: <reason>`, exit 1.
  */
 export function reportError(
   error: unknown,
-  options: { stderr: (text: string) => void; verbosity: number; paths: UserPaths },
+  options: {
+    stderr: (text: string) => void;
+    verbosity: number;
+    paths: UserPaths;
+    secrets?: Secrets;
+  },
 ): number {
-  const { stderr, verbosity, paths } = options;
+  const { verbosity, paths, secrets } = options;
+  const stderr = (text: string) => options.stderr(secrets ? secrets.mask(text) : text);
   if (error instanceof CommanderError) {
     // Commander has written its own message (or the help text) already.
     return error.exitCode === 0 ? EXIT_OK : EXIT_USAGE;
+  }
+  if (error instanceof DatabaseUnavailableError) {
+    const reason = error.message.replace(/^database unavailable: /i, "");
+    stderr(`error: database unavailable: ${reason}\n`);
+    return EXIT_FAILURE;
   }
   if (error instanceof RelayError) {
     stderr(`error: ${paths.asTyped(error.message)}\n`);

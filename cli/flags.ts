@@ -30,14 +30,27 @@ function range(bounds: DurationBounds): string {
   return `from ${bounds.min} to ${bounds.max}`;
 }
 
+/**
+ * The environment variable of the PostgreSQL password (libpq's), used when
+ * neither the URL nor `--database-password-file` gives one.
+ */
+export const PASSWORD_ENV = "PGPASSWORD";
+
 /** The flags of each command, in the order `--help` lists them; `global` work with any command. */
 export const FLAGS = {
   global: {
     database: {
-      flags: "--database <path>",
+      flags: "--database <url|path>",
       env: ["RELAY_DATABASE"],
       default: DEFAULT_DATABASE,
-      description: "path of the SQLite database file",
+      description:
+        "path of the SQLite database file, or a postgres://user@host:port/db URL of a PostgreSQL database (a URL is never taken as a path)",
+    },
+    databasePasswordFile: {
+      flags: "--database-password-file <path>",
+      env: ["RELAY_DATABASE_PASSWORD_FILE"],
+      description:
+        "read the PostgreSQL password from the first line of this file when the URL has none (before $PGPASSWORD)",
     },
     noAudit: {
       flags: "--no-audit",
@@ -55,7 +68,7 @@ export const FLAGS = {
     pragma: {
       flags: "--pragma <key=value>",
       env: [],
-      description: "extra SQLite pragma, repeatable (e.g. --pragma cache_size=-20000)",
+      description: "extra SQLite pragma, repeatable (e.g. --pragma cache_size=-20000); SQLite only",
       repeatable: true,
     },
   },
@@ -373,6 +386,22 @@ export const FLAGS = {
       env: [],
       description:
         "replace an existing file (atomically: the old file stays until the copy is whole)",
+    },
+  },
+  migrate: {
+    from: {
+      flags: "--from <url|path>",
+      env: [],
+      description:
+        "the database to copy: a SQLite file or a postgres:// URL; read in one snapshot, never changed",
+      required: true,
+    },
+    to: {
+      flags: "--to <url|path>",
+      env: [],
+      description:
+        "the database to copy into: a SQLite file (created if missing) or a postgres:// URL; must hold no pool, node, license or audit record",
+      required: true,
     },
   },
   doctor: {

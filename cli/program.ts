@@ -20,13 +20,15 @@ import { delCommand } from "./del.ts";
 import { doctorCommand } from "./doctor.ts";
 import { reportError } from "./errors.ts";
 import { fingerprintCommand } from "./fingerprint.ts";
-import { envSwitch, flagOption, FLAGS } from "./flags.ts";
+import { type Env, envSwitch, flagOption, FLAGS, PASSWORD_ENV } from "./flags.ts";
 import { leasesCommand } from "./leases.ts";
 import { lsCommand } from "./ls.ts";
 import { addNodeLockOptions, type NodeLockOptions, unlockBeforeCommand } from "./node_lock.ts";
+import { migrateCommand } from "./migrate.ts";
 import { NODE_LOCK } from "./node_lock_build.ts";
 import { UserPaths } from "./paths.ts";
 import { releaseCommand } from "./release.ts";
+import { Secrets } from "./secrets.ts";
 import { serveCommand } from "./serve.ts";
 import { statCommand } from "./stat.ts";
 import { helpVersion, versionCommand, versionText } from "./version.ts";
@@ -45,6 +47,9 @@ export async function run(
   { nodeLock = NODE_LOCK }: { nodeLock?: NodeLock } = {},
 ): Promise<number> {
   const paths = new UserPaths(io.env);
+  const secrets = secretsOf(args, io.env);
+  // Commander's own messages quote values at times: mask them as well.
+  const writeErr = (text: string) => io.stderr(secrets.mask(text));
   const program = new Command("relay")
     .description(
       "Relay: an offline-first, on-premise floating-license server for Keygen license files" +
@@ -52,11 +57,12 @@ export async function run(
     )
     .version(versionText(nodeLock), "--version", "print the relay version")
     .exitOverride()
-    .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+    .configureOutput({ writeOut: io.stdout, writeErr })
     .showHelpAfterError("(run with --help for usage)");
-  const { database, noAudit, verbose, noColor, pragma } = FLAGS.global;
+  const { database, databasePasswordFile, noAudit, verbose, noColor, pragma } = FLAGS.global;
   program
     .addOption(flagOption(database))
+    .addOption(flagOption(databasePasswordFile))
     .addOption(flagOption(noAudit))
     .addOption(
       flagOption(verbose).default(0).argParser((_value: string, previous: number) => previous + 1),
@@ -74,6 +80,7 @@ export async function run(
     globalOptions: () => program.opts<GlobalOptions>(),
     paths,
     nodeLock,
+    secrets,
   });
   // A node-locked build unlocks itself before a command runs (cli/node_lock.ts).
   program.hook("preAction", (_program, command) =>
@@ -95,13 +102,14 @@ export async function run(
       versionCommand,
       backupCommand,
       doctorCommand,
+      migrateCommand,
       fingerprintCommand,
     ]
   ) {
     program.addCommand(
       command(context)
         .exitOverride()
-        .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+        .configureOutput({ writeOut: io.stdout, writeErr })
         .showHelpAfterError("(run with --help for usage)"),
     );
   }
@@ -111,7 +119,7 @@ export async function run(
     program.addCommand(
       command(context)
         .exitOverride()
-        .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+        .configureOutput({ writeOut: io.stdout, writeErr })
         .showHelpAfterError("(run with --help for usage)"),
       { hidden },
     );
@@ -126,8 +134,24 @@ export async function run(
     return 0;
   } catch (error) {
     const verbosity = verbosityOf(countOf(program), envSwitch(verbose, io.env));
-    return reportError(error, { stderr: io.stderr, verbosity, paths });
+    return reportError(error, { stderr: io.stderr, verbosity, paths, secrets });
   }
+}
+
+/**
+ * The secrets on the command line and in the environment, known before
+ * anything is parsed: every PostgreSQL URL (`--database`, `RELAY_DATABASE`,
+ * `relay migrate --from/--to`) and `PGPASSWORD`.
+ */
+function secretsOf(args: readonly string[], env: Env): Secrets {
+  const secrets = new Secrets();
+  for (const value of [...args, env[FLAGS.global.database.env[0]] ?? ""]) {
+    // `--database=postgres://…` as well as `--database postgres://…`.
+    const url = /postgres(?:ql)?:\/\/.*/i.exec(value)?.[0];
+    if (url !== undefined) secrets.addDatabase(url);
+  }
+  secrets.add(env[PASSWORD_ENV]);
+  return secrets;
 }
 
 /** The count of `-v` parsed so far (none when parsing failed before it). */

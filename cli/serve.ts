@@ -82,7 +82,8 @@ export function serveCommand(context: CommandContext): Command {
         groupCommit: true,
         backgroundCheckpoints: { logger },
       });
-      const database = context.config().database;
+      // Named without its password, if a URL holds one.
+      const database = context.databaseName();
       try {
         // Refuse now rather than answer every claim with a 500.
         const problem = await writeProblem(store, now());
@@ -195,9 +196,9 @@ export function serveCommand(context: CommandContext): Command {
  * came to. Secrets and TLS only as whether they are set.
  */
 function logSettings(logger: Logger, config: ServeConfig, context: CommandContext): void {
-  const { database, audit, pragmas, verbosity } = context.config();
+  const { audit, pragmas, verbosity } = context.config();
   logger.debug("serve settings", {
-    database,
+    database: context.databaseName(),
     audit,
     pragmas: Object.entries(pragmas).map(([key, value]) => `${key}=${value}`).join(",") ||
       undefined,

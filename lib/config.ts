@@ -9,15 +9,32 @@
 
 import { UsageError } from "./errors.ts";
 
+/**
+ * Where the PostgreSQL password comes from when the database URL holds none:
+ * a file whose first line it is (`--database-password-file`, path resolved),
+ * or the value of `PGPASSWORD`. A password in the URL wins over both, and the
+ * file over `PGPASSWORD`.
+ */
+export type PasswordSource =
+  | { readonly kind: "file"; readonly path: string; readonly typed: string }
+  | { readonly kind: "env"; readonly password: string };
+
 /** Settings every command has. */
 export interface GlobalConfig {
-  /** Path of the SQLite database file (the CLI resolved a relative one), or `:memory:`. */
+  /**
+   * Path of the SQLite database file (the CLI resolved a relative one), or
+   * `:memory:`, or a `postgres://` URL (as given, never resolved as a path; it
+   * may hold the password: name it with `redactUrl` of
+   * `lib/storage/postgres/connect.ts`).
+   */
   database: string;
+  /** Where a PostgreSQL password comes from when the URL has none; null: nowhere. */
+  passwordSource: PasswordSource | null;
   /** Whether audit rows are written. */
   audit: boolean;
   /** The count of `-v` (`lib/logger.ts` `VERBOSITY`): 1 errors, 2 warnings, 3 info, 4 debug. */
   verbosity: number;
-  /** Extra SQLite pragmas, `key -> value`. */
+  /** Extra SQLite pragmas, `key -> value` (none for PostgreSQL). */
   pragmas: Record<string, string>;
 }
 

@@ -94,6 +94,8 @@ export function claim(
 async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<ClaimResult> {
   const { now, policy } = options;
   const events = HOLDER_EVENTS[holder.kind];
+  // Claims of one holder on several servers take turns; other holders' never wait.
+  await tx.lockHolder(holder.key);
   const poolId = await resolvePool(tx, options.pool);
   let node = await tx.activeNode(holder.key);
   const held = node && await tx.licenseLeasedBy(node.id);
@@ -163,7 +165,7 @@ async function claimIn(tx: Tx, holder: Holder, options: LeaseOptions): Promise<C
       });
     }
     // Free licenses are left, but none is valid: say so, not "none available".
-    const kind = await tx.freeLicenseCount(poolId) > 0 ? "expired_only" : "exhausted";
+    const kind = await tx.hasFreeLicense(poolId) ? "expired_only" : "exhausted";
     return { kind, retryAt: await tx.nextLeaseExpiry(poolId, legacyTtl(policy)) };
   }
 
@@ -269,6 +271,7 @@ export function release(
   const events = HOLDER_EVENTS[holder.kind];
   return store.transaction(async (tx): Promise<ReleaseResult> => {
     const { now, policy } = options;
+    await tx.lockHolder(holder.key);
     const node = await tx.activeNode(holder.key);
     if (!node) return { kind: "not_found" };
     const poolId = await resolvePool(tx, options.pool);
@@ -308,18 +311,24 @@ export function release(
  * power loss drops it, the same leases are still expired and reaped again.
  * The next acknowledged change (a claim of a reaped license included) fsyncs
  * it with its own commit.
+ *
+ * Of the servers sharing one database, one reaps at a time: while another's
+ * reap transaction is open, this one reaps nothing and returns 0 (claims
+ * still end the expired leases they meet, on every server).
  */
 export function reap(
   store: Store,
   options: { now: number; ttl: number; limit: number },
 ): Promise<number> {
   return store.transaction(
-    (tx) =>
-      tx.reapExpired({
-        now: options.now,
-        cutoff: options.now - options.ttl,
-        limit: options.limit,
-      }),
+    async (tx) =>
+      await tx.tryReaperLock()
+        ? await tx.reapExpired({
+          now: options.now,
+          cutoff: options.now - options.ttl,
+          limit: options.limit,
+        })
+        : 0,
     { durable: false },
   );
 }

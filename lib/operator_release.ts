@@ -60,7 +60,7 @@ export function releaseLease(
 ): Promise<OperatorReleaseResult[]> {
   const { now } = options;
   return store.transaction(async (tx) => {
-    const leases = await findLeases(tx, target);
+    const leases = await lockedLeases(tx, target);
     if (options.pool !== undefined) {
       const pool = await tx.poolByName(options.pool);
       if (!pool) throw new PoolNotFoundError(`Pool "${options.pool}" not found`);
@@ -106,6 +106,26 @@ async function endLease(tx: Tx, lease: LeaseDetail, now: number): Promise<Operat
     now,
   });
   return { kind: "released", lease };
+}
+
+/**
+ * The leases of `target` as {@link findLeases} finds them, read again once
+ * their holders are locked (`Tx.lockHolder`, in key order), so that none of
+ * them changes hands before it ends: a claim or release of the same holder on
+ * another server waits for this transaction.
+ */
+async function lockedLeases(tx: Tx, target: ReleaseTarget): Promise<LeaseDetail[]> {
+  const locked = new Set<string>();
+  let leases = await findLeases(tx, target);
+  for (;;) {
+    const keys = leases.map((lease) => lease.nodeFingerprint).filter((key) => !locked.has(key));
+    if (keys.length === 0) return leases;
+    for (const key of keys.sort()) {
+      await tx.lockHolder(key);
+      locked.add(key);
+    }
+    leases = await findLeases(tx, target);
+  }
 }
 
 /** The leases of `target` (at least one), or the error that says why there is none. */

@@ -4,6 +4,14 @@
  * takes the one added first, `lifo` the one added last, `rand` any with the
  * same probability, each in a few indexed lookups.
  *
+ * On an engine that counts free licenses (SQLite's `free_counts`), `rand` is
+ * exactly uniform. On one that does not (PostgreSQL: a count is a row that
+ * every claim of every server would lock), `rand` is uniform while at least
+ * one id in {@link REJECTION_DENSITY} of the range of free ids is free; below
+ * that it may take the first valid free license after a uniformly random id
+ * instead, favouring licenses that follow long leased stretches. Either way
+ * a claim costs O(log n), never a scan.
+ *
  * @module
  */
 
@@ -30,6 +38,12 @@ const REJECTION_TRIES = 32;
  * (with half of them expired, 0.4 % of the time).
  */
 const WALK_TRIES = 8;
+
+/** Ids that `rand` samples per round trip on an engine without counts. */
+const SAMPLE_BATCH = 32;
+
+/** Rounds of {@link SAMPLE_BATCH} samples before the pivot: all miss 0.02 % of the time at 1 in 8. */
+const SAMPLE_BATCHES = 2;
 
 /**
  * A free license of the pool valid at `now`, chosen by the strategy; undefined
@@ -58,6 +72,7 @@ export async function pickFreeLicense(
   // the valid free ones, or moves on with a probability that does not depend
   // on which license it would have drawn; so the result is uniform too.
   const free = await tx.freeLicenseCount(poolId);
+  if (free === null) return await sampleUncounted(tx, { poolId, random, now });
   const range = await tx.freeLicenseIdRange(poolId);
   if (range) {
     // Rejection sampling: a uniformly random id of the range, kept if it is a
@@ -83,4 +98,26 @@ export async function pickFreeLicense(
   const valid = await tx.validFreeLicenseCount(poolId, now);
   const index = Math.min(valid - 1, Math.floor(random() * valid));
   return await tx.validFreeLicenseAt(poolId, { index, validAt: now });
+}
+
+/**
+ * `rand` without a count of free licenses: rejection sampling in batches of
+ * ids (the first valid free one of a batch, in sampling order, is uniform as
+ * a single sample is), then the first valid free license at or after a
+ * uniformly random id of the range, which never misses one that is free.
+ */
+async function sampleUncounted(
+  tx: Tx,
+  { poolId, random, now }: { poolId: number | null; random: () => number; now: number },
+): Promise<number | undefined> {
+  const range = await tx.freeLicenseIdRange(poolId);
+  if (!range) return undefined;
+  const span = range.high - range.low + 1;
+  const sample = () => range.low + Math.floor(random() * span);
+  for (let i = 0; i < SAMPLE_BATCHES; i++) {
+    const ids = Array.from({ length: SAMPLE_BATCH }, sample);
+    const id = await tx.firstFreeLicenseAmong(poolId, { ids, validAt: now });
+    if (id !== undefined) return id;
+  }
+  return await tx.freeLicenseFrom(poolId, { id: sample(), validAt: now });
 }

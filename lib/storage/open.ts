@@ -1,6 +1,7 @@
 /**
  * Opening a store: the one place that picks the engine for a database
- * location. Today every location is a SQLite file path (or `:memory:`).
+ * location: a `postgres://` or `postgresql://` URL is a PostgreSQL database,
+ * anything else a SQLite file path (or `:memory:`).
  *
  * @module
  */
@@ -10,19 +11,32 @@ import type { BackupResult, Inspection, Store } from "./store.ts";
 import { backupSqlite } from "./sqlite/backup.ts";
 import { type InspectOptions, inspectSqlite } from "./sqlite/inspect.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
+import { isPostgresUrl } from "./postgres/connect.ts";
+import { openPostgresStore } from "./postgres/pg_store.ts";
 
-/** Options of {@link openStore}: what every engine understands, and the hints it may use. */
-export type StoreOptions = SqliteStoreOptions;
+/**
+ * Options of {@link openStore}: what every engine understands, and the hints
+ * it may use (SQLite's pragmas and commit settings; PostgreSQL's password and
+ * pool size, which SQLite ignores).
+ */
+export interface StoreOptions extends SqliteStoreOptions {
+  /** PostgreSQL: the password, when the URL has none. */
+  password?: string;
+  /** PostgreSQL: most connections the store opens (default 10). */
+  poolSize?: number;
+}
 
 /**
  * Opens the database at `location`, migrating it to the current schema; it is
- * created if missing unless `options.create` is false.
+ * created if missing unless `options.create` is false (on PostgreSQL: an
+ * empty database is given Relay's tables unless `options.create` is false).
  *
  * @throws {DatabaseError} it cannot be created, opened or used, or is missing
  *   with `create: false`.
  * @throws {DatabaseTooNewError} a newer Relay (or Keygen Relay) wrote it.
  */
 export function openStore(location: string, options: StoreOptions): Promise<Store> {
+  if (isPostgresUrl(location)) return openPostgresStore(location, options);
   try {
     return Promise.resolve(openSqliteStore(location, options));
   } catch (error) {
@@ -33,12 +47,11 @@ export function openStore(location: string, options: StoreOptions): Promise<Stor
 /**
  * The engine that holds the database at `location`: a `postgres://` or
  * `postgresql://` URL names a PostgreSQL server, anything else a SQLite file.
- * Relay stores its data in SQLite only today, and the CLI still resolves
- * every `--database` as a path; the care functions below already send a
- * server engine's database to that engine's own tools.
+ * The care functions below send a server engine's database to that
+ * engine's own tools.
  */
 export function databaseEngine(location: string): "sqlite" | "postgres" {
-  return /^postgres(ql)?:\/\//i.test(location) ? "postgres" : "sqlite";
+  return isPostgresUrl(location) ? "postgres" : "sqlite";
 }
 
 /**

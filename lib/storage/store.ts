@@ -98,6 +98,23 @@ export interface Tx extends StatusReads {
    */
   renewLicense(id: number, file: LicenseFileRow): Promise<void>;
 
+  /**
+   * Serialises the transactions that change one lease holder (key: its
+   * `nodes.fingerprint`) until this one ends: a second caller with the same
+   * key waits here, callers with other keys never do. Called first by every
+   * claim, release or operator release, so that two servers sharing one
+   * database never both insert or lease for the same holder. A no-op where
+   * transactions already run one at a time (SQLite).
+   */
+  lockHolder(key: string): Promise<void>;
+  /**
+   * Whether this transaction is the periodic reaper's only runner: true for
+   * one transaction at a time among every server sharing the database (held
+   * until it ends), false for the others, which skip their turn. Always true
+   * where transactions already run one at a time (SQLite).
+   */
+  tryReaperLock(): Promise<boolean>;
+
   /** The active (not deactivated) node with this fingerprint. */
   activeNode(fingerprint: string): Promise<ActiveNode | undefined>;
   /**
@@ -138,9 +155,30 @@ export interface Tx extends StatusReads {
   ): Promise<number | undefined>;
   /**
    * How many licenses of a pool are free (null: no pool), valid or not:
-   * counted as licenses change, in O(log n).
+   * counted as licenses change, in O(log n). Null: the engine keeps no such
+   * count (PostgreSQL: a counter would be one row that every claim locks).
    */
-  freeLicenseCount(poolId: number | null): Promise<number>;
+  freeLicenseCount(poolId: number | null): Promise<number | null>;
+  /** Whether a pool (null: no pool) has any free license, valid or not, in O(log n). */
+  hasFreeLicense(poolId: number | null): Promise<boolean>;
+  /**
+   * The first id of `ids`, in their order, that is a free license of the pool
+   * (null: no pool) valid at `validAt`; undefined if none is. One round trip
+   * for the whole list (`rand`'s samples, on an engine without counts).
+   */
+  firstFreeLicenseAmong(
+    poolId: number | null,
+    pick: { ids: readonly number[]; validAt: number },
+  ): Promise<number | undefined>;
+  /**
+   * The free license of a pool (null: no pool) valid at `validAt` with the
+   * lowest id at or above `id`, wrapping around to the lowest of all; in
+   * O(log n) plus one step per expired free license it passes.
+   */
+  freeLicenseFrom(
+    poolId: number | null,
+    pick: { id: number; validAt: number },
+  ): Promise<number | undefined>;
   /**
    * The ids between which a pool's free licenses lie (null: no pool);
    * undefined if it never had one. The range may be wider than the free ids.
@@ -150,7 +188,8 @@ export interface Tx extends StatusReads {
   isFreeLicense(poolId: number | null, license: { id: number; validAt: number }): Promise<boolean>;
   /**
    * The free license of a pool (null: no pool) at `index` (0 …
-   * {@link freeLicenseCount} − 1) in id order, in O(log n).
+   * {@link freeLicenseCount} − 1) in id order, in O(log n). Only on an
+   * engine that counts free licenses (others throw).
    */
   freeLicenseAt(poolId: number | null, index: number): Promise<number | undefined>;
   /**

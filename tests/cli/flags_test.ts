@@ -29,6 +29,7 @@ const HEADINGS: Record<Section, string> = {
   serve: "### `relay serve`",
   backup: "### `relay backup`",
   doctor: "### `relay doctor`",
+  migrate: "### `relay migrate`",
 };
 
 /** Commander's own flags, which the README's global table lists too. */
@@ -127,6 +128,7 @@ Deno.test("relay --help shows every flag of the table with its env var and defau
     ["serve", ["serve", "--help"]],
     ["backup", ["backup", "--help"]],
     ["doctor", ["doctor", "--help"]],
+    ["migrate", ["migrate", "--help"]],
   ];
   for (const [section, args] of sections) {
     await t.step(args.join(" "), async () => {

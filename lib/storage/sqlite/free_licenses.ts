@@ -88,6 +88,40 @@ export class FreeLicenseStatements {
     )!.n;
   }
 
+  async hasFreeLicense(poolId: number | null): Promise<boolean> {
+    return this.sql.get(
+      `SELECT 1 AS found FROM licenses INDEXED BY idx_licenses_pool_node
+       WHERE pool_id IS ? AND node_id IS NULL LIMIT 1`,
+      poolId,
+    ) !== undefined;
+  }
+
+  /** One lookup per id, in order: SQLite has no round trips to save. */
+  async firstFreeLicenseAmong(
+    poolId: number | null,
+    { ids, validAt }: { ids: readonly number[]; validAt: number },
+  ): Promise<number | undefined> {
+    for (const id of ids) {
+      if (await this.isFreeLicense(poolId, { id, validAt })) return id;
+    }
+    return undefined;
+  }
+
+  async freeLicenseFrom(
+    poolId: number | null,
+    { id, validAt }: { id: number; validAt: number },
+  ): Promise<number | undefined> {
+    const from = (low: number) =>
+      this.sql.get<{ id: number }>(
+        `SELECT id FROM licenses INDEXED BY idx_licenses_pool_node WHERE ${VALID_FREE} AND id >= ?3
+         ORDER BY id LIMIT 1`,
+        poolId,
+        validAt,
+        low,
+      )?.id;
+    return from(id) ?? from(0);
+  }
+
   /** From the first and last level-1 counters of `free_counts`. */
   async freeLicenseIdRange(
     poolId: number | null,

@@ -50,6 +50,14 @@ export class SqliteTx extends LicenseStatements implements Tx {
     this.sql.run(INSERT_AUDIT, event, entity, entityId, poolId, now);
   }
 
+  /** A no-op: the transactions of a SQLite database already run one at a time. */
+  async lockHolder(_key: string): Promise<void> {}
+
+  /** Always: the transactions of a SQLite database already run one at a time. */
+  async tryReaperLock(): Promise<boolean> {
+    return true;
+  }
+
   async poolByName(name: string): Promise<Pool | undefined> {
     return this.sql.get<Pool>(
       "SELECT id, name, created_at AS createdAt FROM pools WHERE name = ?",

@@ -1,0 +1,373 @@
+/**
+ * Every statement Relay runs on PostgreSQL, as the methods of a {@link Tx}
+ * bound to one transaction's connection: lease holders, leases, the reaper
+ * and audit rows here; the free-license picks in `./free_licenses.ts`; the
+ * license rows and the read queries in the modules imported below.
+ *
+ * Several servers may share the database, so what SQLite gets from running
+ * one transaction at a time is spelled out: a holder's changes take turns
+ * ({@link PgTx.lockHolder}), a license is picked `FOR UPDATE SKIP LOCKED`
+ * and the reaper skips holders another transaction has locked.
+ *
+ * @module
+ */
+
+import { EntityType, EventType } from "../../audit.ts";
+import type {
+  ActiveNode,
+  AuditEntry,
+  HolderTimes,
+  LeasedLicense,
+  LeaseTimes,
+  LicenseGrant,
+  NodeRow,
+  Pool,
+  Tx,
+} from "../store.ts";
+import type { TxSql } from "./connect.ts";
+import * as free from "./free_licenses.ts";
+// Until the modules below land on this branch (see ./pending_queries.ts):
+// lease_queries.ts: leaseDetails, poolLicenseCounts, pools; audit_queries.ts:
+// auditLogRows, auditEventCounts, deleteAuditBefore; status_queries.ts:
+// lastAuditId, seatChanges; license_statements.ts: the rest.
+import * as queries from "./pending_queries.ts";
+
+/** The first key of the two-key advisory locks of lease holders. */
+export const HOLDER_LOCK_NAMESPACE = 0x52454c01;
+
+/** The advisory lock of the periodic reaper (one 64-bit key). */
+export const REAPER_LOCK = 0x52454c41_59000002n;
+
+/** What the holder of row `l` receives: the main row `m`'s file, key and id. */
+const GRANT_COLUMNS = `m.id AS "licenseId", m.file AS file, m.key AS key, m.guid AS guid,
+  m.file_expires_at AS "fileExpiresAt"`;
+
+/** The parameters of method `K` of a {@link Tx}. */
+type Args<K extends keyof Tx> = Parameters<Tx[K]>;
+
+/** The result of method `K` of a {@link Tx}. */
+type Result<K extends keyof Tx> = ReturnType<Tx[K]>;
+
+/** The statements of one PostgreSQL transaction. */
+export class PgTx implements Tx {
+  readonly #sql: TxSql;
+  readonly #audit: boolean;
+
+  /** Statements on `sql`, one open transaction; `audit: false` makes {@link audit} a no-op. */
+  constructor(sql: TxSql, options: { audit: boolean }) {
+    this.#sql = sql;
+    this.#audit = options.audit;
+  }
+
+  async audit({ event, entity, entityId, poolId, now }: AuditEntry): Promise<void> {
+    if (!this.#audit) return;
+    await this.#sql`
+      INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
+      VALUES (${event}, ${entity}, ${entityId}, ${poolId}, ${now})`;
+  }
+
+  /**
+   * An advisory lock on the key's hash (a collision only makes two holders
+   * take turns), then the holder's row itself, so that the reaper, which
+   * skips locked rows, leaves it to this transaction.
+   */
+  async lockHolder(key: string): Promise<void> {
+    await this.#sql`SELECT pg_advisory_xact_lock(${HOLDER_LOCK_NAMESPACE}, hashtext(${key}))`;
+    await this.#sql`SELECT 1 FROM nodes WHERE fingerprint = ${key} FOR UPDATE`;
+  }
+
+  async tryReaperLock(): Promise<boolean> {
+    const [row] = await this.#sql<{ locked: boolean }[]>`
+      SELECT pg_try_advisory_xact_lock(${REAPER_LOCK.toString()}::bigint) AS locked`;
+    return row.locked;
+  }
+
+  async poolByName(name: string): Promise<Pool | undefined> {
+    const [row] = await this.#sql<Pool[]>`
+      SELECT id, name, created_at AS "createdAt" FROM pools WHERE name = ${name}`;
+    return row;
+  }
+
+  async insertPool(name: string, now: number): Promise<Pool> {
+    const [row] = await this.#sql<Pool[]>`
+      INSERT INTO pools (name, created_at) VALUES (${name}, ${now})
+      RETURNING id, name, created_at AS "createdAt"`;
+    return row;
+  }
+
+  async activeNode(fingerprint: string): Promise<ActiveNode | undefined> {
+    const [row] = await this.#sql<ActiveNode[]>`
+      SELECT id, last_heartbeat_at AS "lastHeartbeatAt", lease_expires_at AS "leaseExpiresAt"
+      FROM nodes WHERE fingerprint = ${fingerprint} AND deactivated_at IS NULL`;
+    return row;
+  }
+
+  /** The upsert changes nothing for a key stored with another holder type. */
+  async activateHolder(
+    key: string,
+    { now, expiresAt, holderType }: HolderTimes,
+  ): Promise<number | undefined> {
+    const [row] = await this.#sql<{ id: number }[]>`
+      INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at, holder_type)
+      VALUES (${key}, ${now}, ${expiresAt}, ${now}, ${holderType})
+      ON CONFLICT (fingerprint) DO UPDATE
+        SET deactivated_at = NULL, last_heartbeat_at = excluded.last_heartbeat_at,
+          lease_expires_at = excluded.lease_expires_at
+        WHERE nodes.holder_type = excluded.holder_type
+      RETURNING id`;
+    return row?.id;
+  }
+
+  async heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
+    await this.#sql`
+      UPDATE nodes SET last_heartbeat_at = ${now}, lease_expires_at = ${expiresAt}
+      WHERE id = ${nodeId}`;
+  }
+
+  async deactivateNode(nodeId: number, now: number): Promise<void> {
+    await this.#sql`UPDATE nodes SET deactivated_at = ${now} WHERE id = ${nodeId}`;
+  }
+
+  async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
+    const [row] = await this.#sql<LeasedLicense[]>`
+      SELECT l.id AS id, COALESCE(l.seat_of, l.id) AS "licenseId",
+             COALESCE(m.guid, l.guid) AS guid, l.pool_id AS "poolId",
+             l.file_expires_at AS "fileExpiresAt", l.expires_at AS "expiresAt"
+      FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
+      WHERE l.node_id = ${nodeId}`;
+    return row;
+  }
+
+  firstFreeLicense(...args: Args<"firstFreeLicense">): Result<"firstFreeLicense"> {
+    return free.firstFreeLicense(this.#sql, ...args);
+  }
+  hasValidFreeLicense(...args: Args<"hasValidFreeLicense">): Result<"hasValidFreeLicense"> {
+    return free.hasValidFreeLicense(this.#sql, ...args);
+  }
+  validFreeLicenseCount(...args: Args<"validFreeLicenseCount">): Result<"validFreeLicenseCount"> {
+    return free.validFreeLicenseCount(this.#sql, ...args);
+  }
+  validFreeLicenseAt(...args: Args<"validFreeLicenseAt">): Result<"validFreeLicenseAt"> {
+    return free.validFreeLicenseAt(this.#sql, ...args);
+  }
+  /** Null: PostgreSQL keeps no counts of free licenses (`./schema.ts`). */
+  freeLicenseCount(): Promise<number | null> {
+    return Promise.resolve(null);
+  }
+  hasFreeLicense(...args: Args<"hasFreeLicense">): Result<"hasFreeLicense"> {
+    return free.hasFreeLicense(this.#sql, ...args);
+  }
+  firstFreeLicenseAmong(...args: Args<"firstFreeLicenseAmong">): Result<"firstFreeLicenseAmong"> {
+    return free.firstFreeLicenseAmong(this.#sql, ...args);
+  }
+  freeLicenseFrom(...args: Args<"freeLicenseFrom">): Result<"freeLicenseFrom"> {
+    return free.freeLicenseFrom(this.#sql, ...args);
+  }
+  freeLicenseIdRange(...args: Args<"freeLicenseIdRange">): Result<"freeLicenseIdRange"> {
+    return free.freeLicenseIdRange(this.#sql, ...args);
+  }
+  isFreeLicense(...args: Args<"isFreeLicense">): Result<"isFreeLicense"> {
+    return free.isFreeLicense(this.#sql, ...args);
+  }
+  freeLicenseAt(): Promise<number | undefined> {
+    return free.freeLicenseAt();
+  }
+
+  /** Only while the license is free: undefined if another transaction leased it first. */
+  async leaseLicense(
+    licenseId: number,
+    { nodeId, now }: { nodeId: number; now: number },
+  ): Promise<LicenseGrant | undefined> {
+    const [leased] = await this.#sql<{ seatOf: number | null }[]>`
+      UPDATE licenses SET node_id = ${nodeId}, last_claimed_at = ${now}, claims = claims + 1
+      WHERE id = ${licenseId} AND node_id IS NULL
+      RETURNING seat_of AS "seatOf"`;
+    if (leased === undefined) return undefined;
+    return await this.licenseGrant(licenseId);
+  }
+
+  async releaseLicense(licenseId: number, now: number): Promise<void> {
+    await this.#sql`
+      UPDATE licenses SET node_id = NULL, last_released_at = ${now} WHERE id = ${licenseId}`;
+  }
+
+  async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
+    const [row] = await this.#sql<LicenseGrant[]>`
+      SELECT ${this.#sql.unsafe(GRANT_COLUMNS)}
+      FROM licenses l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)
+      WHERE l.id = ${licenseId}`;
+    return row;
+  }
+
+  /** Walks idx_nodes_active_expiry from the earliest expiry until a lease of the pool. */
+  async nextLeaseExpiry(poolId: number | null, ttl: number | null): Promise<number | undefined> {
+    const sql = this.#sql;
+    const pool = poolId === null ? sql`l.pool_id IS NULL` : sql`l.pool_id = ${poolId}`;
+    const [stored] = await sql<{ at: number }[]>`
+      SELECT n.lease_expires_at AS at FROM nodes n JOIN licenses l ON l.node_id = n.id
+      WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NOT NULL AND ${pool}
+      ORDER BY n.lease_expires_at LIMIT 1`;
+    const [legacy] = ttl === null ? [] : await sql<{ at: number }[]>`
+      SELECT n.last_heartbeat_at + ${ttl}::bigint AS at
+      FROM nodes n JOIN licenses l ON l.node_id = n.id
+      WHERE n.deactivated_at IS NULL AND n.lease_expires_at IS NULL
+        AND n.last_heartbeat_at IS NOT NULL AND ${pool}
+      ORDER BY n.last_heartbeat_at LIMIT 1`;
+    if (stored === undefined) return legacy?.at;
+    return legacy === undefined ? stored.at : Math.min(stored.at, legacy.at);
+  }
+
+  /**
+   * Locks the expired holders `FOR UPDATE SKIP LOCKED`: one that another
+   * transaction is claiming or releasing for (`lockHolder`), or that another
+   * reaper took, is left to it. Leases without a stored expiry first, then
+   * by stored expiry; each oldest first.
+   */
+  async reapExpired(
+    { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
+  ): Promise<number> {
+    const sql = this.#sql;
+    type Row = { id: number; holderType: number };
+    const legacy = cutoff === null ? [] : await sql<Row[]>`
+      SELECT id, holder_type AS "holderType" FROM nodes
+      WHERE deactivated_at IS NULL AND lease_expires_at IS NULL AND last_heartbeat_at <= ${cutoff}
+      ORDER BY last_heartbeat_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
+    const stored = legacy.length >= limit ? [] : await sql<Row[]>`
+      SELECT id, holder_type AS "holderType" FROM nodes
+      WHERE deactivated_at IS NULL AND lease_expires_at <= ${now}
+      ORDER BY lease_expires_at LIMIT ${limit - legacy.length} FOR UPDATE SKIP LOCKED`;
+    const batch = [...legacy, ...stored];
+    if (batch.length === 0) return 0;
+    const ids = batch.map((row) => row.id);
+    const released = await sql<{ nodeId: number; poolId: number | null; auditId: number }[]>`
+      WITH old AS (
+        SELECT id, node_id, pool_id, COALESCE(seat_of, id) AS audit_id FROM licenses
+        WHERE node_id = ANY(${sql.array(ids)}::bigint[]) FOR UPDATE
+      )
+      UPDATE licenses l SET node_id = NULL, last_released_at = ${now}
+      FROM old WHERE l.id = old.id
+      RETURNING old.node_id AS "nodeId", old.pool_id AS "poolId", old.audit_id AS "auditId"`;
+    await sql`
+      UPDATE nodes SET deactivated_at = ${now} WHERE id = ANY(${sql.array(ids)}::bigint[])`;
+    if (this.#audit) await this.#auditReaped(batch, released, now);
+    return batch.length;
+  }
+
+  /**
+   * Per holder in reap order: license.lease_expired (if it leased one; the
+   * entity is the license, the main row for a seat), then node.culled for a
+   * node, user.culled for a user (`lib/holders.ts`); one statement.
+   */
+  async #auditReaped(
+    batch: { id: number; holderType: number }[],
+    released: { nodeId: number; poolId: number | null; auditId: number }[],
+    now: number,
+  ): Promise<void> {
+    const leases = new Map(released.map((row) => [row.nodeId, row]));
+    const events: number[] = [];
+    const entities: number[] = [];
+    const entityIds: number[] = [];
+    const poolIds: (number | null)[] = [];
+    for (const node of batch) {
+      const lease = leases.get(node.id);
+      if (lease) {
+        events.push(EventType.licenseLeaseExpired);
+        entities.push(EntityType.license);
+        entityIds.push(lease.auditId);
+        poolIds.push(lease.poolId);
+      }
+      const user = node.holderType === EntityType.user;
+      events.push(user ? EventType.userCulled : EventType.nodeCulled);
+      entities.push(user ? EntityType.user : EntityType.node);
+      entityIds.push(node.id);
+      poolIds.push(lease?.poolId ?? null);
+    }
+    const sql = this.#sql;
+    await sql`
+      INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
+      SELECT e, t, i, p, ${now}
+      FROM unnest(${sql.array(events)}::smallint[], ${sql.array(entities)}::smallint[],
+                  ${sql.array(entityIds)}::bigint[], ${sql.array(poolIds as number[])}::bigint[])
+        WITH ORDINALITY AS r (e, t, i, p, n)
+      ORDER BY n`;
+  }
+
+  async recordProbe(now: number): Promise<void> {
+    await this.#sql`
+      INSERT INTO relay_health (id, probes, probed_at) VALUES (1, 1, ${now})
+      ON CONFLICT (id) DO UPDATE
+        SET probes = relay_health.probes + 1, probed_at = excluded.probed_at`;
+  }
+
+  async nodeByFingerprint(fingerprint: string): Promise<NodeRow | undefined> {
+    const [row] = await this.#sql<NodeRow[]>`
+      SELECT id, fingerprint, last_heartbeat_at AS "lastHeartbeatAt",
+             lease_expires_at AS "leaseExpiresAt", created_at AS "createdAt",
+             deactivated_at AS "deactivatedAt"
+      FROM nodes WHERE fingerprint = ${fingerprint}`;
+    return row;
+  }
+
+  async insertInactiveHolder(
+    key: string,
+    { holderType, now }: { holderType: EntityType; now: number },
+  ): Promise<number> {
+    const [row] = await this.#sql<{ id: number }[]>`
+      INSERT INTO nodes (fingerprint, created_at, deactivated_at, holder_type)
+      VALUES (${key}, ${now}, ${now}, ${holderType}) RETURNING id`;
+    return row.id;
+  }
+
+  // Read queries and license rows: functions of the connection, one module each.
+  leaseDetails(...args: Args<"leaseDetails">): Result<"leaseDetails"> {
+    return queries.leaseDetails(this.#sql, ...args);
+  }
+  poolLicenseCounts(...args: Args<"poolLicenseCounts">): Result<"poolLicenseCounts"> {
+    return queries.poolLicenseCounts(this.#sql, ...args);
+  }
+  pools(...args: Args<"pools">): Result<"pools"> {
+    return queries.pools(this.#sql, ...args);
+  }
+  auditLogRows(...args: Args<"auditLogRows">): Result<"auditLogRows"> {
+    return queries.auditLogRows(this.#sql, ...args);
+  }
+  auditEventCounts(...args: Args<"auditEventCounts">): Result<"auditEventCounts"> {
+    return queries.auditEventCounts(this.#sql, ...args);
+  }
+  deleteAuditBefore(...args: Args<"deleteAuditBefore">): Result<"deleteAuditBefore"> {
+    return queries.deleteAuditBefore(this.#sql, ...args);
+  }
+  lastAuditId(...args: Args<"lastAuditId">): Result<"lastAuditId"> {
+    return queries.lastAuditId(this.#sql, ...args);
+  }
+  seatChanges(...args: Args<"seatChanges">): Result<"seatChanges"> {
+    return queries.seatChanges(this.#sql, ...args);
+  }
+  conflictingLicense(...args: Args<"conflictingLicense">): Result<"conflictingLicense"> {
+    return queries.conflictingLicense(this.#sql, ...args);
+  }
+  insertLicense(...args: Args<"insertLicense">): Result<"insertLicense"> {
+    return queries.insertLicense(this.#sql, ...args);
+  }
+  insertSeats(...args: Args<"insertSeats">): Result<"insertSeats"> {
+    return queries.insertSeats(this.#sql, ...args);
+  }
+  licenseByGuid(...args: Args<"licenseByGuid">): Result<"licenseByGuid"> {
+    return queries.licenseByGuid(this.#sql, ...args);
+  }
+  licenses(...args: Args<"licenses">): Result<"licenses"> {
+    return queries.licenses(this.#sql, ...args);
+  }
+  licenseSeats(...args: Args<"licenseSeats">): Result<"licenseSeats"> {
+    return queries.licenseSeats(this.#sql, ...args);
+  }
+  deleteLicense(...args: Args<"deleteLicense">): Result<"deleteLicense"> {
+    return queries.deleteLicense(this.#sql, ...args);
+  }
+  renewableLicense(...args: Args<"renewableLicense">): Result<"renewableLicense"> {
+    return queries.renewableLicense(this.#sql, ...args);
+  }
+  renewLicense(...args: Args<"renewLicense">): Result<"renewLicense"> {
+    return queries.renewLicense(this.#sql, ...args);
+  }
+}
