@@ -9,12 +9,28 @@
  */
 
 import { connectPostgres, type Sql } from "../lib/storage/postgres/connect.ts";
+import { type PostgresServer, startPostgresServer } from "./postgres_server.ts";
 
-/** The admin URL of the suite's server. */
-export function adminUrl(): Promise<string> {
+/** This process's own server, started by the first test that needs one. */
+let ownServer: Promise<PostgresServer> | undefined;
+
+/**
+ * The admin URL of the suite's server: `RELAY_TEST_POSTGRES` when set (as
+ * `deno task test` sets it), else a server of this test process's own,
+ * started on first use and stopped when the process exits.
+ */
+export async function adminUrl(): Promise<string> {
   const url = Deno.env.get("RELAY_TEST_POSTGRES");
-  if (url) return Promise.resolve(url);
-  return Promise.reject(new Error("RELAY_TEST_POSTGRES is not set (TODO: start a server)"));
+  if (url) return url;
+  ownServer ??= startPostgresServer().then((server) => {
+    // `unload` runs when the test run ends; synchronous, so pg_ctl stop runs before the exit.
+    globalThis.addEventListener("unload", () => server.disposeSync());
+    return server;
+  }, (error) => {
+    ownServer = undefined;
+    throw error;
+  });
+  return (await ownServer).adminUrl;
 }
 
 /** A database of its own for one test: its URL, and an admin client on it. */
