@@ -550,3 +550,41 @@ Deno.test("the README's audit queries give SQLite's rows on PostgreSQL, with the
     }
   });
 });
+
+Deno.test("a PostgreSQL store answers the read methods as a SQLite store after the same operations", async () => {
+  await using dir = await tempDir();
+  await using db = await testDatabase();
+  const sqlite = await openStore(`${dir.path}/relay.sqlite`, { now: T0 });
+  const postgres = await openStore(db.url, { now: T0 });
+  try {
+    await populate(sqlite);
+    await populate(postgres);
+    const reads: [string, (tx: Tx) => Promise<unknown>][] = [
+      ["licenses()", (tx) => tx.licenses()],
+      ["licenses(pool 2)", (tx) => tx.licenses({ poolId: 2 })],
+      ["licenses(expiring)", (tx) => tx.licenses({ expiringBy: T0 + 2 * DAY })],
+      ["licenseByGuid(lic-6)", (tx) => tx.licenseByGuid("lic-6")],
+      ["licenseSeats(lic-6)", async (tx) => tx.licenseSeats((await tx.licenseByGuid("lic-6"))!.id)],
+      ["renewableLicense(lic-3)", (tx) => tx.renewableLicense("lic-3")],
+      ["leaseDetails()", (tx) => tx.leaseDetails()],
+      ["leaseDetails(soonest)", (tx) => tx.leaseDetails({ soonestFirst: true, limit: 4 })],
+      ["poolLicenseCounts()", (tx) => tx.poolLicenseCounts({ now: T0 + 5_000, within: DAY })],
+      ["pools()", (tx) => tx.pools()],
+      ["auditEventCounts()", (tx) => tx.auditEventCounts(EventType.licenseDenied, 0)],
+      ["auditLogRows()", (tx) => tx.auditLogRows({ take: "first", limit: null })],
+      ["auditLogRows(last)", (tx) => tx.auditLogRows({ poolId: 2, take: "last", limit: 3 })],
+      ["lastAuditId()", (tx) => tx.lastAuditId()],
+      ["seatChanges()", (tx) => tx.seatChanges({ since: 0, bucketSeconds: 1 })],
+    ];
+    for (const [label, read] of reads) {
+      assert.deepEqual(plain([await postgres.read(read)]), plain([await sqlite.read(read)]), label);
+    }
+    const prune = (tx: Tx) => tx.deleteAuditBefore(T0 + 500, 7);
+    assert.equal(await postgres.transaction(prune), await sqlite.transaction(prune));
+    const all = (tx: Tx) => tx.auditLogRows({ take: "first", limit: null });
+    assert.deepEqual(plain(await postgres.read(all)), plain(await sqlite.read(all)));
+  } finally {
+    await sqlite.close();
+    await postgres.close();
+  }
+});
