@@ -1,7 +1,8 @@
 /**
  * The PostgreSQL server of the benchmark's postgres section: a private one
- * started for the run (`tests/postgres_server.ts`, run as a non-root user),
- * or one the operator names with `--postgres <admin-url>`. Its databases are
+ * started for the run (`pg_server.ts` in a child process: the test suite's
+ * `startPostgresServer()` with fsync on), or one the operator names with
+ * `--postgres <admin-url>`. Its databases are
  * `relay_bench_<pid>_<name>`, filled by the product's own
  * `relay migrate --from <template.sqlite> --to postgres://…` and copied for
  * each measurement with `CREATE DATABASE … TEMPLATE`.
@@ -9,9 +10,25 @@
  * @module
  */
 
+import { fileURLToPath } from "node:url";
 import { connectPostgres, redactUrl } from "../../lib/storage/postgres/connect.ts";
+import type { PgServerResult } from "./pg_server.ts";
+import { resultOf } from "./plan.ts";
+import { exitWithin, spawn, type Spawned } from "./procs.ts";
 import type { PostgresResult } from "./results.ts";
-import { spawnRelay } from "./servers.ts";
+import { childEnv, spawnRelay } from "./servers.ts";
+
+const PG_SERVER = fileURLToPath(new URL("./pg_server.ts", import.meta.url));
+
+/** The permissions of `pg_server.ts`. */
+export const PG_SERVER_PERMISSIONS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-net=127.0.0.1",
+  "--allow-sys=uid",
+];
 
 /** The server settings the report quotes: durability first. */
 const SETTINGS = [
@@ -39,26 +56,56 @@ export interface BenchPostgres extends AsyncDisposable {
   describe(): Promise<PostgresResult["server"]>;
 }
 
-/** What `tests/postgres_server.ts` gives: a private server and how to stop it. */
+/** A `pg_server.ts` process and the admin URL of the server it runs. */
 interface PrivateServer {
   adminUrl: string;
-  stop(): Promise<void>;
+  process: Spawned;
+}
+
+/** Starts `pg_server.ts`; resolves once its server accepts connections (at most 120 s). */
+async function startPrivateServer(): Promise<PrivateServer> {
+  const process = spawn(Deno.execPath(), ["run", "--quiet", ...PG_SERVER_PERMISSIONS, PG_SERVER], {
+    env: childEnv(),
+    stdin: "piped",
+  });
+  try {
+    const result = await new Promise<PgServerResult>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error("PostgreSQL did not start in 120 s")),
+        120_000,
+      );
+      process.onStdout = (line) => {
+        const result = resultOf<PgServerResult>([line]);
+        if (result) {
+          clearTimeout(timer);
+          resolve(result);
+        }
+      };
+      process.done.then((status) => {
+        clearTimeout(timer);
+        reject(new Error(`pg_server.ts exited (${status.code}): ${process.stderr.join("\n")}`));
+      });
+    });
+    return { adminUrl: result.adminUrl, process };
+  } catch (error) {
+    process.kill();
+    await process.done;
+    throw error;
+  }
+}
+
+/** Stops a private server: closes the stdin of `pg_server.ts` and waits (at most 60 s). */
+async function stopPrivateServer(server: PrivateServer): Promise<void> {
+  await server.process.child.stdin.close().catch(() => {});
+  await exitWithin(server.process, 60_000);
 }
 
 /**
  * The server at `adminUrl`, or (null) a private server started for the run
- * with `startPostgresServer()` of `tests/postgres_server.ts`.
+ * by `pg_server.ts`.
  */
 export async function openBenchPostgres(adminUrl: string | null): Promise<BenchPostgres> {
-  let privateServer: PrivateServer | undefined;
-  if (adminUrl === null) {
-    // The harness module is shared with the test suite.
-    const harness = new URL("../../tests/postgres_server.ts", import.meta.url).href;
-    const { startPostgresServer } = await import(harness) as {
-      startPostgresServer(): Promise<PrivateServer>;
-    };
-    privateServer = await startPostgresServer();
-  }
+  const privateServer = adminUrl === null ? await startPrivateServer() : undefined;
   const admin = adminUrl ?? privateServer!.adminUrl;
   const sql = connectPostgres(admin, { max: 1, applicationName: "relay-bench" });
   const created = new Set<string>();
@@ -104,7 +151,7 @@ export async function openBenchPostgres(adminUrl: string | null): Promise<BenchP
         }
       } finally {
         await sql.end();
-        await privateServer?.stop();
+        if (privateServer) await stopPrivateServer(privateServer);
       }
     },
   };
