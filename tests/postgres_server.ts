@@ -100,8 +100,8 @@ export async function startPostgresServer(
 
 /**
  * A `relay_pg_*` folder in TMPDIR. As root, it belongs to the user that runs
- * PostgreSQL; when that user cannot reach TMPDIR (CI's is inside a 0700
- * folder of root's), the folder is made in /tmp instead.
+ * PostgreSQL; when that user cannot reach TMPDIR (one inside a 0700
+ * folder of root's, as `mktemp -d` makes), the folder is made in /tmp instead.
  */
 async function makeFolder(user: RunAs | undefined): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "relay_pg_" });

@@ -50,10 +50,16 @@ export async function hasValidFreeLicense(
   return rows.length > 0;
 }
 
-/** See `Tx.hasFreeLicense`: one probe of idx_licenses_pool_free. */
+/**
+ * See `Tx.hasFreeLicense`: one probe of idx_licenses_pool_free. A license
+ * that another transaction has locked (a claim about to lease it) does not
+ * count: the claim that asks found no valid one to take, and must not answer
+ * `expired_only` for a license that is being leased.
+ */
 export async function hasFreeLicense(sql: TxSql, poolId: number | null): Promise<boolean> {
   const rows = await sql`
-    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL LIMIT 1`;
+    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL LIMIT 1
+    FOR UPDATE SKIP LOCKED`;
   return rows.length > 0;
 }
 

@@ -26,11 +26,10 @@ import type {
 } from "../store.ts";
 import type { TxSql } from "./connect.ts";
 import * as free from "./free_licenses.ts";
-// Until the modules below land on this branch (see ./pending_queries.ts):
-// lease_queries.ts: leaseDetails, poolLicenseCounts, pools; audit_queries.ts:
-// auditLogRows, auditEventCounts, deleteAuditBefore; status_queries.ts:
-// lastAuditId, seatChanges; license_statements.ts: the rest.
-import * as queries from "./pending_queries.ts";
+import * as audits from "./audit_queries.ts";
+import * as leases from "./lease_queries.ts";
+import * as licenseRows from "./license_statements.ts";
+import * as status from "./status_queries.ts";
 
 /** The first key of the two-key advisory locks of lease holders. */
 export const HOLDER_LOCK_NAMESPACE = 0x52454c01;
@@ -320,54 +319,54 @@ export class PgTx implements Tx {
 
   // Read queries and license rows: functions of the connection, one module each.
   leaseDetails(...args: Args<"leaseDetails">): Result<"leaseDetails"> {
-    return queries.leaseDetails(this.#sql, ...args);
+    return leases.leaseDetails(this.#sql, ...args);
   }
   poolLicenseCounts(...args: Args<"poolLicenseCounts">): Result<"poolLicenseCounts"> {
-    return queries.poolLicenseCounts(this.#sql, ...args);
+    return leases.poolLicenseCounts(this.#sql, ...args);
   }
   pools(...args: Args<"pools">): Result<"pools"> {
-    return queries.pools(this.#sql, ...args);
+    return leases.pools(this.#sql, ...args);
   }
   auditLogRows(...args: Args<"auditLogRows">): Result<"auditLogRows"> {
-    return queries.auditLogRows(this.#sql, ...args);
+    return audits.auditLogRows(this.#sql, ...args);
   }
   auditEventCounts(...args: Args<"auditEventCounts">): Result<"auditEventCounts"> {
-    return queries.auditEventCounts(this.#sql, ...args);
+    return audits.auditEventCounts(this.#sql, ...args);
   }
   deleteAuditBefore(...args: Args<"deleteAuditBefore">): Result<"deleteAuditBefore"> {
-    return queries.deleteAuditBefore(this.#sql, ...args);
+    return audits.deleteAuditBefore(this.#sql, ...args);
   }
   lastAuditId(...args: Args<"lastAuditId">): Result<"lastAuditId"> {
-    return queries.lastAuditId(this.#sql, ...args);
+    return status.lastAuditId(this.#sql, ...args);
   }
   seatChanges(...args: Args<"seatChanges">): Result<"seatChanges"> {
-    return queries.seatChanges(this.#sql, ...args);
+    return status.seatChanges(this.#sql, ...args);
   }
   conflictingLicense(...args: Args<"conflictingLicense">): Result<"conflictingLicense"> {
-    return queries.conflictingLicense(this.#sql, ...args);
+    return licenseRows.conflictingLicense(this.#sql, ...args);
   }
   insertLicense(...args: Args<"insertLicense">): Result<"insertLicense"> {
-    return queries.insertLicense(this.#sql, ...args);
+    return licenseRows.insertLicense(this.#sql, ...args);
   }
   insertSeats(...args: Args<"insertSeats">): Result<"insertSeats"> {
-    return queries.insertSeats(this.#sql, ...args);
+    return licenseRows.insertSeats(this.#sql, ...args);
   }
   licenseByGuid(...args: Args<"licenseByGuid">): Result<"licenseByGuid"> {
-    return queries.licenseByGuid(this.#sql, ...args);
+    return licenseRows.licenseByGuid(this.#sql, ...args);
   }
   licenses(...args: Args<"licenses">): Result<"licenses"> {
-    return queries.licenses(this.#sql, ...args);
+    return licenseRows.licenses(this.#sql, ...args);
   }
   licenseSeats(...args: Args<"licenseSeats">): Result<"licenseSeats"> {
-    return queries.licenseSeats(this.#sql, ...args);
+    return licenseRows.licenseSeats(this.#sql, ...args);
   }
   deleteLicense(...args: Args<"deleteLicense">): Result<"deleteLicense"> {
-    return queries.deleteLicense(this.#sql, ...args);
+    return licenseRows.deleteLicense(this.#sql, ...args);
   }
   renewableLicense(...args: Args<"renewableLicense">): Result<"renewableLicense"> {
-    return queries.renewableLicense(this.#sql, ...args);
+    return licenseRows.renewableLicense(this.#sql, ...args);
   }
   renewLicense(...args: Args<"renewLicense">): Result<"renewLicense"> {
-    return queries.renewLicense(this.#sql, ...args);
+    return licenseRows.renewLicense(this.#sql, ...args);
   }
 }

@@ -34,12 +34,15 @@ export class StatusStatements extends FreeLicenseStatements implements StatusRea
     return this.sql.get<{ id: number | null }>("SELECT max(id) AS id FROM audit_logs")?.id ?? 0;
   }
 
-  /** Reads idx_audit_logs_created_at from `since` on. */
+  /**
+   * Reads idx_audit_logs_created_at from `since` on. The width is cast: a JS
+   * number is bound as a REAL, and a REAL division would not bucket at all.
+   */
   async seatChanges(
     { since, bucketSeconds }: { since: number; bucketSeconds: number },
   ): Promise<SeatChange[]> {
     return this.sql.all<SeatChange>(
-      `SELECT (created_at / ?2) * ?2 AS at,
+      `SELECT (created_at / CAST(?2 AS INTEGER)) * CAST(?2 AS INTEGER) AS at,
          sum(CASE WHEN event_type_id IN ${idList(SEAT_GAINED)} THEN 1 ELSE -1 END) AS delta
        FROM audit_logs
        WHERE created_at >= ?1 AND event_type_id IN ${idList([...SEAT_GAINED, ...SEAT_LOST])}
