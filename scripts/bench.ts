@@ -8,12 +8,14 @@
  * generated Lua script when `wrk` is on PATH, else the Deno client of
  * `scripts/bench/client.ts` in separate processes. A bare `Deno.serve` doing
  * one SQLite upsert per request (`scripts/bench/ceiling.ts`) is driven the
- * same way, as the ceiling every rate is compared with.
+ * same way, as the ceiling every rate is compared with. The postgres section
+ * runs 1 and 3 replicas of `relay serve` on a private PostgreSQL server
+ * (`tests/postgres_server.ts`) beside SQLite.
  *
  * ```sh
  * deno task bench [--quick] [--connections 64] [--load auto|wrk|deno] [--out FILE]
  *                 [--tmp-dir DIR] [--only SECTION,…] [--client-processes 2]
- *                 [--from-json bench-out/results-full.json]
+ *                 [--postgres postgres://…] [--from-json bench-out/results-full.json]
  * deno task bench --help
  * ```
  *
@@ -25,7 +27,8 @@
  * The parts: `bench/options.ts` (command line, run sizes), `bench/run.ts`
  * (the sections in order, one module each in `bench/sections/`),
  * `bench/servers.ts`, `bench/measure.ts`, `bench/load.ts` (load generators),
- * `bench/templates.ts` and `bench/setup.ts` (databases), `bench/machine.ts`,
+ * `bench/templates.ts` and `bench/setup.ts` (databases), `bench/cluster.ts` and
+ * `bench/postgres.ts` (replicas, PostgreSQL), `bench/machine.ts`,
  * and `bench/report/` (BENCHMARKS.md).
  *
  * @module

@@ -11,7 +11,9 @@
  *
  * Specs:
  * - `{"port":P,"plan":LoadPlan,"ids":[c,…]}`: runs connections `ids` of the
- *   plan (see `plan.ts`) and prints `RELAY_BENCH_JSON {RawLoadResult}`.
+ *   plan (see `plan.ts`) and prints `RELAY_BENCH_JSON {RawLoadResult}`; with
+ *   `"ports":[P1,…]` (the replicas of a cluster), connection c talks to
+ *   `ports[c % ports.length]`.
  * - `{"port":P,"probe":{"nodes":[fp,…],"seconds":S}}`: one connection per
  *   node, each alternating `GET /v1/health` and a heartbeat `PUT` of its node,
  *   until stdin closes or S seconds pass; prints `RELAY_BENCH_JSON
@@ -35,6 +37,7 @@ import {
   fingerprintsOf,
   limitOf,
   type LoadPlan,
+  portOf,
   type ProbeResult,
   type ProbeSpec,
   type RawLoadResult,
@@ -193,11 +196,11 @@ async function runConnection(
   return result;
 }
 
-async function runPlan(port: number, plan: LoadPlan, ids: number[]): Promise<RawLoadResult> {
+async function runPlan(ports: number[], plan: LoadPlan, ids: number[]): Promise<RawLoadResult> {
   const deadline = nowUs() + plan.seconds * 1_000_000;
   const errors: Record<string, number> = {};
   const connections = await Promise.all(
-    ids.map((c) => runConnection(port, plan, c, deadline, errors)),
+    ids.map((c) => runConnection(portOf(ports, c), plan, c, deadline, errors)),
   );
   return { connections, errors };
 }
@@ -268,7 +271,7 @@ if (import.meta.main) {
   const spec = parsed.options;
   const result = "probe" in spec
     ? await runProbe(spec.port, spec.probe)
-    : await runPlan(spec.port, spec.plan, spec.ids);
+    : await runPlan(spec.ports ?? [spec.port], spec.plan, spec.ids);
   console.log(`${RESULT_LINE_PREFIX}${JSON.stringify(result)}`);
   Deno.exit(0);
 }

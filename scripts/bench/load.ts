@@ -70,16 +70,22 @@ export interface LoadResult {
 
 const CLIENT = fileURLToPath(new URL("./client.ts", import.meta.url));
 
-/** Runs `plan` against `127.0.0.1:port` with `generator`. */
+/**
+ * Runs `plan` against `127.0.0.1:port` with `generator`; with several ports
+ * (the replicas of one cluster), connection c talks to the port
+ * `portOf(ports, c)` of `plan.ts` picks.
+ */
 export async function runLoad(
   generator: Generator,
-  port: number,
+  port: number | readonly number[],
   plan: LoadPlan,
   options: { workDir: string; clientProcesses?: number; env?: Record<string, string> },
 ): Promise<LoadResult> {
+  const ports = typeof port === "number" ? [port] : [...port];
+  if (ports.length === 0) throw new Error("a load run needs at least one port");
   const raw = generator === "wrk"
-    ? await runWrk(port, plan, options.workDir)
-    : await runDenoClients(port, plan, options.clientProcesses ?? 2, options.env);
+    ? await runWrk(ports, plan, options.workDir)
+    : await runDenoClients(ports, plan, options.clientProcesses ?? 2, options.env);
   return summarise(plan, raw);
 }
 
@@ -192,9 +198,9 @@ function parseJsonLine<T>(lines: string[], what: string): T {
   return result;
 }
 
-async function runWrk(port: number, plan: LoadPlan, workDir: string): Promise<RawLoadResult> {
+async function runWrk(ports: number[], plan: LoadPlan, workDir: string): Promise<RawLoadResult> {
   const script = `${workDir}/load-${plan.mode}.lua`;
-  await Deno.writeTextFile(script, luaScript(plan));
+  await Deno.writeTextFile(script, luaScript(plan, ports));
   const wrk = spawn("wrk", [
     "-t",
     String(plan.connections),
@@ -206,7 +212,7 @@ async function runWrk(port: number, plan: LoadPlan, workDir: string): Promise<Ra
     "10s",
     "-s",
     script,
-    `http://127.0.0.1:${port}/`,
+    `http://127.0.0.1:${ports[0]}/`,
   ]);
   // wrk sleeps for all of -d even when every thread has stopped; once each
   // connection reports it is done, SIGINT ends the sleep.
@@ -231,7 +237,7 @@ async function runWrk(port: number, plan: LoadPlan, workDir: string): Promise<Ra
 }
 
 async function runDenoClients(
-  port: number,
+  ports: number[],
   plan: LoadPlan,
   processes: number,
   env?: Record<string, string>,
@@ -241,7 +247,9 @@ async function runDenoClients(
     () => [],
   );
   for (let c = 0; c < plan.connections; c++) groups[c % groups.length].push(c);
-  const workers = groups.map((ids) => spawnClient({ port, plan, ids }, { env }));
+  const spec = (ids: number[]) =>
+    ports.length === 1 ? { port: ports[0], plan, ids } : { port: ports[0], ports, plan, ids };
+  const workers = groups.map((ids) => spawnClient(spec(ids), { env }));
   const results = await withTimeout(
     Promise.all(workers.map(async (worker) => {
       const status = await worker.done;

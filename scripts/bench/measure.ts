@@ -25,14 +25,24 @@ export interface Context {
   connections: number;
 }
 
-/** Runs `plan` against `server`, measuring the CPU it took. */
-export async function measure(context: Context, server: Server, plan: LoadPlan): Promise<Run> {
-  const server0 = cpuSecondsOf(server.pid);
-  const main0 = cpuSecondsOf(server.pid, true);
+/**
+ * Runs `plan` against `server`, measuring the CPU it took. Several servers
+ * (the replicas of one cluster) share the connections in turn, and their CPU
+ * and disk writes are added up.
+ */
+export async function measure(
+  context: Context,
+  server: Server | readonly Server[],
+  plan: LoadPlan,
+): Promise<Run> {
+  const servers = "pid" in server ? [server] : server;
+  const sum = (of: (pid: number) => number) => servers.reduce((t, s) => t + of(s.pid), 0);
+  const server0 = sum((pid) => cpuSecondsOf(pid));
+  const main0 = sum((pid) => cpuSecondsOf(pid, true));
   const machine0 = machineCpu();
-  const disk0 = writeBytesOf(server.pid);
+  const disk0 = sum(writeBytesOf);
   const t0 = performance.now();
-  const load = await runLoad(context.generator, server.port, plan, {
+  const load = await runLoad(context.generator, servers.map((s) => s.port), plan, {
     workDir: context.dir,
     clientProcesses: context.options.clientProcesses,
     env: childEnv(),
@@ -43,11 +53,11 @@ export async function measure(context: Context, server: Server, plan: LoadPlan):
     load,
     cpu: {
       wall,
-      server: cpuSecondsOf(server.pid) - server0,
-      main: cpuSecondsOf(server.pid, true) - main0,
+      server: sum((pid) => cpuSecondsOf(pid)) - server0,
+      main: sum((pid) => cpuSecondsOf(pid, true)) - main0,
       machineBusy: machine1.busy - machine0.busy,
       machineTotal: machine1.total - machine0.total,
-      diskBytes: writeBytesOf(server.pid) - disk0,
+      diskBytes: sum(writeBytesOf) - disk0,
     },
   };
 }
@@ -55,7 +65,7 @@ export async function measure(context: Context, server: Server, plan: LoadPlan):
 /** Heartbeats of nodes `n0` … `n<total - 1>`, each connection cycling through its share. */
 export function measureHeartbeats(
   context: Context,
-  server: Server,
+  server: Server | readonly Server[],
   options: { connections: number; seconds: number; total: number },
 ): Promise<Run> {
   return measure(context, server, {
@@ -86,7 +96,7 @@ export function mergeRuns(runs: Run[]): Run {
  * A second of `DELETE`s of unknown fingerprints (404), to warm up V8 and the
  * SQLite cache before a measured run.
  */
-export function warm(context: Context, server: Server): Promise<Run> {
+export function warm(context: Context, server: Server | readonly Server[]): Promise<Run> {
   return measure(context, server, {
     mode: "warm",
     connections: context.connections,

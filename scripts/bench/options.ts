@@ -5,7 +5,9 @@
  * @module
  */
 
+import { InvalidArgumentError } from "commander";
 import { STRATEGIES, type Strategy } from "../../lib/leases.ts";
+import { isPostgresUrl } from "../../lib/storage/postgres/connect.ts";
 import {
   commaList,
   CONSOLE,
@@ -24,6 +26,7 @@ export const SECTIONS = [
   "load",
   "sweep",
   "diag",
+  "postgres",
   "reap",
   "add",
   "ls",
@@ -50,6 +53,11 @@ export interface BenchOptions {
   /** Leasing runs only for these pool sizes / strategies (null: the profile's). */
   ns: number[] | null;
   strategies: Strategy[] | null;
+  /**
+   * The postgres section's server: an admin URL (a superuser on its
+   * `postgres` database); null: a private server started for the run.
+   */
+  postgres: string | null;
 }
 
 /** How much a run measures, and for how long. */
@@ -76,6 +84,8 @@ export interface Profile {
   rss: { licenses: number; nodes: number };
   /** Connections of the lower-concurrency runs. */
   sweep: number[];
+  /** The postgres section: pool size, and the replica counts measured on PostgreSQL. */
+  postgres: { n: number; replicas: number[] };
 }
 
 /** The full run that writes BENCHMARKS.md (8–10 minutes on 2 cores). */
@@ -91,6 +101,7 @@ export const FULL: Profile = {
   startup: { ns: [1_000, 100_000], trials: 5 },
   rss: { licenses: 100_000, nodes: 10_000 },
   sweep: [1, 4, 16],
+  postgres: { n: 100_000, replicas: [1, 3] },
 };
 
 /** `--quick`: N = 1,000 only and 1 s runs, a smoke run of every section. */
@@ -106,12 +117,21 @@ export const QUICK: Profile = {
   startup: { ns: [1_000], trials: 3 },
   rss: { licenses: 1_000, nodes: 1_000 },
   sweep: [1],
+  postgres: { n: 1_000, replicas: [1, 3] },
 };
 
 /** The profile `options` ask for: full or quick, narrowed by `--ns` and `--strategies`. */
 export function profileOf(options: BenchOptions): Profile {
   const base = options.quick ? QUICK : FULL;
   return { ...base, ns: options.ns ?? base.ns, strategies: options.strategies ?? base.strategies };
+}
+
+/** A `postgres://` URL, or a usage error that quotes what was given. */
+function postgresUrl(text: string): string {
+  if (!isPostgresUrl(text)) {
+    throw new InvalidArgumentError(`Expected a postgres:// URL, got "${text}"`);
+  }
+  return text;
 }
 
 /** Parses the command line of `deno task bench`; prints help or the error through `output`. */
@@ -157,6 +177,12 @@ export function parseBenchArgs(
       commaList((text) => oneOf(STRATEGIES, "strategy")(text.trim())),
     )
     .option(
+      "--postgres <admin-url>",
+      "the postgres section uses this server (postgres://superuser@host:port/postgres) " +
+        "instead of starting a private one; it creates and drops relay_bench_* databases",
+      postgresUrl,
+    )
+    .option(
       "--from-json <file>",
       "measure nothing: write the report again from a results file " +
         "(bench-out/results-full.json), e.g. after editing its notes",
@@ -172,5 +198,6 @@ export function parseBenchArgs(
     fromJson: (values.fromJson as string | undefined) ?? null,
     ns: (values.ns as number[] | undefined) ?? null,
     strategies: (values.strategies as Strategy[] | undefined) ?? null,
+    postgres: (values.postgres as string | undefined) ?? null,
   }));
 }

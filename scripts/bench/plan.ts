@@ -157,7 +157,20 @@ export interface ProbeResult {
   samples: [number, number, number][];
 }
 
-/** The one argument of a `client.ts` process, as JSON: connections of a plan, or a probe. */
+/**
+ * The one argument of a `client.ts` process, as JSON: connections of a plan,
+ * or a probe. With `ports` (several replicas of one cluster), connection `c`
+ * talks to `ports[c % ports.length]` instead of `port`.
+ */
 export type ClientSpec =
-  | { port: number; plan: LoadPlan; ids: number[] }
+  | { port: number; ports?: number[]; plan: LoadPlan; ids: number[] }
   | { port: number; probe: ProbeSpec };
+
+/**
+ * The port connection `c` of a run talks to: the servers of a cluster take
+ * the connections in turn (c mod the number of servers), as wrk's threads and
+ * the Deno client's connections both do.
+ */
+export function portOf(ports: readonly number[], c: number): number {
+  return ports[c % ports.length];
+}

@@ -150,6 +150,32 @@ export interface RssResult {
   cycle: Run;
 }
 
+/** One engine and replica count of the postgres section: claims and heartbeats under load. */
+export interface ScaleOutRow {
+  engine: "sqlite" | "postgres";
+  /** `relay serve` processes on the one database; the connections are spread over them. */
+  replicas: number;
+  claim: Run;
+  release: Run;
+  heartbeat: Run;
+  claimRounds: number;
+  /** Log lines at level error from any replica. */
+  serverErrors: number;
+}
+
+/** The postgres section: SQLite with one server beside PostgreSQL with 1 and 3 replicas. */
+export interface PostgresResult {
+  n: number;
+  strategy: Strategy;
+  audit: boolean;
+  connections: number;
+  /** The PostgreSQL server: version, whether the run started it, and its durability settings. */
+  server: { version: string; private: boolean; settings: Record<string, string> };
+  /** Seconds `relay migrate` took to copy the free and the leased template into PostgreSQL. */
+  migrateSeconds: { free: number; leased: number };
+  rows: ScaleOutRow[];
+}
+
 /** The machine and code measured. */
 export interface Machine {
   /** The commit measured, and whether the work tree had changes. */
@@ -190,4 +216,5 @@ export interface Results {
   ls?: LsResult;
   startup: StartupResult[];
   rss?: RssResult;
+  postgres?: PostgresResult;
 }

@@ -17,6 +17,7 @@ import { ceilingHeartbeatAgain, runCeilingSection } from "./sections/ceiling.ts"
 import { runDiagSection } from "./sections/diag.ts";
 import { runLoadSection } from "./sections/load.ts";
 import { runLsSection } from "./sections/ls.ts";
+import { runPostgresSection } from "./sections/postgres.ts";
 import { runReapSection } from "./sections/reap.ts";
 import { runRssSection } from "./sections/rss.ts";
 import { runStartupSection } from "./sections/startup.ts";
@@ -31,6 +32,7 @@ const RUNNERS: Record<Section, SectionRunner> = {
   load: runLoadSection,
   sweep: runSweepSection,
   diag: runDiagSection,
+  postgres: runPostgresSection,
   reap: runReapSection,
   add: runAddSection,
   ls: runLsSection,
@@ -64,6 +66,7 @@ export async function runBenchmark(context: Context, machine: Machine): Promise<
   results.templates = templates.summary([
     ...profile.ns,
     ...profile.reap.map((r) => r.licenses),
+    profile.postgres.n,
     profile.lsLicenses,
   ]);
   results.durationSeconds = elapsedSeconds();

@@ -35,6 +35,7 @@ Deno.test("parseBenchArgs() defaults to a full run of every section at 64 connec
     fromJson: null,
     ns: null,
     strategies: null,
+    postgres: null,
   });
 });
 
@@ -58,6 +59,7 @@ Deno.test("parseBenchArgs() reads every flag, also as --flag=value", () => {
       "fifo, rand",
       "--from-json",
       "bench-out/results-full.json",
+      "--postgres=postgres://postgres@127.0.0.1:55432/postgres",
     ]),
     {
       quick: true,
@@ -70,6 +72,7 @@ Deno.test("parseBenchArgs() reads every flag, also as --flag=value", () => {
       fromJson: "bench-out/results-full.json",
       ns: [1000, 100_000],
       strategies: ["fifo", "rand"],
+      postgres: "postgres://postgres@127.0.0.1:55432/postgres",
     },
   );
 });
@@ -86,6 +89,10 @@ Deno.test("parseBenchArgs() refuses bad values with exit code 2 and says why", a
     [["--ns", "1000,"], "argument '1000,' is invalid. Expected a positive integer"],
     [["--strategies", "fifo,best"], `Unknown strategy "best"; one of fifo, lifo, rand`],
     [["--out"], "error: option '--out <file>' argument missing"],
+    [
+      ["--postgres", "127.0.0.1:5432"],
+      `argument '127.0.0.1:5432' is invalid. Expected a postgres:// URL, got "127.0.0.1:5432"`,
+    ],
     [["--fast"], "error: unknown option '--fast'"],
   ];
   for (const [args, message] of cases) {
@@ -114,12 +121,14 @@ Deno.test("parseBenchArgs() prints every flag for --help and exits 0", () => {
       "--ns <n,...>",
       "--strategies <s,...>",
       "--from-json <file>",
+      "--postgres <admin-url>",
       "-h, --help",
     ]
   ) {
     assert.ok(help.includes(`  ${flag} `), flag);
   }
-  assert.ok(help.includes(SECTIONS.join(", ")));
+  // commander wraps the description at 100 columns.
+  assert.ok(help.replace(/\s+/g, " ").includes(SECTIONS.join(", ")));
 });
 
 Deno.test("profileOf() picks the full or quick profile, narrowed by --ns and --strategies", () => {
@@ -129,4 +138,15 @@ Deno.test("profileOf() picks the full or quick profile, narrowed by --ns and --s
   assert.deepEqual(profileOf(optionsOf(["--quick"])), QUICK);
   const narrowed = profileOf(optionsOf(["--ns", "100000", "--strategies", "rand"]));
   assert.deepEqual(narrowed, { ...FULL, ns: [100_000], strategies: ["rand"] });
+});
+
+Deno.test("--only postgres runs the postgres section alone: N=1,000 with --quick, 1 and 3 replicas", () => {
+  assert.ok(SECTIONS.includes("postgres"));
+  const options = optionsOf(["--quick", "--only", "postgres"]);
+  assert.deepEqual(options.only, new Set(["postgres"]));
+  assert.equal(options.postgres, null);
+  assert.deepEqual(profileOf(options).postgres, { n: 1_000, replicas: [1, 3] });
+  assert.deepEqual(profileOf(optionsOf([])).postgres, { n: 100_000, replicas: [1, 3] });
+  // The full run includes it.
+  assert.equal(optionsOf([]).only, null);
 });

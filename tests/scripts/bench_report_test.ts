@@ -233,3 +233,114 @@ Deno.test("writeReport() keeps the notes of the file it replaces and formats it"
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/** The postgres section of a run: SQLite with one server, PostgreSQL with 1 and 3 replicas. */
+function postgresResult(): NonNullable<Results["postgres"]> {
+  const row = (
+    engine: "sqlite" | "postgres",
+    replicas: number,
+    claim: number,
+    heartbeat: number,
+  ) => ({
+    engine,
+    replicas,
+    claim: run(claim, 3, 9),
+    release: run(claim),
+    heartbeat: run(heartbeat, 1.5, 5),
+    claimRounds: 1,
+    serverErrors: 0,
+  });
+  return {
+    n: 1_000,
+    strategy: "fifo",
+    audit: true,
+    connections: 64,
+    server: {
+      version: "15.8 (Debian 15.8-0+deb12u1)",
+      private: true,
+      settings: {
+        fsync: "on",
+        synchronous_commit: "on",
+        full_page_writes: "on",
+        wal_level: "replica",
+        shared_buffers: "128MB",
+        max_connections: "100",
+      },
+    },
+    migrateSeconds: { free: 1.25, leased: 1.5 },
+    rows: [
+      row("sqlite", 1, 4_000, 10_000),
+      row("postgres", 1, 2_000, 5_000),
+      row("postgres", 3, 3_000, 6_000),
+    ],
+  };
+}
+
+Deno.test("renderReport() writes the PostgreSQL rows beside SQLite's, with how they were measured", () => {
+  const report = renderReport({ ...results(), postgres: postgresResult() }, "", "wrk");
+  const headings = report.split("\n").filter((line) => line.startsWith("## "));
+  assert.deepEqual(
+    headings.slice(headings.indexOf("## Leasing under load (64 connections)")),
+    [
+      "## Leasing under load (64 connections)",
+      "## PostgreSQL: 1 and 3 replicas",
+      "## Reaping",
+      "## Start-up and memory",
+      "## Set-up",
+      "## How it is measured",
+      "## Reproduce",
+    ],
+  );
+  const [header, , ...rows] = tableRows(report, "## PostgreSQL: 1 and 3 replicas");
+  assert.deepEqual([header, ...rows], [
+    [
+      "engine",
+      "replicas",
+      "claim 201/s",
+      "claim ms",
+      "heartbeat 202/s",
+      "heartbeat ms",
+      "machine CPU % claim / heartbeat",
+      "non-2xx",
+    ],
+    ["SQLite", "1", "4,000", "3.00 / 9.00", "10,000", "1.50 / 5.00", "25 / 25", "0"],
+    [
+      "PostgreSQL",
+      "1",
+      "2,000 (0.50×)",
+      "3.00 / 9.00",
+      "5,000 (0.50×)",
+      "1.50 / 5.00",
+      "25 / 25",
+      "0",
+    ],
+    [
+      "PostgreSQL",
+      "3",
+      "3,000 (0.75×)",
+      "3.00 / 9.00",
+      "6,000 (0.60×)",
+      "1.50 / 5.00",
+      "25 / 25",
+      "0",
+    ],
+  ]);
+  const section = report.slice(
+    report.indexOf("## PostgreSQL: 1 and 3 replicas"),
+    report.indexOf("## Reaping"),
+  );
+  assert.ok(
+    section.includes("N=1,000 licenses, strategy fifo, audit on, 64 keep-alive connections"),
+  );
+  assert.ok(
+    section.includes(
+      "How it is measured: PostgreSQL 15.8 (Debian 15.8-0+deb12u1), a private server started for the " +
+        "run on loopback (TCP to 127.0.0.1), fsync=on, synchronous_commit=on, full_page_writes=on, " +
+        "shared_buffers=128MB, max_connections=100.",
+    ),
+  );
+  assert.ok(section.includes("(1.3 s for the free pool, 1.5 s for the leased one)"));
+  assert.ok(section.includes("All of it shares the machine's 2 cores"));
+  // Without the section, no heading.
+  assert.ok(!renderReport(results(), "", "wrk").includes("## PostgreSQL"));
+});

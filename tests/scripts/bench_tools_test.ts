@@ -5,6 +5,7 @@ import { parseCeilingArgs } from "../../scripts/bench/ceiling.ts";
 import { parseClientArgs } from "../../scripts/bench/client.ts";
 import { runLoad } from "../../scripts/bench/load.ts";
 import { type Args as ProfileArgs, parseProfileArgs } from "../../scripts/bench/profile.ts";
+import { PG_SERVER_PERMISSIONS } from "../../scripts/bench/postgres.ts";
 import { killAll } from "../../scripts/bench/procs.ts";
 import { startCeiling } from "../../scripts/bench/servers.ts";
 import type { Parsed, ScriptOutput } from "../../scripts/command_line.ts";
@@ -207,6 +208,7 @@ Deno.test("each bench tool prints --help with only its documented permissions", 
     ["scripts/bench/profile.ts", ["--allow-read", "--allow-write", "--allow-env", "--allow-run"]],
     ["scripts/bench/ceiling.ts", ["--allow-read", "--allow-write", "--allow-net"]],
     ["scripts/bench/client.ts", ["--allow-net=127.0.0.1"]],
+    ["scripts/bench/pg_server.ts", PG_SERVER_PERMISSIONS],
   ];
   for (const [script, permissions] of scripts) {
     await t.step(script, async () => {

@@ -23,10 +23,11 @@ apt-get install wrk          # optional: without wrk the Deno client is used
 deno task bench              # full run, 8–10 minutes on 2 cores; rewrites BENCHMARKS.md
 deno task bench --quick      # N = 1,000 only, short runs (about 1 minute), bench-out/BENCHMARKS.quick.md
 deno task bench --only reap,startup --out /tmp/b.md     # some sections only
+deno task bench --quick --only postgres                 # SQLite beside PostgreSQL with 1 and 3 replicas
 deno task bench --from-json bench-out/results-full.json # the report again, measuring nothing
 \`\`\`
 
-Options: \`--connections N\`, \`--load wrk|deno\`, \`--client-processes N\`, \`--tmp-dir DIR\` (put it on the disk the production database will live on: its fsync latency matters), \`--ns 100000\` and \`--strategies fifo,rand\` (leasing runs for these only, for A/B comparisons). Raw results, with every latency histogram, go to \`bench-out/results-<full|quick>.json\`. To see where a server's time goes: \`scripts/bench/profile.ts\` (CPU profile of \`relay serve\` under one load pattern) and \`scripts/bench/breakdown.ts\` (lease operations in-process, each SQL method timed, with what-if options); their headers give the command lines.`;
+Options: \`--connections N\`, \`--load wrk|deno\`, \`--client-processes N\`, \`--tmp-dir DIR\` (put it on the disk the production database will live on: its fsync latency matters), \`--ns 100000\` and \`--strategies fifo,rand\` (leasing runs for these only, for A/B comparisons), \`--postgres postgres://postgres@127.0.0.1:5432/postgres\` (the postgres section on that server, in \`relay_bench_*\` databases it drops again, instead of a private server started for the run). Raw results, with every latency histogram, go to \`bench-out/results-<full|quick>.json\`. To see where a server's time goes: \`scripts/bench/profile.ts\` (CPU profile of \`relay serve\` under one load pattern) and \`scripts/bench/breakdown.ts\` (lease operations in-process, each SQL method timed, with what-if options); their headers give the command lines.`;
 
 /** "How it is measured" and "Reproduce", for a run at `connections` with this load generator. */
 export function methodSection(connections: number, generatorCommand: string): string[] {

@@ -11,6 +11,7 @@ import type { Results } from "../results.ts";
 import { fsyncSection, leasingSection, sweepSection } from "./leasing.ts";
 import { table } from "./markdown.ts";
 import { methodSection } from "./method.ts";
+import { postgresSection } from "./postgres.ts";
 import { reapingSection, setupSection, startupSection, vendorSection } from "./operations.ts";
 import { targets } from "./targets.ts";
 
@@ -31,6 +32,7 @@ export function renderReport(results: Results, notes: string, generatorCommand: 
     ...leasingSection(results),
     ...sweepSection(results),
     ...fsyncSection(results),
+    ...postgresSection(results),
     ...reapingSection(results),
     ...vendorSection(results),
     ...startupSection(results),
