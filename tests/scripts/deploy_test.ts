@@ -21,16 +21,6 @@ const KUBERNETES = new URL("deploy/kubernetes/", ROOT);
 const UNIT = new URL("scripts/relay-postgres.service", ROOT);
 const SQLITE_UNIT = new URL("scripts/relay.service", ROOT);
 
-/**
- * Flags and env vars that the CLI branch (pg-cli) adds to cli/flags.ts for
- * PostgreSQL. Added by the CLI branch: the coordinator removes this exception
- * once that branch is merged and the table holds them.
- */
-const ADDED_BY_CLI_BRANCH: { flags: Record<string, string[]>; env: string[] } = {
-  flags: { global: ["--database-password-file"], migrate: ["--from", "--to"] },
-  env: ["RELAY_DATABASE_PASSWORD_FILE"],
-};
-
 /** Variables relay reads that are not in the flag table: libpq's password variable. */
 const OTHER_ENV = ["PGPASSWORD"];
 
@@ -81,8 +71,6 @@ function flagsOf(command: string): Set<string> {
   const specs = [...Object.values(FLAGS.global), ...Object.values(sections[command] ?? {})];
   return new Set([
     ...specs.flatMap(namesOf),
-    ...ADDED_BY_CLI_BRANCH.flags.global,
-    ...(ADDED_BY_CLI_BRANCH.flags[command] ?? []),
     "--help",
   ]);
 }
@@ -92,7 +80,6 @@ function knownEnv(): Set<string> {
   const sections = Object.values(FLAGS) as unknown as Section[];
   return new Set([
     ...sections.flatMap((section) => Object.values(section).flatMap((spec) => spec.env)),
-    ...ADDED_BY_CLI_BRANCH.env,
     ...OTHER_ENV,
   ]);
 }
