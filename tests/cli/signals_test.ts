@@ -71,6 +71,9 @@ async function listening(port: number): Promise<boolean> {
     return true;
   } catch (error) {
     if (error instanceof Deno.errors.ConnectionRefused) return false;
+    // A listener that is closing may reset the connection it just accepted:
+    // still there; the caller polls again.
+    if (error instanceof Deno.errors.ConnectionReset) return true;
     throw error;
   }
 }

@@ -89,7 +89,9 @@ Deno.test("every answer of the users' routes is one the OpenAPI document describ
   assert.equal((await server.stop()).code, 0);
 
   const expected = spec.responses().filter((key) =>
-    key.includes(` ${USER} `) && !NOT_EXERCISED.has(key)
+    key.includes(` ${USER} `) && !NOT_EXERCISED.has(key) &&
+    // A database server out of reach: openapi_postgres_test.ts.
+    !key.endsWith(" 503")
   );
   assert.deepEqual(expected.filter((key) => !api.seen.has(key)), [], "documented, never answered");
   for (const key of NOT_EXERCISED) assert.ok(spec.responses().includes(key), key);
