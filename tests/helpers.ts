@@ -61,7 +61,7 @@ export interface CliResult {
  * never leak into a test.
  */
 const KEPT_ENV =
-  /^(DENO_DIR|DENO_CERT|DENO_TLS_CA_STORE|DENO_NO_UPDATE_CHECK|HOME|XDG_CACHE_HOME|PATH|npm_config_\w+)$/i;
+  /^(DENO_DIR|DENO_CERT|DENO_TLS_CA_STORE|DENO_NO_UPDATE_CHECK|HOME|XDG_CACHE_HOME|PATH|SSL_CERT_FILE|SSL_CERT_DIR|npm_config_\w+)$/i;
 
 /**
  * The environment of a spawned `relay`: the parent's cache and registry
