@@ -2,7 +2,10 @@
  * The HTTP API as a client sees it, against the real `relay serve` command
  * run in-process on port 0 (the same `run()` as the binary, on a clock the
  * test controls): status codes, exact body bytes, headers, and the rows it
- * leaves behind.
+ * leaves behind. Every scenario runs once per storage engine, SQLite and
+ * PostgreSQL, and the engines' replies and rows are compared (see
+ * scenario_support.ts); the options (pools, strategies, signing, audit) are
+ * in api_options_test.ts.
  *
  * @module
  */
@@ -12,19 +15,12 @@ import type { MintedFile } from "../helpers.ts";
 import {
   assertEmpty,
   assertJson,
-  assertSigned,
   createdBody,
   errorBody,
   extendedBody,
   relayClock,
-  type Target,
 } from "./http_support.ts";
 import { scenario } from "./scenario_support.ts";
-
-/** The license key in a 201 body. */
-function leasedKey(body: string): string {
-  return JSON.parse(body).license_key;
-}
 
 scenario("GET /v1/health: 200, empty, Relay-Clock, unsigned", async (t, s) => {
   await using server = await s.serve([]);
