@@ -99,7 +99,9 @@ export interface Scenario {
 export interface ScenarioOptions {
   /**
    * Compare the engines' replies and rows (default true); false where the
-   * outcome is random by design (`--strategy rand`).
+   * outcome is random by design (`--strategy rand`) or where spawned
+   * processes answer on the real clock. The comparison runs at the end of
+   * the PostgreSQL run, when the SQLite run of the same process passed.
    */
   compare?: boolean;
 }
