@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { connectPostgres } from "../../lib/storage/postgres/connect.ts";
 import { type CliResult, mintFiles, runCli, spawnRelay, tempDir } from "../helpers.ts";
-import { testDatabase } from "../postgres.ts";
+import { type TestDatabase, testDatabase } from "../postgres.ts";
 import { startPostgresServer } from "../postgres_server.ts";
 import { fileArgs, lease, runRelay } from "./support.ts";
 
@@ -29,6 +29,27 @@ async function relayOn(
   const result = await runRelay(["--database", database, ...args], { ...options, now: NOW });
   const named = (text: string) => text.replaceAll(database, "<db>");
   return { code: result.code, stdout: named(result.stdout), stderr: named(result.stderr) };
+}
+
+/** Makes node-1 hold license `guid` on SQLite, as a server would, until ten minutes from {@link NOW}. */
+function leaseOnSqlite(path: string, guid: string): Promise<void> {
+  lease(path, guid, "node-1", {
+    heartbeatAt: NOW_SECONDS,
+    claimedAt: NOW_SECONDS,
+    expiresAt: NOW_SECONDS + 600,
+  });
+  return Promise.resolve();
+}
+
+/** {@link leaseOnSqlite} on PostgreSQL. */
+async function leaseOnPostgres(pg: TestDatabase, guid: string): Promise<void> {
+  const [node] = await pg.sql`
+    INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at)
+    VALUES ('node-1', ${NOW_SECONDS}, ${NOW_SECONDS + 600}) RETURNING id`;
+  const changed = await pg.sql`
+    UPDATE licenses SET node_id = ${node.id}, claims = 1, last_claimed_at = ${NOW_SECONDS}
+    WHERE guid = ${guid}`;
+  assert.equal(changed.count, 1);
 }
 
 Deno.test("every command prints the same on SQLite and on PostgreSQL", async () => {
@@ -78,23 +99,8 @@ Deno.test("every command prints the same on SQLite and on PostgreSQL", async () 
     return results;
   }
 
-  const onSqlite = await session(sqlite, () => {
-    lease(sqlite, a.id, "node-1", {
-      heartbeatAt: NOW_SECONDS,
-      claimedAt: NOW_SECONDS,
-      expiresAt: NOW_SECONDS + 600,
-    });
-    return Promise.resolve();
-  });
-  const onPostgres = await session(pg.url, async () => {
-    const [node] = await pg.sql`
-      INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at)
-      VALUES ('node-1', ${NOW_SECONDS}, ${NOW_SECONDS + 600}) RETURNING id`;
-    const changed = await pg.sql`
-      UPDATE licenses SET node_id = ${node.id}, claims = 1, last_claimed_at = ${NOW_SECONDS}
-      WHERE guid = ${a.id}`;
-    assert.equal(changed.count, 1);
-  });
+  const onSqlite = await session(sqlite, () => leaseOnSqlite(sqlite, a.id));
+  const onPostgres = await session(pg.url, () => leaseOnPostgres(pg, a.id));
   assert.equal(onPostgres.length, onSqlite.length);
   // The first refusal names what is missing in each engine's words.
   assert.equal(onPostgres[0].code, 1);
@@ -112,6 +118,75 @@ Deno.test("every command prints the same on SQLite and on PostgreSQL", async () 
   assert.equal(JSON.parse(onSqlite[10].stdout).leases.length, 1, "node-1's lease");
   assert.equal(JSON.parse(onSqlite[20].stdout).length, 2, "b and c are left");
   assert.equal(onSqlite[19].stdout, "p1\n");
+});
+
+// The reference's cmd_add, cmd_add_pooled, cmd_ls_pooled, cmd_del, cmd_del_pooled and cmd_stat
+// scenarios, with the refusals around them, that the sequence above leaves out.
+Deno.test("the reference add, ls, stat and del scenarios print the same on both engines", async () => {
+  await using dir = await tempDir();
+  await using pg = await testDatabase();
+  const sqlite = join(dir.path, "relay.sqlite");
+  const { publicKey, files } = await mintFiles(dir.path, 2);
+  const [prod, dev] = files;
+
+  async function session(database: string, leaseOn: () => Promise<void>): Promise<CliResult[]> {
+    const run = (args: string[]) => relayOn(database, args, { cwd: dir.path });
+    const results: CliResult[] = [];
+    const add = (file: typeof prod, pool: string) =>
+      run(["add", "--public-key", publicKey, ...fileArgs([file]), "--pool", pool]);
+    results.push(await add(prod, "prod"), await add(dev, "dev"), await add(prod, "prod"));
+    for (
+      const args of [
+        ["ls", "--plain"],
+        ["ls", "--pool", "prod", "--plain"],
+        ["ls", "--pool", "dev", "--plain"],
+        ["ls", "--pool", "nonexistent", "--plain"],
+        ["stat", "--license", prod.id, "--plain"],
+        ["stat", "--license", "no-such-license", "--plain"],
+        ["del", "--license", "no-such-license"],
+      ]
+    ) {
+      results.push(await run(args));
+    }
+    await leaseOn();
+    for (
+      const args of [
+        ["del", "--license", dev.id],
+        ["del", "--license", dev.id, "--force"],
+        ["del", "--license", prod.id],
+        ["ls", "--pool", "prod", "--plain"],
+        ["ls", "--plain"],
+        ["ls", "--json"],
+        ["stat", "--license", prod.id],
+        ["audit", "--json"],
+      ]
+    ) {
+      results.push(await run(args));
+    }
+    return results;
+  }
+
+  const onSqlite = await session(sqlite, () => leaseOnSqlite(sqlite, dev.id));
+  const onPostgres = await session(pg.url, () => leaseOnPostgres(pg, dev.id));
+  assert.deepEqual(onPostgres, onSqlite);
+  // What the reference expects, so that the comparison is not between two wrong answers.
+  assert.deepEqual(
+    onSqlite.map((result) => result.code),
+    [0, 0, 1, 0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 0, 1, 0],
+  );
+  const out = onSqlite.map((result) => result.stdout);
+  const err = onSqlite.map((result) => result.stderr);
+  assert.match(err[2], /^error: license with the provided key already exists/);
+  assert.ok(out[3].includes(prod.id) && out[3].includes(dev.id), "ls lists both");
+  assert.ok(out[4].includes(prod.id) && !out[4].includes(dev.id), "ls --pool prod");
+  assert.ok(out[5].includes(dev.id) && !out[5].includes(prod.id), "ls --pool dev");
+  assert.match(err[6], /^error: pool not found/);
+  assert.ok(out[7].includes(prod.id), "stat --plain");
+  assert.match(err[10], /leased/, "del refuses a leased license");
+  assert.match(out[11], /license deleted successfully/);
+  assert.match(out[12], /license deleted successfully/);
+  assert.match(out[13], /license pool is empty/);
+  assert.match(out[14], /license pool is empty/);
 });
 
 Deno.test("the database password: URL, then file, then PGPASSWORD, never printed", async (t) => {

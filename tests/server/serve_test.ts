@@ -1,6 +1,9 @@
 /**
  * `relay serve` as an operator runs it: flags and environment variables, the
- * start-up line, request logs, start-up errors and graceful shutdown.
+ * start-up line and start-up errors. These stay on SQLite: they are about
+ * options and the database file (its default path, a missing folder), not
+ * about leases; request logs (serve_logs_test.ts) and graceful shutdown
+ * (serve_shutdown_test.ts) run on both engines.
  *
  * Flags, environment variables and logs are tested on the command run
  * in-process (the same `run()` as the binary); the real process is spawned
@@ -11,7 +14,6 @@
  */
 
 import assert from "node:assert/strict";
-import { DatabaseSync } from "node:sqlite";
 import { addMinted, query, runInProcess, tempDir } from "../helpers.ts";
 import {
   assertEmpty,
@@ -20,28 +22,16 @@ import {
   claim,
   createdBody,
   dbPath,
-  errorBody,
   exists,
-  extendedBody,
   freePort,
-  logLines,
   relayClock,
   release,
   runRelay,
-  sleep,
   spawnRelay,
-  type Target,
 } from "./http_support.ts";
 import { serveInProcess } from "./in_process.ts";
 
 const LOCAL = ["--bind", "127.0.0.1", "--port", "0"];
-
-/** Asserts the database closed cleanly: no WAL left with content, integrity ok. */
-async function assertClosedCleanly(db: string): Promise<void> {
-  const wal = `${db}-wal`;
-  if (await exists(wal)) assert.equal((await Deno.stat(wal)).size, 0, "WAL is empty");
-  assert.deepEqual(query(db, "PRAGMA integrity_check"), [{ integrity_check: "ok" }]);
-}
 
 Deno.test("the start-up line", async (t) => {
   await using dir = await tempDir();
@@ -319,172 +309,4 @@ Deno.test("a port already in use: exit 1 with one error line", async () => {
   assert.match(result.stderr, /^error: [^\n]*already in use[^\n]*\n$/);
   assert.ok(result.stderr.includes(String(port)), "names the port");
   assert.ok(!result.stdout.includes("relay listening"));
-});
-
-Deno.test("request logs and secrets", async (t) => {
-  await using dir = await tempDir();
-  const [file] = await addMinted(dir.path, 1);
-  const [pooled] = await addMinted(dir.path, 1, { pool: "prod" });
-  const secret = "s3cret-Signing-Value";
-
-  /** Claim, heartbeat, release, a few errors: the requests every step makes. */
-  async function traffic(url: Target): Promise<void> {
-    assertEmpty(await call(url, "GET", "/v1/health"), 200);
-    assert.equal((await claim(url, "n1")).status, 201);
-    assert.equal((await claim(url, "n1")).status, 202);
-    assert.equal((await claim(url, "n2", "prod")).status, 201);
-    assert.equal((await claim(url, "n3")).status, 410);
-    assert.equal((await call(url, "POST", "/v1/nodes/n1")).status, 405);
-    assert.equal((await claim(url, "n4", "nope")).status, 400);
-    assertEmpty(await release(url, "n1"), 204);
-    assertEmpty(await release(url, "n2", "prod"), 204);
-    assert.equal((await release(url, "n1")).status, 404);
-  }
-  const expected = [
-    ["GET", "/v1/health", 200],
-    ["PUT", "/v1/nodes/n1", 201],
-    ["PUT", "/v1/nodes/n1", 202],
-    ["PUT", "/v1/nodes/n2", 201],
-    ["PUT", "/v1/nodes/n3", 410],
-    ["POST", "/v1/nodes/n1", 405],
-    ["PUT", "/v1/nodes/n4", 400],
-    ["DELETE", "/v1/nodes/n1", 204],
-    ["DELETE", "/v1/nodes/n2", 204],
-    ["DELETE", "/v1/nodes/n1", 404],
-  ];
-
-  const database = dbPath(dir.path);
-
-  await t.step("without -v: no request lines", async () => {
-    await using server = await serveInProcess([], { database });
-    await traffic(server);
-    const { code, stdout, stderr } = await server.stop();
-    assert.equal(code, 0);
-    assert.equal(stderr, "");
-    assert.deepEqual(logLines(stdout.trimEnd().split("\n"), "request"), []);
-    assert.equal(stdout.trimEnd().split("\n").length, 3, stdout);
-  });
-
-  for (const [global, args] of [[["-vvv"], []], [[], ["-vvv"]]]) {
-    await t.step(
-      `relay ${[...global, "serve", ...args].join(" ")}: one JSON line per request`,
-      async () => {
-        await using server = await serveInProcess(args, { database, global });
-        await traffic(server);
-        const { code, stdout, stderr } = await server.stop();
-        assert.equal(code, 0);
-        assert.equal(stderr, "");
-        const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
-        const requests = lines.filter((line) => line.msg === "request");
-        assert.deepEqual(
-          requests.map((line) => [line.method, line.path, line.status]),
-          expected,
-        );
-        for (const line of requests) {
-          assert.equal(line.level, "info");
-          assert.equal(typeof line.duration_ms, "number");
-          assert.ok(line.duration_ms >= 0 && line.duration_ms < 5000);
-        }
-        // Besides: start and stop (3 notices), and the 410 and 404 as warnings.
-        assert.deepEqual(
-          lines.filter((line) => line.msg !== "request").map((line) => line.level),
-          ["notice", "warn", "warn", "notice", "notice"],
-        );
-      },
-    );
-  }
-
-  for (
-    const [name, global, args, env] of [
-      ["-vvvv", ["-vvvv"], ["--signing-secret", secret], {}],
-      ["DEBUG=1 and RELAY_SIGNING_SECRET", [], [], {
-        DEBUG: "1",
-        RELAY_SIGNING_SECRET: secret,
-      }],
-    ] as const
-  ) {
-    await t.step(`${name}: no license key or secret in the output`, async () => {
-      await using server = await serveInProcess([...args], {
-        database,
-        global: [...global],
-        env,
-      });
-      assert.equal(server.startup.signing, true);
-      await traffic(server);
-      const { code, stdout, stderr } = await server.stop();
-      assert.equal(code, 0);
-      assert.equal(logLines(stdout.trimEnd().split("\n"), "request").length, expected.length);
-      for (const text of [stdout, stderr]) {
-        for (const needle of [secret, file.key, pooled.key]) {
-          assert.ok(!text.includes(needle), `${needle} not in output`);
-        }
-        assert.ok(!text.includes(file.certificate.split("\n")[1]), "no license file content");
-      }
-    });
-  }
-});
-
-Deno.test("graceful shutdown", async (t) => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const [file] = await addMinted(dir.path, 1);
-
-  await t.step("SIGTERM: a request in flight is answered, then exit 0", async () => {
-    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
-    // Hold the write lock so that the claim is stuck inside the server.
-    const blocker = new DatabaseSync(db);
-    let pending: ReturnType<typeof claim> | undefined;
-    try {
-      blocker.exec("BEGIN IMMEDIATE");
-      pending = claim(server.url, "n1");
-      await sleep(400);
-      const stopping = server.stop("SIGTERM");
-      await sleep(400);
-      assert.equal(
-        await Promise.race([stopping.then(() => "exited"), sleep(0).then(() => "running")]),
-        "running",
-        "the server waits for the request in flight",
-      );
-      blocker.exec("ROLLBACK");
-    } finally {
-      blocker.close();
-    }
-    const reply = await pending!;
-    assertJson(reply, 201, createdBody(file.certificate, file.key, relayClock(reply), 60));
-    const { status, stdout, stderr } = await server.stop();
-    assert.equal(status.code, 0);
-    assert.equal(stderr, "");
-    const messages = stdout.trimEnd().split("\n").map((line) => JSON.parse(line).msg);
-    assert.deepEqual(messages.slice(-2), [
-      "relay stopping: finishing requests in flight",
-      "relay stopped",
-    ]);
-    await assertClosedCleanly(db);
-    const nodes = query<{ id: number }>(db, "SELECT id FROM nodes WHERE fingerprint = 'n1'");
-    assert.deepEqual(query(db, "SELECT node_id FROM licenses"), [{ node_id: nodes[0].id }]);
-  });
-
-  await t.step("SIGINT: exit 0, leases survive a restart", async () => {
-    {
-      await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
-      const reply = await claim(server.url, "n1");
-      assertJson(reply, 202, extendedBody(relayClock(reply), 60));
-      // An idle keep-alive connection does not hold the shutdown up.
-      const started = Date.now();
-      const { status, stdout, stderr } = await server.stop("SIGINT");
-      assert.ok(Date.now() - started < 3000, "stopped promptly");
-      assert.equal(status.code, 0);
-      assert.equal(stderr, "");
-      assert.equal(JSON.parse(stdout.trimEnd().split("\n").at(-1)!).msg, "relay stopped");
-    }
-    await assertClosedCleanly(db);
-    await using server = await spawnRelay(["serve", ...LOCAL], { cwd: dir.path });
-    const reply = await claim(server.url, "n1");
-    assertJson(reply, 202, extendedBody(relayClock(reply), 60));
-    assertJson(await claim(server.url, "n2"), 410, errorBody("no licenses available"));
-    assertEmpty(await release(server.url, "n1"), 204);
-    const { status } = await server.stop("SIGTERM");
-    assert.equal(status.code, 0);
-    await assertClosedCleanly(db);
-  });
 });
