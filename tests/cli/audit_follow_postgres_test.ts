@@ -2,7 +2,7 @@
  * `relay audit --follow` on PostgreSQL as a real process: an event whose id
  * was taken before another's but committed after it (two replicas' claims
  * racing) is printed when it commits, once, after the newer one; nothing is
- * printed twice.
+ * printed twice, nor the events `--limit` left out at the start.
  *
  * @module
  */
@@ -96,6 +96,68 @@ Deno.test("relay audit --follow on PostgreSQL prints an event committed after a 
     await reading;
     assert.equal(await stderr, "");
     assert.equal(status.code, 0);
+  } finally {
+    try {
+      child.kill("SIGKILL");
+    } catch {
+      // It exited.
+    }
+    await child.status;
+  }
+});
+
+Deno.test("relay audit --follow on PostgreSQL never prints again the events --limit left out", async () => {
+  await using dir = await tempDir();
+  await using db = await testDatabase();
+  const { publicKey, files } = await mintFiles(dir.path, 3);
+  const added = await runRelay(
+    ["--database", db.url, "add", "--public-key", publicKey, ...fileArgs(files)],
+    { cwd: dir.path },
+  );
+  assert.equal(added.code, 0, added.stderr);
+  const ids = (await db.sql<{ id: number }[]>`SELECT id FROM audit_logs ORDER BY id`)
+    .map((row) => row.id);
+  assert.equal(ids.length, 3);
+  const [{ id: licenseId }] = await db.sql<{ id: number }[]>`SELECT min(id) AS id FROM licenses`;
+
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--quiet",
+      ...RELAY_PERMISSIONS,
+      MAIN,
+      "--database",
+      db.url,
+      "audit",
+      "--follow",
+      "--json",
+      "--limit",
+      "1",
+    ],
+    cwd: dir.path,
+    env: childEnv(),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  const stderr = new Response(child.stderr).text();
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
+  })();
+  const printed = () =>
+    stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line).id as number);
+  try {
+    await waitUntil(() => printed().length === 1, "the latest event");
+    const next = await db.sql.begin((tx) => leased(tx, licenseId));
+    await waitUntil(() => printed().includes(next), "the new event");
+    // The two older events, inside the window, stay left out.
+    assert.deepEqual(printed(), [ids[2], next]);
+    child.kill("SIGTERM");
+    assert.equal((await child.status).code, 0);
+    await reading;
+    assert.equal(await stderr, "");
   } finally {
     try {
       child.kill("SIGKILL");
