@@ -10,10 +10,11 @@
 import { Command } from "commander";
 import {
   type AuditFilter,
+  AuditFollower,
   type AuditRecord,
-  type AuditSelection,
   EVENT_NAMES,
   eventByName,
+  FOLLOW_WINDOW,
   lastAuditId,
   listAudit,
   resolveAuditFilter,
@@ -21,6 +22,7 @@ import {
 import type { EventType } from "../lib/audit.ts";
 import { parseDuration } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
+import { databaseEngine } from "../lib/storage/open.ts";
 import type { Store } from "../lib/storage/store.ts";
 import { type AuditFormat, auditWriter } from "./audit_format.ts";
 import type { CommandContext } from "./context.ts";
@@ -97,16 +99,27 @@ export function auditCommand(context: CommandContext): Command {
       using stop = follow ? watchStopSignals(io.shutdown) : null;
       const store = await context.openStore();
       try {
-        const { selection, records, lastId } = await store.read(async (tx) => {
+        // PostgreSQL's ids become visible at COMMIT, not in id order.
+        const window = databaseEngine(context.config().database) === "postgres"
+          ? FOLLOW_WINDOW
+          : null;
+        const { records, follower } = await store.read(async (tx) => {
           const selection = await resolveAuditFilter(tx, filter);
           const records = await listAudit(tx, { ...selection, take: "last", limit });
-          return { selection, records, lastId: await lastAuditId(tx) };
+          const follower = new AuditFollower({
+            selection,
+            afterId: await lastAuditId(tx),
+            batch: FOLLOW_BATCH,
+            window,
+            clock: () => performance.now(),
+          });
+          if (stop) await follower.start(tx);
+          return { records, follower };
         });
         io.stdout(writer.start(records));
         if (stop) {
           await followLog(store, {
-            selection,
-            afterId: lastId,
+            follower,
             stop: { received: stop.received, stopped: () => stop.stopped },
             write: (batch) => io.stdout(writer.more(batch)),
           });
@@ -118,30 +131,23 @@ export function auditCommand(context: CommandContext): Command {
 }
 
 /**
- * Prints the events of `selection` committed after `afterId`, looking every
- * {@link FOLLOW_POLL_MS}, until `stop` is received.
+ * Prints the events `follower` finds committed since the start, looking
+ * every {@link FOLLOW_POLL_MS}, until `stop` is received.
  */
 async function followLog(
   store: Store,
   options: {
-    selection: AuditSelection;
-    afterId: number;
+    follower: AuditFollower;
     stop: { received: Promise<void>; stopped: () => boolean };
     write: (records: AuditRecord[]) => void;
   },
 ): Promise<void> {
-  const { selection, stop, write } = options;
-  let afterId = options.afterId;
+  const { follower, stop, write } = options;
   while (!stop.stopped()) {
-    const batch = await store.read((tx) =>
-      listAudit(tx, { ...selection, afterId, take: "first", limit: FOLLOW_BATCH })
-    );
-    if (batch.length > 0) {
-      write(batch);
-      afterId = batch[batch.length - 1].id;
-    }
+    const { records, more } = await store.read((tx) => follower.next(tx));
+    if (records.length > 0) write(records);
     // A full batch: more may be waiting already.
-    if (batch.length === FOLLOW_BATCH) continue;
+    if (more) continue;
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
       stop.received,

@@ -8,8 +8,9 @@
 
 import { Command } from "commander";
 import { parseDuration } from "../lib/config.ts";
-import { ChecksFailedError, DatabaseError } from "../lib/errors.ts";
+import { ChecksFailedError } from "../lib/errors.ts";
 import { type Check, diagnose, needsAction } from "../lib/doctor.ts";
+import { diagnosePostgres, isPostgresInspection } from "../lib/doctor_postgres.ts";
 import { inspectDatabase } from "../lib/storage/open.ts";
 import type { CommandContext } from "./context.ts";
 import { isPostgresUrl } from "./database.ts";
@@ -39,17 +40,22 @@ export function doctorCommand(context: CommandContext): Command {
       const within = Math.floor(parseDuration(withinText) / 1000);
       const now = context.now();
       const { database } = context.config();
-      if (isPostgresUrl(database)) {
-        throw new DatabaseError(
-          `Cannot check the PostgreSQL database ${context.databaseName()} with relay doctor; use the server's own tools (amcheck, pg_stat_activity)`,
-        );
-      }
-      const inspection = await inspectDatabase(database, { now, expiringBy: now + within });
-      const checks = diagnose(inspection, { now, within, withinText });
+      const password = isPostgresUrl(database)
+        ? await context.databasePassword(database)
+        : undefined;
+      const inspection = await inspectDatabase(database, {
+        now,
+        expiringBy: now + within,
+        password,
+      });
+      const diagnosis = { now, within, withinText };
+      const checks = isPostgresInspection(inspection)
+        ? diagnosePostgres(inspection, diagnosis)
+        : diagnose(inspection, diagnosis);
       const healthy = !needsAction(checks);
       io.stdout(
         options.json
-          ? JSON.stringify({ database, healthy, checks }) + "\n"
+          ? JSON.stringify({ database: context.databaseName(), healthy, checks }) + "\n"
           : checks.map(renderCheck).join(""),
       );
       if (!healthy) throw new ChecksFailedError(summary(checks));

@@ -150,3 +150,141 @@ export async function listAudit(tx: Tx, query: AuditLogQuery): Promise<AuditReco
 export function lastAuditId(tx: Tx): Promise<number> {
   return tx.lastAuditId();
 }
+
+/**
+ * How far back {@link AuditFollower} looks again for events committed late:
+ * on an engine whose ids are taken at INSERT but seen at COMMIT (PostgreSQL
+ * with several writers), a row with a smaller id may appear after a greater
+ * one was read.
+ */
+export interface FollowWindow {
+  /** Rows whose id was taken up to this long (ms) before the newest read one's. */
+  ms: number;
+  /** At most this many ids below the newest read one. */
+  ids: number;
+}
+
+/** The window `relay audit --follow` uses on PostgreSQL: 30 s, at most 10 000 ids. */
+export const FOLLOW_WINDOW: FollowWindow = { ms: 30_000, ids: 10_000 };
+
+/** Options of {@link AuditFollower}. */
+export interface AuditFollowerOptions {
+  /** Which rows. */
+  selection: AuditSelection;
+  /** The newest id already read (`lastAuditId` of the first listing). */
+  afterId: number;
+  /** Most rows read at once, and returned by one {@link AuditFollower.next}. */
+  batch: number;
+  /** Null where ids become visible in order (SQLite): only rows after the newest are read. */
+  window: FollowWindow | null;
+  /** A monotonic clock in ms (`performance.now`). */
+  clock: () => number;
+}
+
+/**
+ * The rows committed since the last look, each returned once. Without a
+ * window, the rows after the newest id read. With one, the rows of the
+ * window below it are read again too, and those not returned yet (committed
+ * late) come with the new ones, in id order: a row is missed only if its
+ * transaction stayed open longer than the window.
+ */
+export class AuditFollower {
+  readonly #options: AuditFollowerOptions;
+  /** The newest id read. */
+  #lastId: number;
+  /** Ids in the window already returned (or there at the start). */
+  readonly #seen = new Set<number>();
+  /** `#lastId` over time, oldest first, for the window's time bound. */
+  #history: { at: number; lastId: number }[];
+
+  constructor(options: AuditFollowerOptions) {
+    this.#options = options;
+    this.#lastId = options.afterId;
+    this.#history = [{ at: options.clock(), lastId: options.afterId }];
+  }
+
+  /**
+   * Takes note of the rows of the window already there, in the snapshot of
+   * the first listing (`tx`), so that only rows committed later are
+   * returned. Nothing to do without a window.
+   */
+  async start(tx: Tx): Promise<void> {
+    if (this.#options.window === null) return;
+    for await (const row of this.#rowsAfter(tx, this.#floor())) {
+      if (row.id > this.#lastId) break;
+      this.#seen.add(row.id);
+    }
+  }
+
+  /**
+   * The rows not returned yet, in id order, up to `batch` of them; `more`:
+   * more may be waiting already.
+   */
+  async next(tx: Tx): Promise<{ records: AuditRecord[]; more: boolean }> {
+    const { selection, batch, window } = this.#options;
+    if (window === null) {
+      const records = await listAudit(tx, {
+        ...selection,
+        afterId: this.#lastId,
+        take: "first",
+        limit: batch,
+      });
+      if (records.length > 0) this.#lastId = records[records.length - 1].id;
+      return { records, more: records.length === batch };
+    }
+    const records: AuditRecord[] = [];
+    let more = false;
+    for await (const row of this.#rowsAfter(tx, this.#floor())) {
+      if (this.#seen.has(row.id)) continue;
+      if (records.length === batch) {
+        more = true;
+        break;
+      }
+      records.push(row);
+      this.#seen.add(row.id);
+      this.#lastId = Math.max(this.#lastId, row.id);
+    }
+    this.#remember();
+    return { records, more };
+  }
+
+  /**
+   * The lowest id read again: the newest id read `window.ms` ago (an id
+   * below it was taken before that), and no more than `window.ids` below
+   * the newest.
+   */
+  #floor(): number {
+    const window = this.#options.window!;
+    const then = this.#options.clock() - window.ms;
+    const old = this.#history.findLast((sample) => sample.at <= then)?.lastId ?? -Infinity;
+    return Math.max(old, this.#lastId - window.ids, 0);
+  }
+
+  /** Records the newest id read now; forgets what the window no longer covers. */
+  #remember(): void {
+    const now = this.#options.clock();
+    this.#history.push({ at: now, lastId: this.#lastId });
+    const then = now - this.#options.window!.ms;
+    // Keep the newest sample at or before `then`, and all after it.
+    const first = this.#history.findLastIndex((sample) => sample.at <= then);
+    if (first > 0) this.#history = this.#history.slice(first);
+    const floor = this.#floor();
+    for (const id of this.#seen) if (id <= floor) this.#seen.delete(id);
+  }
+
+  /** The rows of the selection after `afterId`, in id order, read `batch` at a time. */
+  async *#rowsAfter(tx: Tx, afterId: number): AsyncGenerator<AuditRecord> {
+    const { selection, batch } = this.#options;
+    for (let cursor = afterId;;) {
+      const rows = await listAudit(tx, {
+        ...selection,
+        afterId: cursor,
+        take: "first",
+        limit: batch,
+      });
+      yield* rows;
+      if (rows.length < batch) return;
+      cursor = rows[rows.length - 1].id;
+    }
+  }
+}

@@ -78,7 +78,20 @@ export function needsAction(checks: readonly Check[]): boolean {
   return checks.some((check) => check.status !== "ok");
 }
 
-const RESTORE = "stop relay serve and restore the latest good backup (see relay backup)";
+/** What to do about damage, and before a migration, on an engine. */
+export interface Advice {
+  /** The hint for damage: how to restore. */
+  restore: string;
+  /** What to make before the schema is migrated (`a relay backup`). */
+  backup: string;
+}
+
+/** {@link Advice} for a SQLite file. */
+const SQLITE_ADVICE: Advice = {
+  restore: "stop relay serve and restore the latest good backup (see relay backup)",
+  backup: "a relay backup",
+};
+const RESTORE = SQLITE_ADVICE.restore;
 
 function integrityCheck(inspection: Inspection): Check {
   const name = "integrity";
@@ -103,7 +116,8 @@ function integrityCheck(inspection: Inspection): Check {
   };
 }
 
-function foreignKeyCheck(inspection: Inspection): Check {
+/** `foreign keys`: rows that point to rows that do not exist. */
+export function foreignKeyCheck(inspection: Inspection, advice: Advice = SQLITE_ADVICE): Check {
   const name = "foreign keys";
   if (inspection.unreadable !== null) return notRead(name, "the database cannot be read");
   if (inspection.foreignKeyError !== null) {
@@ -111,7 +125,7 @@ function foreignKeyCheck(inspection: Inspection): Check {
       name,
       status: "fail",
       message: `foreign_key_check failed: ${inspection.foreignKeyError}`,
-      hint: RESTORE,
+      hint: advice.restore,
     };
   }
   const violations = inspection.foreignKeyViolations;
@@ -126,7 +140,7 @@ function foreignKeyCheck(inspection: Inspection): Check {
     message: `${count(violations.length, "row")} ${
       violations.length === 1 ? "points" : "point"
     } to rows that do not exist (${named}${violations.length > NAMED ? ", …" : ""})`,
-    hint: RESTORE,
+    hint: advice.restore,
   };
 }
 
@@ -167,7 +181,8 @@ function ownerCheck(files: readonly DatabaseFile[]): Check {
   };
 }
 
-function schemaCheck(inspection: Inspection): Check {
+/** `schema`: this Relay's latest, older (pending migrations), newer or not Relay's. */
+export function schemaCheck(inspection: Inspection, advice: Advice = SQLITE_ADVICE): Check {
   const name = "schema";
   const schema = inspection.schema;
   if (schema === null) return notRead(name, "the database cannot be read");
@@ -188,7 +203,7 @@ function schemaCheck(inspection: Inspection): Check {
           : `version ${schema.version} of ${schema.latest}: ${
             count(schema.latest - schema.version, "migration")
           } pending`,
-        hint: "the next relay serve or relay add applies them (make a relay backup first)",
+        hint: `the next relay serve or relay add applies them (make ${advice.backup} first)`,
       };
     case "reference":
       return {
@@ -223,7 +238,8 @@ function writeCheck(inspection: Inspection, database: string): Check {
   };
 }
 
-function clockCheck(contents: DatabaseContents, now: number): Check {
+/** `clock`: whether this machine's clock is behind a stored record (it went backwards). */
+export function clockCheck(contents: DatabaseContents, now: number): Check {
   const name = "clock";
   const records = [
     { what: "the newest audit record", at: contents.newestAudit },
@@ -248,7 +264,8 @@ function clockCheck(contents: DatabaseContents, now: number): Check {
   };
 }
 
-function expiryCheck(contents: DatabaseContents, options: DiagnoseOptions): Check {
+/** `licenses`: licenses expired or expiring within the window. */
+export function expiryCheck(contents: DatabaseContents, options: DiagnoseOptions): Check {
   const name = "licenses";
   const { now, within, withinText } = options;
   const expired: string[] = [];
@@ -286,7 +303,8 @@ function expiryCheck(contents: DatabaseContents, options: DiagnoseOptions): Chec
   };
 }
 
-function leaseCheck(contents: DatabaseContents, now: number): Check {
+/** `leases`: leases long past their expiry and still held (no reaper runs). */
+export function leaseCheck(contents: DatabaseContents, now: number): Check {
   const name = "leases";
   const overdue = contents.overdueLeases.filter((lease) =>
     lease.leaseExpiresAt <= now - OVERDUE_LEASE_GRACE_SECONDS
@@ -306,24 +324,25 @@ function leaseCheck(contents: DatabaseContents, now: number): Check {
   };
 }
 
-function notRead(name: string, why: string): Check {
+/** A check that could not run, as a `warn` saying why. */
+export function notRead(name: string, why: string): Check {
   return { name, status: "warn", message: `not checked: ${why}`, hint: null };
 }
 
 /** Why the data checks could not run. */
-function notReadWhy(inspection: Inspection): string {
+export function notReadWhy(inspection: Inspection): string {
   if (inspection.unreadable !== null) return "the database cannot be read";
   if (inspection.contentsError !== null) return `reading it failed: ${inspection.contentsError}`;
   return "the schema is not this Relay's latest";
 }
 
 /** `3 licenses`, `1 license`. */
-function count(n: number, noun: string): string {
+export function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 /** The first few of `items`, then `…`. */
-function named(items: readonly string[]): string {
+export function named(items: readonly string[]): string {
   return items.slice(0, NAMED).join(", ") + (items.length > NAMED ? ", …" : "");
 }
 
@@ -333,6 +352,6 @@ function octal(mode: number | null): string {
 }
 
 /** Unix seconds as RFC 3339 UTC, whole seconds. */
-function rfc3339(seconds: number): string {
+export function rfc3339(seconds: number): string {
   return new Date(seconds * 1000).toISOString().replace(".000Z", "Z");
 }

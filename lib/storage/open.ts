@@ -12,6 +12,7 @@ import { backupSqlite } from "./sqlite/backup.ts";
 import { type InspectOptions, inspectSqlite } from "./sqlite/inspect.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
 import { isPostgresUrl } from "./postgres/connect.ts";
+import { inspectPostgres, type PostgresInspection } from "./postgres/inspect.ts";
 import { openPostgresStore } from "./postgres/pg_store.ts";
 
 /**
@@ -83,20 +84,20 @@ export function backupDatabase(
 
 /**
  * Reads what `relay doctor` judges of the database at `location`, without
- * changing it: no file is created, no migration applied, no row written (a
- * write lock is taken and released to see whether writes would succeed).
+ * changing it: no file or table is created, no migration applied, no row
+ * committed. SQLite takes its write lock and releases it at once to see
+ * whether writes would succeed; PostgreSQL writes the health probe's row in
+ * a transaction it rolls back, and adds its server's state.
  *
- * @throws {DatabaseError} the database does not exist or cannot be opened at
- *   all, or its engine is checked with its own tools (PostgreSQL).
+ * @throws {DatabaseError} the database does not exist, is empty
+ *   (PostgreSQL), or cannot be opened at all.
+ * @throws {DatabaseUnavailableError} the PostgreSQL server cannot be reached.
  */
-export function inspectDatabase(location: string, options: InspectOptions): Promise<Inspection> {
-  if (databaseEngine(location) === "postgres") {
-    return Promise.reject(
-      new DatabaseError(
-        "Cannot check a PostgreSQL database with relay doctor; use the server's own tools (amcheck, pg_stat_activity)",
-      ),
-    );
-  }
+export function inspectDatabase(
+  location: string,
+  options: InspectOptions & { password?: string },
+): Promise<Inspection | PostgresInspection> {
+  if (databaseEngine(location) === "postgres") return inspectPostgres(location, options);
   try {
     return Promise.resolve(inspectSqlite(location, options));
   } catch (error) {
