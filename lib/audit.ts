@@ -42,6 +42,21 @@ export const EventType = {
 /** One of the {@link EventType} ids. */
 export type EventType = typeof EventType[keyof typeof EventType];
 
+/** Events that grant a seat (+1 in the status page's history). */
+export const SEAT_GAINED_EVENTS: readonly EventType[] = [EventType.licenseLeased];
+
+/** Events that end a seat (−1 in the status page's history). */
+export const SEAT_LOST_EVENTS: readonly EventType[] = [
+  EventType.licenseReleased,
+  EventType.licenseLeaseExpired,
+  EventType.licenseOperatorReleased,
+];
+
+/** `(1,2,3)` from event ids, integers of our own: safe to inline in SQL. */
+export function eventIdList(ids: readonly EventType[]): string {
+  return `(${ids.map((id) => Math.trunc(id)).join(",")})`;
+}
+
 /** Ids of the rows in `entity_types`. */
 export const EntityType = {
   unknown: 0,

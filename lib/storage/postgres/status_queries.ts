@@ -8,25 +8,12 @@
  * @module
  */
 
-import { EventType } from "../../audit.ts";
+import { eventIdList, SEAT_GAINED_EVENTS, SEAT_LOST_EVENTS } from "../../audit.ts";
 import type { SeatChange } from "../store.ts";
 import type { TxSql } from "./connect.ts";
 
 /** Statements are prepared once per connection, by their text. */
 const PREPARED = { prepare: true } as const;
-
-/** Events that grant a seat (+1) or end one (−1). */
-const SEAT_GAINED = [EventType.licenseLeased];
-const SEAT_LOST = [
-  EventType.licenseReleased,
-  EventType.licenseLeaseExpired,
-  EventType.licenseOperatorReleased,
-];
-
-/** `(1,2,3)` from event ids, which are integers of our own: safe to inline. */
-function idList(ids: readonly number[]): string {
-  return `(${ids.map((id) => Math.trunc(id)).join(",")})`;
-}
 
 /** The greatest audit row id, 0 when the log is empty. */
 export async function lastAuditId(sql: TxSql): Promise<number> {
@@ -51,10 +38,14 @@ export async function seatChanges(
   return [
     ...await sql.unsafe<SeatChange[]>(
       `SELECT (created_at / $2::bigint) * $2::bigint AS "at",
-         sum(CASE WHEN event_type_id IN ${idList(SEAT_GAINED)} THEN 1 ELSE -1 END)::bigint
+         sum(CASE WHEN event_type_id IN ${
+        eventIdList(SEAT_GAINED_EVENTS)
+      } THEN 1 ELSE -1 END)::bigint
            AS "delta"
        FROM audit_logs
-       WHERE created_at >= $1 AND event_type_id IN ${idList([...SEAT_GAINED, ...SEAT_LOST])}
+       WHERE created_at >= $1 AND event_type_id IN ${
+        eventIdList([...SEAT_GAINED_EVENTS, ...SEAT_LOST_EVENTS])
+      }
        GROUP BY 1 ORDER BY 1`,
       [since, Math.max(1, Math.trunc(bucketSeconds))],
       PREPARED,

@@ -11,22 +11,9 @@
 // node:sqlite is synchronous: the methods are async only to fit the engine-neutral Tx.
 // deno-lint-ignore-file require-await
 
-import { EventType } from "../../audit.ts";
+import { eventIdList, SEAT_GAINED_EVENTS, SEAT_LOST_EVENTS } from "../../audit.ts";
 import type { SeatChange, StatusReads } from "../store.ts";
 import { FreeLicenseStatements } from "./free_licenses.ts";
-
-/** Events that grant a seat (+1) or end one (−1). */
-const SEAT_GAINED = [EventType.licenseLeased];
-const SEAT_LOST = [
-  EventType.licenseReleased,
-  EventType.licenseLeaseExpired,
-  EventType.licenseOperatorReleased,
-];
-
-/** `(1,2,3)` from event ids, which are integers of our own: safe to inline. */
-function idList(ids: readonly number[]): string {
-  return `(${ids.map((id) => Math.trunc(id)).join(",")})`;
-}
 
 /** The status statements of `SqliteTx`. */
 export class StatusStatements extends FreeLicenseStatements implements StatusReads {
@@ -43,9 +30,13 @@ export class StatusStatements extends FreeLicenseStatements implements StatusRea
   ): Promise<SeatChange[]> {
     return this.sql.all<SeatChange>(
       `SELECT (created_at / CAST(?2 AS INTEGER)) * CAST(?2 AS INTEGER) AS at,
-         sum(CASE WHEN event_type_id IN ${idList(SEAT_GAINED)} THEN 1 ELSE -1 END) AS delta
+         sum(CASE WHEN event_type_id IN ${
+        eventIdList(SEAT_GAINED_EVENTS)
+      } THEN 1 ELSE -1 END) AS delta
        FROM audit_logs
-       WHERE created_at >= ?1 AND event_type_id IN ${idList([...SEAT_GAINED, ...SEAT_LOST])}
+       WHERE created_at >= ?1 AND event_type_id IN ${
+        eventIdList([...SEAT_GAINED_EVENTS, ...SEAT_LOST_EVENTS])
+      }
        GROUP BY 1 ORDER BY 1`,
       since,
       Math.max(1, Math.trunc(bucketSeconds)),
