@@ -229,8 +229,11 @@ export class AuditFollower {
         take: "first",
         limit: batch,
       });
+      const more = records.length === batch;
       if (records.length > 0) this.#lastId = records[records.length - 1].id;
-      return { records, more: records.length === batch };
+      // Past the rows the selection skips too, so that the next look starts at the newest.
+      if (!more) this.#lastId = Math.max(this.#lastId, await tx.lastAuditId());
+      return { records, more };
     }
     const records: AuditRecord[] = [];
     let more = false;
@@ -244,6 +247,8 @@ export class AuditFollower {
       this.#seen.add(row.id);
       this.#lastId = Math.max(this.#lastId, row.id);
     }
+    // Past the rows the selection skips too: the window still looks below.
+    if (!more) this.#lastId = Math.max(this.#lastId, await tx.lastAuditId());
     this.#remember();
     return { records, more };
   }

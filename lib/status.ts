@@ -9,8 +9,8 @@
  * @module
  */
 
-import { EventType } from "./audit.ts";
-import { type AuditRecord, lastAuditId as lastAuditIdIn, listAudit } from "./audit_log.ts";
+import { type EventType, SEAT_GAINED_EVENTS, SEAT_LOST_EVENTS } from "./audit.ts";
+import { type AuditRecord, listAudit } from "./audit_log.ts";
 import type { LeaseDetail, Store, Tx } from "./storage/store.ts";
 
 export type { AuditRecord } from "./audit_log.ts";
@@ -78,39 +78,8 @@ export function auditRecords(store: Store, filter: RecentAuditFilter): Promise<A
   return store.read(async (tx) => (await listAudit(tx, { ...filter, take: "last" })).reverse());
 }
 
-/**
- * The audit records after `afterId` that match `events`, oldest first, up to
- * `limit`, and the id up to which the log has been looked at: the newest
- * record's, or with `limit` records, the last one's. Pass that id as
- * `afterId` next time to see only what is new.
- */
-export function newAuditRecords(
-  store: Store,
-  filter: { afterId: number; events: readonly EventType[]; limit: number },
-): Promise<{ records: AuditRecord[]; lastId: number }> {
-  return store.read(async (tx) => {
-    const lastId = await lastAuditIdIn(tx);
-    const records = await listAudit(tx, { ...filter, take: "first" });
-    const full = records.length === filter.limit;
-    return {
-      records,
-      lastId: full ? records[records.length - 1].id : Math.max(lastId, filter.afterId),
-    };
-  });
-}
-
-/** The id of the newest audit record; 0 when there is none. */
-export function lastAuditId(store: Store): Promise<number> {
-  return store.read(lastAuditIdIn);
-}
-
 /** The events that change how many seats are leased (see {@link seatHistory}). */
-export const SEAT_EVENTS: readonly EventType[] = [
-  EventType.licenseLeased,
-  EventType.licenseReleased,
-  EventType.licenseLeaseExpired,
-  EventType.licenseOperatorReleased,
-];
+export const SEAT_EVENTS: readonly EventType[] = [...SEAT_GAINED_EVENTS, ...SEAT_LOST_EVENTS];
 
 /** Leased seats from one moment on (a step chart's point). */
 export interface SeatPoint {

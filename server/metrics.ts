@@ -25,7 +25,8 @@
 
 import { EventType } from "../lib/audit.ts";
 import type { ClaimResult } from "../lib/leases.ts";
-import { lastAuditId, newAuditRecords, poolSeats } from "../lib/status.ts";
+import { AuditFollower, type FollowWindow, lastAuditId } from "../lib/audit_log.ts";
+import { poolSeats } from "../lib/status.ts";
 import type { Store } from "../lib/storage/store.ts";
 import type { Clock } from "../lib/time.ts";
 import { countingExpiries, type ExpiredLeases } from "./expiry_counting_store.ts";
@@ -65,6 +66,12 @@ export interface MetricsOptions {
   version: string;
   /** The clock, in unix seconds. */
   now: Clock;
+  /**
+   * How far back to look again for audit records committed late (PostgreSQL,
+   * several writers: `lib/audit_log.ts`); null or absent where ids are seen
+   * in order (SQLite).
+   */
+  auditWindow?: FollowWindow | null;
 }
 
 /** The metrics of one server process. */
@@ -80,14 +87,14 @@ export class RelayMetrics {
   readonly #reaps: Histogram;
   /** Expired leases by pool id, named at the next scrape. */
   #expired: ExpiredLeases = [];
-  /** The newest audit record already counted (or older than this process). */
-  #auditSeen: number;
+  /** Finds the operator releases written since the last scrape. */
+  readonly #operatorReleases: AuditFollower;
 
   /** Use {@link RelayMetrics.create}. */
-  private constructor(options: MetricsOptions, auditSeen: number) {
+  private constructor(options: MetricsOptions, operatorReleases: AuditFollower) {
     this.#store = options.store;
     this.#now = options.now;
-    this.#auditSeen = auditSeen;
+    this.#operatorReleases = operatorReleases;
     const registry = this.#registry;
     registry.register(new Gauge("relay_build_info", "Relay's version; always 1.", ["version"]))
       .set([{ labels: { version: options.version }, value: 1 }]);
@@ -129,7 +136,18 @@ export class RelayMetrics {
    * @throws {DatabaseError} the database failed.
    */
   static async create(options: MetricsOptions): Promise<RelayMetrics> {
-    return new RelayMetrics(options, await lastAuditId(options.store));
+    const follower = await options.store.read(async (tx) => {
+      const follower = new AuditFollower({
+        selection: { events: [EventType.licenseOperatorReleased] },
+        afterId: await lastAuditId(tx),
+        batch: AUDIT_PAGE,
+        window: options.auditWindow ?? null,
+        clock: () => performance.now(),
+      });
+      await follower.start(tx);
+      return follower;
+    });
+    return new RelayMetrics(options, follower);
   }
 
   /** `store`, counting the leases its transactions expire (give it to claims and the reaper). */
@@ -206,18 +224,12 @@ export class RelayMetrics {
 
   /** Adds the `license.operator_released` records written since the last look. */
   async #countOperatorReleases(): Promise<void> {
-    for (;;) {
-      const { records, lastId } = await newAuditRecords(this.#store, {
-        afterId: this.#auditSeen,
-        events: [EventType.licenseOperatorReleased],
-        limit: AUDIT_PAGE,
-      });
-      for (const record of records) {
+    for (let more = true; more;) {
+      const batch = await this.#store.read((tx) => this.#operatorReleases.next(tx));
+      for (const record of batch.records) {
         this.#releases.inc({ pool: poolLabel(record.poolName), reason: "operator" });
       }
-      // Past the other records too: the next scrape reads only what is new.
-      this.#auditSeen = lastId;
-      if (records.length < AUDIT_PAGE) return;
+      more = batch.more;
     }
   }
 }
