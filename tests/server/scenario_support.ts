@@ -59,8 +59,8 @@ export interface ScenarioDatabase {
   rows<T = Record<string, unknown>>(sql: string, ...params: Param[]): Promise<T[]>;
   /**
    * Adds `count` licenses with the real `relay add`: the same files on every
-   * engine, minted with `mint`, added with `--seats` and at `at` (default:
-   * the real time) if given.
+   * engine, minted with `mint`, added with `--seats` if given, at `at`
+   * (default: the second every scenario's clock starts at).
    */
   add(count: number, options?: AddOptions): Promise<MintedFile[]>;
   /**
@@ -261,7 +261,8 @@ function scenarioDatabase(
       if (options.pool) args.push("--pool", options.pool);
       if (options.seats !== undefined) args.push("--seats", String(options.seats));
       args.push("--database", db.database);
-      const now = options.at ?? new Date();
+      // The scenario's start by default: `added_at` is then the same on every engine.
+      const now = options.at ?? new Date(Math.floor(START.getTime() / 1000) * 1000);
       const result = await runInProcess(args, { now, env: { NO_COLOR: "1" } });
       if (result.code !== 0) throw new Error(`relay add failed: ${result.stderr}`);
       return files;
