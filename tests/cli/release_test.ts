@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { startServer, tempDir } from "../helpers.ts";
 import { assertJson, createdBody, errorBody } from "../server/http_support.ts";
-import { type Backend } from "../reliability/backends.ts";
+import type { Backend } from "../reliability/backends.ts";
 import { scenario, type ScenarioDatabase } from "../server/scenario_support.ts";
 import { dbPath, exists, runRelay } from "./support.ts";
 

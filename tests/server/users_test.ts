@@ -305,7 +305,6 @@ scenario(
 scenario(
   "users wait for a seat, need a token, and are counted in the metrics by route and release",
   async (_t, s) => {
-    const user = users(s.call);
     const db = s.db;
     await db.add(1, { pool: "prod" });
     await Deno.writeTextFile(`${db.dir}/tokens`, "t0ken-for-users\n");
