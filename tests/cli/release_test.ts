@@ -2,193 +2,200 @@
  * `relay release` on the database of a real server: the lease ends at once,
  * the node's next heartbeat is a new claim (`201`, or `410` when nothing is
  * free, never a `202`), the audit log records it, the README's audit
- * queries still read it, and every mistake is a clear error.
+ * queries still read it, and every mistake is a clear error. The scenarios
+ * run on SQLite and on PostgreSQL, and the engines' replies, output and rows
+ * are compared (see ../server/scenario_support.ts).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { addMinted, auditTrail, query, startServer, tempDir } from "../helpers.ts";
-import { assertJson, claim, createdBody, errorBody } from "../server/http_support.ts";
-import { FakeClock, serveInProcess } from "../server/in_process.ts";
-import { dbPath, exists, rowId, runRelay } from "./support.ts";
+import { startServer, tempDir } from "../helpers.ts";
+import { assertJson, createdBody, errorBody } from "../server/http_support.ts";
+import type { Backend } from "../reliability/backends.ts";
+import { scenario, type ScenarioDatabase } from "../server/scenario_support.ts";
+import { dbPath, exists, runRelay } from "./support.ts";
 
 const README = fileURLToPath(new URL("../../README.md", import.meta.url));
 
-/** The SQL statements of the README's "Audit log" section. */
-async function documentedAuditQueries(): Promise<string[]> {
+/** The SQL statements of the first ```sql block after `heading` in the README. */
+async function readmeQueries(heading: string): Promise<string[]> {
   const readme = await Deno.readTextFile(README);
-  const section = readme.slice(readme.indexOf("\n## Audit log\n"));
+  const section = readme.slice(readme.indexOf(`\n${heading}\n`));
   const block = /```sql\n([\s\S]*?)```/.exec(section)![1];
   return block.split(";").map((sql) => sql.replace(/^\s*--.*$/gm, "").trim()).filter(Boolean);
 }
 
-function nodeRow(db: string, fingerprint: string) {
-  return query<{ id: number; deactivated_at: number | null }>(
-    db,
-    "SELECT id, deactivated_at FROM nodes WHERE fingerprint = ?",
-    fingerprint,
-  )[0];
+/**
+ * The README's audit queries for `backend`: the "Audit log" section's three
+ * (the third, with SQLite's `datetime()`, is for SQLite); on PostgreSQL its
+ * first two and the history query of "Audit log in psql".
+ */
+async function documentedAuditQueries(backend: Backend): Promise<string[]> {
+  const queries = await readmeQueries("## Audit log");
+  if (backend === "sqlite") return queries;
+  return [...queries.slice(0, 2), ...await readmeQueries("### Audit log in psql")];
 }
 
-function licenseRow(db: string, guid: string) {
-  return query<{ node_id: number | null; last_released_at: number | null }>(
-    db,
+async function nodeRow(db: ScenarioDatabase, fingerprint: string) {
+  const { id, deactivated_at } = await db.node(fingerprint);
+  return { id, deactivated_at };
+}
+
+async function licenseRow(db: ScenarioDatabase, guid: string) {
+  return (await db.rows<{ node_id: number | null; last_released_at: number | null }>(
     "SELECT node_id, last_released_at FROM licenses WHERE guid = ?",
     guid,
-  )[0];
+  ))[0];
 }
 
-Deno.test("relay release ends a lease of a running server; the node's next heartbeat is a new claim", async (t) => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const [license] = await addMinted(dir.path, 1, { pool: "prod" });
-  const clock = new FakeClock();
-  await using server = await serveInProcess(["--ttl", "60s", "--cull-interval", "1h"], {
-    database: db,
-    clock,
-  });
-  const relay = (args: string[], env?: Record<string, string>) =>
-    runRelay(args, { cwd: dir.path, now: clock.now(), env });
-  const poolId = query<{ id: number }>(db, "SELECT id FROM pools WHERE name = 'prod'")[0].id;
-  const licenseId = rowId(db, license.id);
+scenario(
+  "relay release ends a lease of a running server; the node's next heartbeat is a new claim",
+  async (t, s) => {
+    const db = s.db;
+    const [license] = await db.add(1, { pool: "prod" });
+    const clock = s.clock;
+    const server = await s.serve(["--ttl", "60s", "--cull-interval", "1h"]);
+    const relay = (args: string[], env?: Record<string, string>) =>
+      s.relay(args, { now: clock.now(), env });
+    const poolId = await db.poolId("prod");
+    const licenseId = (await db.license(license.key)).id;
 
-  assert.equal((await claim(server, "node-a", "prod")).status, 201);
-  clock.advance(10);
+    assert.equal((await s.claim(server, "node-a", "prod")).status, 201);
+    clock.advance(10);
 
-  await t.step("--node ends the lease and deactivates the node, audited", async () => {
-    const before = auditTrail(db).length;
-    const result = await relay(["release", "--node", "node-a"]);
-    assert.equal(result.stderr, "");
-    assert.equal(result.code, 0);
-    assert.equal(
-      result.stdout,
-      `lease released: license ${license.id} in pool prod, node node-a\n`,
-    );
-    assert.deepEqual(licenseRow(db, license.id), {
-      node_id: null,
-      last_released_at: clock.unix(),
-    });
-    const node = nodeRow(db, "node-a");
-    assert.equal(node.deactivated_at, clock.unix());
-    assert.deepEqual(auditTrail(db).slice(before), [
-      ["license.operator_released", "license", licenseId, poolId],
-      ["node.deactivated", "node", node.id, poolId],
-    ]);
-  });
-
-  await t.step("the node's next heartbeat gets a new lease: 201, not 202", async () => {
-    clock.advance(5);
-    const reply = await claim(server, "node-a", "prod");
-    assertJson(reply, 201, createdBody(license.certificate, license.key, clock.unix(), 60));
-    assert.equal(nodeRow(db, "node-a").deactivated_at, null);
-  });
-
-  await t.step(
-    "--license ends it too; the license goes to another node, node-a gets 410",
-    async () => {
-      const released = await relay(["release", "--license", license.id, "--pool", "prod"]);
-      assert.equal(released.code, 0, released.stderr);
+    await t.step("--node ends the lease and deactivates the node, audited", async () => {
+      const before = (await db.auditTrail()).length;
+      const result = await relay(["release", "--node", "node-a"]);
+      assert.equal(result.stderr, "");
+      assert.equal(result.code, 0);
       assert.equal(
-        released.stdout,
+        result.stdout,
         `lease released: license ${license.id} in pool prod, node node-a\n`,
       );
-      assert.equal((await claim(server, "node-b", "prod")).status, 201);
-      assertJson(await claim(server, "node-a", "prod"), 410, errorBody("no licenses available"));
-      const leases = await relay(["leases", "--json"]);
-      assert.deepEqual(
-        JSON.parse(leases.stdout).leases.map((lease: { node: string }) => lease.node),
-        ["node-b"],
-      );
-    },
-  );
-
-  await t.step("the README's audit queries still run and name the new event", async () => {
-    const queries = await documentedAuditQueries();
-    assert.equal(queries.length, 3, queries.join("\n---\n"));
-    for (const sql of queries) assert.ok(query(db, sql).length > 0, sql);
-    const history = query<{ event_type: string; entity_type: string; pool_name: string | null }>(
-      db,
-      queries[2],
-    );
-    assert.equal(
-      history.filter((row) => row.event_type === "license.operator_released").length,
-      2,
-    );
-    assert.ok(
-      history.every((row) =>
-        row.event_type !== "license.operator_released" ||
-        (row.entity_type === "license" && row.pool_name === "prod")
-      ),
-    );
-  });
-
-  assert.equal((await server.stop()).code, 0);
-});
-
-Deno.test("relay release while a spawned relay serve takes heartbeats on the same file", async () => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  await addMinted(dir.path, 6);
-  await using server = await startServer([], { cwd: dir.path });
-  const put = async (node: string) => {
-    const response = await fetch(`${server.url}/v1/nodes/${node}`, { method: "PUT" });
-    await response.body?.cancel();
-    return response.status;
-  };
-  const nodes = ["n0", "n1", "n2", "n3", "n4", "n5"];
-  assert.deepEqual(await Promise.all(nodes.map(put)), nodes.map(() => 201));
-  // Heartbeats of the other nodes keep the server writing while release runs.
-  const [statuses, released] = await Promise.all([
-    Promise.all(Array.from({ length: 40 }, (_, i) => put(nodes[1 + (i % 5)]))),
-    runRelay(["release", "--node", "n0"], { cwd: dir.path }),
-  ]);
-  assert.equal(released.code, 0, released.stderr);
-  assert.deepEqual(new Set(statuses), new Set([202]));
-  assert.equal(await put("n0"), 201);
-  assert.equal(
-    query(db, "SELECT count(*) AS n FROM licenses WHERE node_id IS NOT NULL")[0].n,
-    6,
-  );
-  assert.equal((await server.stop()).status.code, 0);
-});
-
-Deno.test("relay release refuses what it cannot release, naming it", async (t) => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-
-  await t.step("a missing database is an error naming it, and is not created", async () => {
-    const result = await runRelay(["release", "--node", "x"], { cwd: dir.path });
-    assert.equal(result.stderr, `error: Cannot open database "./relay.sqlite": no such file\n`);
-    assert.equal(result.code, 1);
-    assert.equal(await exists(db), false);
-  });
-
-  const [free, held, other] = await addMinted(dir.path, 3, { pool: "prod" });
-  await addMinted(dir.path, 1, { pool: "dev" });
-  const clock = new FakeClock();
-  {
-    await using server = await serveInProcess(["--ttl", "30s", "--cull-interval", "1h"], {
-      database: db,
-      clock,
+      assert.deepEqual(await licenseRow(db, license.id), {
+        node_id: null,
+        last_released_at: clock.unix(),
+      });
+      const node = await nodeRow(db, "node-a");
+      assert.equal(node.deactivated_at, clock.unix());
+      assert.deepEqual((await db.auditTrail()).slice(before), [
+        ["license.operator_released", "license", licenseId, poolId],
+        ["node.deactivated", "node", node.id, poolId],
+      ]);
     });
+
+    await t.step("the node's next heartbeat gets a new lease: 201, not 202", async () => {
+      clock.advance(5);
+      const reply = await s.claim(server, "node-a", "prod");
+      assertJson(reply, 201, createdBody(license.certificate, license.key, clock.unix(), 60));
+      assert.equal((await nodeRow(db, "node-a")).deactivated_at, null);
+    });
+
+    await t.step(
+      "--license ends it too; the license goes to another node, node-a gets 410",
+      async () => {
+        const released = await relay(["release", "--license", license.id, "--pool", "prod"]);
+        assert.equal(released.code, 0, released.stderr);
+        assert.equal(
+          released.stdout,
+          `lease released: license ${license.id} in pool prod, node node-a\n`,
+        );
+        assert.equal((await s.claim(server, "node-b", "prod")).status, 201);
+        assertJson(
+          await s.claim(server, "node-a", "prod"),
+          410,
+          errorBody("no licenses available"),
+        );
+        const leases = await relay(["leases", "--json"]);
+        assert.deepEqual(
+          JSON.parse(leases.stdout).leases.map((lease: { node: string }) => lease.node),
+          ["node-b"],
+        );
+      },
+    );
+
+    await t.step("the README's audit queries still run and name the new event", async () => {
+      const queries = await documentedAuditQueries(s.backend);
+      assert.equal(queries.length, 3, queries.join("\n---\n"));
+      for (const sql of queries) assert.ok((await db.rows(sql)).length > 0, sql);
+      const history = await db.rows<
+        { event_type: string; entity_type: string; pool_name: string | null }
+      >(queries[2]);
+      assert.equal(
+        history.filter((row) => row.event_type === "license.operator_released").length,
+        2,
+      );
+      assert.ok(
+        history.every((row) =>
+          row.event_type !== "license.operator_released" ||
+          (row.entity_type === "license" && row.pool_name === "prod")
+        ),
+      );
+    });
+
+    assert.equal((await server.stop()).code, 0);
+  },
+);
+
+// A spawned server answers on the real clock: each engine is checked on its own.
+scenario(
+  "relay release while a spawned relay serve takes heartbeats on the same database",
+  async (_t, s) => {
+    await s.db.add(6);
+    await using server = await startServer(["--database", s.db.database], { cwd: s.db.dir });
+    const put = async (node: string) => {
+      const response = await fetch(`${server.url}/v1/nodes/${node}`, { method: "PUT" });
+      await response.body?.cancel();
+      return response.status;
+    };
+    const nodes = ["n0", "n1", "n2", "n3", "n4", "n5"];
+    assert.deepEqual(await Promise.all(nodes.map(put)), nodes.map(() => 201));
+    // Heartbeats of the other nodes keep the server writing while release runs.
+    const [statuses, released] = await Promise.all([
+      Promise.all(Array.from({ length: 40 }, (_, i) => put(nodes[1 + (i % 5)]))),
+      s.db.relay(["release", "--node", "n0"]),
+    ]);
+    assert.equal(released.code, 0, released.stderr);
+    assert.deepEqual(new Set(statuses), new Set([202]));
+    assert.equal(await put("n0"), 201);
+    const [leased] = await s.db.rows<{ n: number }>(
+      "SELECT count(*) AS n FROM licenses WHERE node_id IS NOT NULL",
+    );
+    assert.equal(Number(leased.n), 6);
+    assert.equal((await server.stop()).status.code, 0);
+  },
+  { compare: false },
+);
+
+// SQLite only: a SQLite file that does not exist (PostgreSQL's missing
+// database is in postgres_commands_test.ts).
+Deno.test("relay release on a missing database file is an error naming it, and creates nothing", async () => {
+  await using dir = await tempDir();
+  const result = await runRelay(["release", "--node", "x"], { cwd: dir.path });
+  assert.equal(result.stderr, `error: Cannot open database "./relay.sqlite": no such file\n`);
+  assert.equal(result.code, 1);
+  assert.equal(await exists(dbPath(dir.path)), false);
+});
+
+scenario("relay release refuses what it cannot release, naming it", async (t, s) => {
+  const db = s.db;
+  const [free, held, other] = await db.add(3, { pool: "prod" });
+  await db.add(1, { pool: "dev" });
+  const clock = s.clock;
+  {
+    const server = await s.serve(["--ttl", "30s", "--cull-interval", "1h"]);
     // fifo: node-a gets `free`, node-b `held`, node-c `other`; node-a then lets go.
     for (const node of ["node-a", "node-b", "node-c"]) {
-      assert.equal((await claim(server, node, "prod")).status, 201);
+      assert.equal((await s.claim(server, node, "prod")).status, 201);
     }
-    assert.equal(
-      (await fetch(`${server.url}/v1/nodes/node-a`, {
-        method: "DELETE",
-        headers: { "Relay-Pool": "prod" },
-      })).status,
-      204,
-    );
+    assert.equal((await s.release(server, "node-a", "prod")).status, 204);
     clock.advance(10);
-    assert.equal((await claim(server, "node-c", "prod")).status, 202);
+    assert.equal((await s.claim(server, "node-c", "prod")).status, 202);
     await server.stop();
   }
-  const relay = (args: string[]) => runRelay(args, { cwd: dir.path, now: clock.now() });
+  const relay = (args: string[]) => s.relay(args, { now: clock.now() });
 
   for (
     const [name, args, code, stderr] of [
@@ -218,20 +225,20 @@ Deno.test("relay release refuses what it cannot release, naming it", async (t) =
     ] as [string, string[], number, string][]
   ) {
     await t.step(name, async () => {
-      const before = auditTrail(db).length;
+      const before = (await db.auditTrail()).length;
       const result = await relay(["release", ...args]);
       assert.equal(result.stderr, `error: ${stderr}\n`);
       assert.equal(result.code, code);
       assert.equal(result.stdout, "");
-      assert.equal(auditTrail(db).length, before, "nothing recorded");
-      assert.notEqual(licenseRow(db, held.id).node_id, null, "nothing released");
+      assert.equal((await db.auditTrail()).length, before, "nothing recorded");
+      assert.notEqual((await licenseRow(db, held.id)).node_id, null, "nothing released");
     });
   }
 
   await t.step("a lease past its expiry is ended as the reaper would, exit 0", async () => {
     // node-b's lease expired at T+30; node-c's heartbeat at T+10 keeps its own until T+40.
     clock.advance(25);
-    const before = auditTrail(db).length;
+    const before = (await db.auditTrail()).length;
     const result = await relay(["release", "--license", held.id]);
     assert.equal(result.stderr, "");
     assert.equal(result.code, 0);
@@ -241,18 +248,18 @@ Deno.test("relay release refuses what it cannot release, naming it", async (t) =
       `lease had expired at ${expiredAt} and was not reaped yet; ended it as the reaper would: ` +
         `license ${held.id} in pool prod, node node-b\n`,
     );
-    const poolId = query<{ id: number }>(db, "SELECT id FROM pools WHERE name = 'prod'")[0].id;
-    assert.deepEqual(auditTrail(db).slice(before), [
-      ["license.lease_expired", "license", rowId(db, held.id), poolId],
-      ["node.culled", "node", nodeRow(db, "node-b").id, poolId],
+    const poolId = await db.poolId("prod");
+    assert.deepEqual((await db.auditTrail()).slice(before), [
+      ["license.lease_expired", "license", (await db.license(held.key)).id, poolId],
+      ["node.culled", "node", (await nodeRow(db, "node-b")).id, poolId],
     ]);
   });
 
   await t.step("--no-audit releases without an audit row", async () => {
-    const before = auditTrail(db).length;
+    const before = (await db.auditTrail()).length;
     const result = await relay(["--no-audit", "release", "--node", "node-c"]);
     assert.equal(result.code, 0, result.stderr);
-    assert.equal(licenseRow(db, other.id).node_id, null);
-    assert.equal(auditTrail(db).length, before);
+    assert.equal((await licenseRow(db, other.id)).node_id, null);
+    assert.equal((await db.auditTrail()).length, before);
   });
 });

@@ -2,17 +2,17 @@
  * Denied claims as audit evidence: every `410` is recorded as
  * `license.denied` against the node, at most once per node and pool a
  * minute on the server's clock, with the responses unchanged and the
- * denied node never shown as a holder.
+ * denied node never shown as a holder. The server scenarios run on SQLite
+ * and on PostgreSQL, and the engines' replies, output and rows are compared
+ * (see scenario_support.ts).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
 import { DenialLimiter } from "../../server/denials.ts";
-import { addMinted, auditTrail, mintFiles, query, tempDir } from "../helpers.ts";
-import { dbPath, fileArgs, runRelay } from "../cli/support.ts";
-import { assertJson, claim, errorBody, release } from "./http_support.ts";
-import { FakeClock, serveInProcess } from "./in_process.ts";
+import { assertJson, errorBody } from "./http_support.ts";
+import { scenario } from "./scenario_support.ts";
 
 const EXHAUSTED = errorBody("no licenses available");
 
@@ -46,143 +46,136 @@ Deno.test("DenialLimiter forgets keys once their window passed, and keeps at mos
   assert.equal(limiter.admit("flood-249", t + 10), false);
 });
 
-Deno.test("relay serve records each 410 as license.denied, once per node and pool a minute", async (t) => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const [license] = await addMinted(dir.path, 1, { pool: "prod" });
-  await addMinted(dir.path, 1, { pool: "dev" });
-  const prod = query<{ id: number }>(db, "SELECT id FROM pools WHERE name = 'prod'")[0].id;
-  const dev = query<{ id: number }>(db, "SELECT id FROM pools WHERE name = 'dev'")[0].id;
-  const clock = new FakeClock();
-  await using server = await serveInProcess(["--ttl", "1h", "--cull-interval", "1h"], {
-    database: db,
-    clock,
-  });
-  const denials = () => auditTrail(db).filter(([event]) => event === "license.denied");
-  const nodeOf = (fingerprint: string) =>
-    query<{ id: number; deactivated_at: number | null; last_heartbeat_at: number | null }>(
-      db,
-      "SELECT id, deactivated_at, last_heartbeat_at FROM nodes WHERE fingerprint = ?",
-      fingerprint,
-    )[0];
+scenario(
+  "relay serve records each 410 as license.denied, once per node and pool a minute",
+  async (t, s) => {
+    const db = s.db;
+    const [license] = await db.add(1, { pool: "prod" });
+    await db.add(1, { pool: "dev" });
+    const prod = await db.poolId("prod");
+    const dev = await db.poolId("dev");
+    const clock = s.clock;
+    const server = await s.serve(["--ttl", "1h", "--cull-interval", "1h"]);
+    const denials = async () =>
+      (await db.auditTrail()).filter(([event]) => event === "license.denied");
+    const nodeOf = async (fingerprint: string) => {
+      const { id, deactivated_at, last_heartbeat_at } = await db.node(fingerprint);
+      return { id, deactivated_at, last_heartbeat_at };
+    };
 
-  assert.equal((await claim(server, "holder", "prod")).status, 201);
-  assert.equal((await claim(server, "holder-dev", "dev")).status, 201);
+    assert.equal((await s.claim(server, "holder", "prod")).status, 201);
+    assert.equal((await s.claim(server, "holder-dev", "dev")).status, 201);
 
-  await t.step("a retry loop: the same 410 every time, one record", async () => {
-    for (let i = 0; i < 5; i++) assertJson(await claim(server, "node-b", "prod"), 410, EXHAUSTED);
-    const node = nodeOf("node-b");
-    assert.deepEqual(denials(), [["license.denied", "node", node.id, prod]]);
-    assert.deepEqual(node, { id: node.id, deactivated_at: clock.unix(), last_heartbeat_at: null });
-  });
-
-  await t.step("59 s later still none; a minute later one more", async () => {
-    clock.advance(59);
-    assertJson(await claim(server, "node-b", "prod"), 410, EXHAUSTED);
-    assert.equal(denials().length, 1);
-    clock.advance(1);
-    assertJson(await claim(server, "node-b", "prod"), 410, EXHAUSTED);
-    assert.equal(denials().length, 2);
-  });
-
-  await t.step("another pool and another node are counted on their own", async () => {
-    assertJson(await claim(server, "node-b", "dev"), 410, EXHAUSTED);
-    assertJson(await claim(server, "node-c", "prod"), 410, EXHAUSTED);
-    assert.deepEqual(denials().slice(2), [
-      ["license.denied", "node", nodeOf("node-b").id, dev],
-      ["license.denied", "node", nodeOf("node-c").id, prod],
-    ]);
-  });
-
-  await t.step("a denied node is no holder: ls, stat and DELETE as before", async () => {
-    const ls = await runRelay(["ls", "--json", "--pool", "prod"], { cwd: dir.path });
-    assert.deepEqual(
-      JSON.parse(ls.stdout).map((row: Record<string, unknown>) => [row.id, row.node_fingerprint]),
-      [[license.id, "holder"]],
-    );
-    const stat = await runRelay(["stat", "--json", "--license", license.id], { cwd: dir.path });
-    assert.equal(JSON.parse(stat.stdout).node_fingerprint, "holder");
-    assertJson(await release(server, "node-b", "prod"), 404, errorBody("claim not found"));
-  });
-
-  await t.step("relay leases counts the pool's denials of the last day", async () => {
-    const leases = await runRelay(["leases", "--json"], { cwd: dir.path, now: clock.now() });
-    const pools = JSON.parse(leases.stdout).pools.map((pool: Record<string, unknown>) => [
-      pool.pool,
-      pool.denials_24h,
-    ]);
-    assert.deepEqual(pools, [["prod", 3], ["dev", 1]]);
-    const plain = await runRelay(["leases", "--plain", "--pool", "prod"], {
-      cwd: dir.path,
-      // A day and a second after the first denial, which no longer counts.
-      now: new Date((clock.unix() - 60 + 86_401) * 1000),
+    await t.step("a retry loop: the same 410 every time, one record", async () => {
+      for (let i = 0; i < 5; i++) {
+        assertJson(await s.claim(server, "node-b", "prod"), 410, EXHAUSTED);
+      }
+      const node = await nodeOf("node-b");
+      assert.deepEqual(await denials(), [["license.denied", "node", node.id, prod]]);
+      assert.deepEqual(node, {
+        id: node.id,
+        deactivated_at: clock.unix(),
+        last_heartbeat_at: null,
+      });
     });
-    assert.match(plain.stdout, /^pool prod: .*, 2 denials in the last 24h\n/);
-  });
 
-  await t.step("once a license is free the denied node gets it, on the same node row", async () => {
-    const id = nodeOf("node-b").id;
-    assert.equal((await release(server, "holder", "prod")).status, 204);
-    assert.equal((await claim(server, "node-b", "prod")).status, 201);
-    assert.deepEqual(nodeOf("node-b"), {
-      id,
-      deactivated_at: null,
-      last_heartbeat_at: clock.unix(),
+    await t.step("59 s later still none; a minute later one more", async () => {
+      clock.advance(59);
+      assertJson(await s.claim(server, "node-b", "prod"), 410, EXHAUSTED);
+      assert.equal((await denials()).length, 1);
+      clock.advance(1);
+      assertJson(await s.claim(server, "node-b", "prod"), 410, EXHAUSTED);
+      assert.equal((await denials()).length, 2);
     });
-    assert.deepEqual(auditTrail(db).slice(-3), [
-      ["node.activated", "node", id, prod],
-      [
-        "license.leased",
-        "license",
-        query<{ id: number }>(
-          db,
-          "SELECT id FROM licenses WHERE guid = ?",
-          license.id,
-        )[0].id,
-        prod,
-      ],
-      ["node.heartbeat_ping", "node", id, prod],
-    ]);
-  });
 
-  assert.equal((await server.stop()).code, 0);
-});
+    await t.step("another pool and another node are counted on their own", async () => {
+      assertJson(await s.claim(server, "node-b", "dev"), 410, EXHAUSTED);
+      assertJson(await s.claim(server, "node-c", "prod"), 410, EXHAUSTED);
+      assert.deepEqual((await denials()).slice(2), [
+        ["license.denied", "node", (await nodeOf("node-b")).id, dev],
+        ["license.denied", "node", (await nodeOf("node-c")).id, prod],
+      ]);
+    });
 
-Deno.test("a 410 for expired files only is a denial too; --no-audit records none and stores no node", async (t) => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const clock = new FakeClock();
-  const { publicKey, files } = await mintFiles(dir.path, 1, { issued: clock.now(), ttl: 3600 });
-  const added = await runRelay(["add", ...fileArgs(files), "--public-key", publicKey], {
-    cwd: dir.path,
-    now: clock.now(),
-  });
-  assert.equal(added.code, 0, added.stderr);
-  clock.advance(7200);
+    await t.step("a denied node is no holder: ls, stat and DELETE as before", async () => {
+      const now = clock.now();
+      const ls = await s.relay(["ls", "--json", "--pool", "prod"], { now });
+      assert.deepEqual(
+        JSON.parse(ls.stdout).map((row: Record<string, unknown>) => [row.id, row.node_fingerprint]),
+        [[license.id, "holder"]],
+      );
+      const stat = await s.relay(["stat", "--json", "--license", license.id], { now });
+      assert.equal(JSON.parse(stat.stdout).node_fingerprint, "holder");
+      assertJson(await s.release(server, "node-b", "prod"), 404, errorBody("claim not found"));
+    });
 
-  await t.step("expired only", async () => {
-    await using server = await serveInProcess([], { database: db, clock });
-    assertJson(
-      await claim(server, "node-x"),
-      410,
-      errorBody("no valid licenses available: every free license has expired"),
+    await t.step("relay leases counts the pool's denials of the last day", async () => {
+      const leases = await s.relay(["leases", "--json"], { now: clock.now() });
+      const pools = JSON.parse(leases.stdout).pools.map((pool: Record<string, unknown>) => [
+        pool.pool,
+        pool.denials_24h,
+      ]);
+      assert.deepEqual(pools, [["prod", 3], ["dev", 1]]);
+      const plain = await s.relay(["leases", "--plain", "--pool", "prod"], {
+        // A day and a second after the first denial, which no longer counts.
+        now: new Date((clock.unix() - 60 + 86_401) * 1000),
+      });
+      assert.match(plain.stdout, /^pool prod: .*, 2 denials in the last 24h\n/);
+    });
+
+    await t.step(
+      "once a license is free the denied node gets it, on the same node row",
+      async () => {
+        const id = (await nodeOf("node-b")).id;
+        assert.equal((await s.release(server, "holder", "prod")).status, 204);
+        assert.equal((await s.claim(server, "node-b", "prod")).status, 201);
+        assert.deepEqual(await nodeOf("node-b"), {
+          id,
+          deactivated_at: null,
+          last_heartbeat_at: clock.unix(),
+        });
+        assert.deepEqual((await db.auditTrail()).slice(-3), [
+          ["node.activated", "node", id, prod],
+          ["license.leased", "license", (await db.license(license.key)).id, prod],
+          ["node.heartbeat_ping", "node", id, prod],
+        ]);
+      },
     );
-    const node = query<{ id: number }>(db, "SELECT id FROM nodes WHERE fingerprint = 'node-x'");
-    assert.deepEqual(auditTrail(db).slice(-1), [["license.denied", "node", node[0].id, null]]);
-    await server.stop();
-  });
 
-  await t.step("--no-audit", async () => {
-    await using server = await serveInProcess([], { database: db, clock, global: ["--no-audit"] });
-    const before = auditTrail(db).length;
-    clock.advance(3600);
-    assertJson(
-      await claim(server, "node-y"),
-      410,
-      errorBody("no valid licenses available: every free license has expired"),
-    );
-    assert.equal(auditTrail(db).length, before);
-    assert.deepEqual(query(db, "SELECT id FROM nodes WHERE fingerprint = 'node-y'"), []);
-    await server.stop();
-  });
-});
+    assert.equal((await server.stop()).code, 0);
+  },
+);
+
+scenario(
+  "a 410 for expired files only is a denial too; --no-audit records none and stores no node",
+  async (t, s) => {
+    const db = s.db;
+    const clock = s.clock;
+    await db.add(1, { mint: { issued: clock.now(), ttl: 3600 }, at: clock.now() });
+    clock.advance(7200);
+    const expiredOnly = errorBody("no valid licenses available: every free license has expired");
+
+    await t.step("expired only", async () => {
+      const server = await s.serve([]);
+      assertJson(await s.claim(server, "node-x"), 410, expiredOnly);
+      const node = await db.node("node-x");
+      assert.deepEqual((await db.auditTrail()).slice(-1), [[
+        "license.denied",
+        "node",
+        node.id,
+        null,
+      ]]);
+      await server.stop();
+    });
+
+    await t.step("--no-audit", async () => {
+      const server = await s.serve([], { global: ["--no-audit"] });
+      const before = (await db.auditTrail()).length;
+      clock.advance(3600);
+      assertJson(await s.claim(server, "node-y"), 410, expiredOnly);
+      assert.equal((await db.auditTrail()).length, before);
+      assert.deepEqual(await db.rows("SELECT id FROM nodes WHERE fingerprint = 'node-y'"), []);
+      await server.stop();
+    });
+  },
+);

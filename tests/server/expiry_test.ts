@@ -2,7 +2,9 @@
  * Expired license files through the real server (in-process `relay serve`
  * with a clock the test moves): never handed out, a node holding one is moved
  * to a valid license at its next heartbeat, `410` says when only expired
- * ones are left, and `serve` warns about them at start and once a day.
+ * ones are left, and `serve` warns about them at start and once a day. Each
+ * scenario runs on SQLite and on PostgreSQL, and the engines' replies,
+ * output and rows are compared (see scenario_support.ts).
  *
  * @module
  */
@@ -11,102 +13,82 @@ import assert from "node:assert/strict";
 import { createLogger } from "../../lib/logger.ts";
 import { openStore } from "../../lib/storage/open.ts";
 import { startExpiryWarnings } from "../../server/expiry_warnings.ts";
-import { auditTrail, type MintedFile, mintFiles, query, tempDir } from "../helpers.ts";
-import { dbPath, fileArgs, runRelay } from "../cli/support.ts";
-import { FakeClock, put, serveInProcess } from "./in_process.ts";
+import type { MintedFile } from "../helpers.ts";
+import { assertEmpty, assertJson, createdBody, errorBody, extendedBody } from "./http_support.ts";
+import { scenario, type ScenarioDatabase } from "./scenario_support.ts";
 
 /** 2030-01-01T00:00:00Z, when the test files are issued. */
 const T0 = Date.UTC(2030, 0, 1) / 1000;
 const DAY = 86_400;
 
-const EXPIRED_ONLY = { error: "no valid licenses available: every free license has expired" };
-const EXHAUSTED = { error: "no licenses available" };
+const EXPIRED_ONLY = errorBody("no valid licenses available: every free license has expired");
+const EXHAUSTED = errorBody("no licenses available");
 
-/** Mints one file per ttl (seconds), issued at T0. */
-async function mint(
-  dir: string,
+const at = (unix: number) => new Date(unix * 1000);
+
+/** Adds one file per ttl (seconds), issued at T0, with `relay add` at `added` (unix s). */
+async function add(
+  db: ScenarioDatabase,
   ttls: number[],
-): Promise<{ publicKey: string; files: MintedFile[] }> {
+  added: number,
+  pool?: string,
+): Promise<MintedFile[]> {
   const files: MintedFile[] = [];
-  let publicKey = "";
   for (const ttl of ttls) {
-    const minted = await mintFiles(dir, 1, { issued: new Date(T0 * 1000), ttl });
-    publicKey = minted.publicKey;
-    files.push(...minted.files);
+    files.push(...await db.add(1, { mint: { issued: at(T0), ttl }, at: at(added), pool }));
   }
-  return { publicKey, files };
+  return files;
 }
 
-/** `relay add` at `at` (unix s), in-process; fails the test if it fails. */
-async function add(dir: string, publicKey: string, files: MintedFile[], at: number, pool?: string) {
-  const result = await runRelay(
-    ["add", ...fileArgs(files), "--public-key", publicKey, ...(pool ? ["--pool", pool] : [])],
-    { cwd: dir, now: new Date(at * 1000) },
-  );
-  assert.equal(result.code, 0, result.stderr);
-}
-
-/** What a 201 carries for `file` at `clock` with lease ttl `ttl`. */
-function created(file: MintedFile, clock: number, ttl: number) {
-  return {
-    status: 201,
-    body: {
-      license_file: new TextEncoder().encode(file.certificate).toBase64(),
-      license_key: file.key,
-      expires_at: clock + ttl,
-      expires_in: ttl,
-    },
-  };
-}
-
-/** Row id of a license by guid. */
-function idOf(db: string, file: MintedFile): number {
-  return query<{ id: number }>(db, "SELECT id FROM licenses WHERE guid = ?", file.id)[0].id;
-}
-
-Deno.test("relay serve never hands out an expired file, moves a node off one, and says why it answers 410", async () => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const TTL = 7200;
-  // F1 expires after 1 h, F2 after 2 h, F3 (added later) after 30 days.
-  const { publicKey, files: [f1, f2, f3] } = await mint(dir.path, [3600, 7200, 30 * DAY]);
-  await add(dir.path, publicKey, [f1, f2], T0);
-  const clock = new FakeClock(new Date((T0 + 10) * 1000));
-  const server = await serveInProcess(["--ttl", "2h"], { cwd: dir.path, clock });
-  try {
-    assert.deepEqual(await put(server.url, "a"), created(f1, clock.seconds, TTL));
-    assert.deepEqual(await put(server.url, "b"), created(f2, clock.seconds, TTL));
+scenario(
+  "relay serve never hands out an expired file, moves a node off one, and says why it answers 410",
+  async (_t, s) => {
+    const db = s.db;
+    const TTL = 7200;
+    // F1 expires after 1 h, F2 after 2 h; F3 (added later) after 30 days.
+    const [f1, f2] = await add(db, [3600, 7200], T0);
+    const clock = s.clock;
+    clock.seconds = T0 + 10;
+    const server = await s.serve(["--ttl", "2h"]);
+    assertJson(await s.claim(server, "a"), 201, createdBody(f1.certificate, f1.key, T0 + 10, TTL));
+    assertJson(await s.claim(server, "b"), 201, createdBody(f2.certificate, f2.key, T0 + 10, TTL));
 
     // F1 expired while leased: nothing is free, so a new node gets the reference's 410.
     clock.seconds = T0 + 3600;
-    assert.deepEqual(await put(server.url, "c"), { status: 410, body: EXHAUSTED });
+    assertJson(await s.claim(server, "c"), 410, EXHAUSTED);
 
     // a's heartbeat moves it from F1 to F3, in one transaction.
-    await add(dir.path, publicKey, [f3], T0 + 3600);
-    const before = auditTrail(db).length;
-    assert.deepEqual(await put(server.url, "a"), created(f3, clock.seconds, TTL));
-    const [id1, id2, id3] = [f1, f2, f3].map((file) => idOf(db, file));
-    assert.deepEqual(auditTrail(db).slice(before), [
+    const [f3] = await add(db, [30 * DAY], T0 + 3600);
+    const before = (await db.auditTrail()).length;
+    assertJson(
+      await s.claim(server, "a"),
+      201,
+      createdBody(f3.certificate, f3.key, T0 + 3600, TTL),
+    );
+    const [id1, id2, id3] = await Promise.all(
+      [f1, f2, f3].map(async (f) => (await db.license(f.key)).id),
+    );
+    const [a, b] = [(await db.node("a")).id, (await db.node("b")).id];
+    assert.deepEqual((await db.auditTrail()).slice(before), [
       ["license.released", "license", id1, null],
       ["license.leased", "license", id3, null],
-      ["node.heartbeat_ping", "node", 1, null],
+      ["node.heartbeat_ping", "node", a, null],
     ]);
 
     // Only F1 is free, and it has expired.
-    assert.deepEqual(await put(server.url, "c"), { status: 410, body: EXPIRED_ONLY });
+    assertJson(await s.claim(server, "c"), 410, EXPIRED_ONLY);
 
     // b's heartbeat after F2 expired: released, nothing valid left, b deactivated.
     clock.seconds = T0 + 7200;
-    const beforeB = auditTrail(db).length;
-    assert.deepEqual(await put(server.url, "b"), { status: 410, body: EXPIRED_ONLY });
-    assert.deepEqual(auditTrail(db).slice(beforeB), [
+    const beforeB = (await db.auditTrail()).length;
+    assertJson(await s.claim(server, "b"), 410, EXPIRED_ONLY);
+    assert.deepEqual((await db.auditTrail()).slice(beforeB), [
       ["license.released", "license", id2, null],
-      ["node.deactivated", "node", 2, null],
-      ["license.denied", "node", 2, null],
+      ["node.deactivated", "node", b, null],
+      ["license.denied", "node", b, null],
     ]);
     assert.deepEqual(
-      query(
-        db,
+      await db.rows(
         "SELECT l.id, n.fingerprint FROM licenses l LEFT JOIN nodes n ON n.id = l.node_id ORDER BY l.id",
       ),
       [
@@ -116,7 +98,7 @@ Deno.test("relay serve never hands out an expired file, moves a node off one, an
       ],
     );
     assert.deepEqual(
-      query(db, "SELECT fingerprint, deactivated_at FROM nodes ORDER BY id"),
+      await db.rows("SELECT fingerprint, deactivated_at FROM nodes ORDER BY id"),
       [
         { fingerprint: "a", deactivated_at: null },
         { fingerprint: "b", deactivated_at: T0 + 7200 },
@@ -126,62 +108,40 @@ Deno.test("relay serve never hands out an expired file, moves a node off one, an
     );
 
     // Expired files deleted: nothing is free, the reference's 410 again.
-    const deleted = await runRelay(["del", "--license", `${f1.id},${f2.id}`], {
-      cwd: dir.path,
-      now: new Date(clock.seconds * 1000),
-    });
+    const deleted = await s.relay(["del", "--license", `${f1.id},${f2.id}`], { now: clock.now() });
     assert.equal(deleted.code, 0, deleted.stderr);
-    assert.deepEqual(await put(server.url, "c"), { status: 410, body: EXHAUSTED });
-    assert.deepEqual(await put(server.url, "a"), {
-      status: 202,
-      body: { expires_at: clock.seconds + TTL, expires_in: TTL },
-    });
-  } finally {
+    assertJson(await s.claim(server, "c"), 410, EXHAUSTED);
+    assertJson(await s.claim(server, "a"), 202, extendedBody(clock.seconds, TTL));
     const { code, stderr } = await server.stop();
     assert.equal(code, 0, stderr);
-  }
-});
+  },
+);
 
-Deno.test("every strategy skips an expired file", async (t) => {
-  await using dir = await tempDir();
+scenario("every strategy skips an expired file", async (t, s) => {
   // F1 (added first) expires after 1 h, F2 (added last) after 30 days.
-  const { publicKey, files: [f1, f2] } = await mint(dir.path, [3600, 30 * DAY]);
-  await add(dir.path, publicKey, [f1, f2], T0);
-  const clock = new FakeClock(new Date((T0 + 3600) * 1000));
+  const [, f2] = await add(s.db, [3600, 30 * DAY], T0);
+  s.clock.seconds = T0 + 3600;
   for (const strategy of ["fifo", "lifo", "rand"]) {
     await t.step(strategy, async () => {
-      const server = await serveInProcess(["--strategy", strategy], { cwd: dir.path, clock });
-      try {
-        for (let i = 0; i < 5; i++) {
-          assert.deepEqual(
-            await put(server.url, `${strategy}-${i}`),
-            created(f2, clock.seconds, 60),
-          );
-          const released = await fetch(`${server.url}/v1/nodes/${strategy}-${i}`, {
-            method: "DELETE",
-          });
-          assert.equal(released.status, 204);
-        }
-      } finally {
-        assert.equal((await server.stop()).code, 0);
+      const server = await s.serve(["--strategy", strategy]);
+      for (let i = 0; i < 5; i++) {
+        const reply = await s.claim(server, `${strategy}-${i}`);
+        assertJson(reply, 201, createdBody(f2.certificate, f2.key, s.clock.seconds, 60));
+        assertEmpty(await s.release(server, `${strategy}-${i}`), 204);
       }
+      assert.equal((await server.stop()).code, 0);
     });
   }
 });
 
-Deno.test("relay serve warns at start about expired and expiring license files", async (t) => {
-  await using dir = await tempDir();
+scenario("relay serve warns at start about expired and expiring license files", async (t, s) => {
   // Expired 1 h after issue; expires after 3 days (in pool "prod"); after 30 days.
-  const { publicKey, files: [expired, soon, later] } = await mint(dir.path, [
-    3600,
-    3 * DAY,
-    30 * DAY,
-  ]);
-  await add(dir.path, publicKey, [expired, later], T0);
-  await add(dir.path, publicKey, [soon], T0, "prod");
-  const clock = new FakeClock(new Date((T0 + 7200) * 1000));
+  const [expired, later] = await add(s.db, [3600, 30 * DAY], T0);
+  const [soon] = await add(s.db, [3 * DAY], T0, "prod");
+  const clock = s.clock;
+  clock.seconds = T0 + 7200;
   const warnings = async (args: string[], env?: Record<string, string>) => {
-    const server = await serveInProcess(args, { cwd: dir.path, clock, env });
+    const server = await s.serve(args, { env });
     const { code, stdout } = await server.stop();
     assert.equal(code, 0);
     const lines = stdout.trimEnd().split("\n").map((line) => JSON.parse(line));
@@ -227,9 +187,7 @@ Deno.test("relay serve warns at start about expired and expiring license files",
   });
 
   await t.step("a bad --expiry-warning is a usage error", async () => {
-    const result = await runRelay(["serve", "--port", "0", "--expiry-warning", "soon"], {
-      cwd: dir.path,
-    });
+    const result = await s.relay(["serve", "--port", "0", "--expiry-warning", "soon"]);
     assert.equal(result.code, 2);
     assert.equal(result.stdout, "");
     assert.ok(
@@ -239,12 +197,9 @@ Deno.test("relay serve warns at start about expired and expiring license files",
   });
 });
 
-Deno.test("expiry warnings repeat once a day on the server's clock", async () => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  const { publicKey, files } = await mint(dir.path, [3 * DAY, 8 * DAY]);
-  await add(dir.path, publicKey, files, T0);
-  const store = await openStore(db, { now: T0 });
+scenario("expiry warnings repeat once a day on the server's clock", async (_t, s) => {
+  const files = await add(s.db, [3 * DAY, 8 * DAY], T0);
+  const store = await openStore(s.db.database, { now: T0 });
   const clock = { seconds: T0 + 60 };
   const lines: Record<string, unknown>[] = [];
   let onLine = () => {};

@@ -13,7 +13,8 @@
  */
 
 import assert from "node:assert/strict";
-import type { MintedFile } from "../helpers.ts";
+import type { MintOptions } from "../../scripts/mint.ts";
+import type { CliResult, MintedFile } from "../helpers.ts";
 import { mintFiles, runInProcess } from "../helpers.ts";
 import { type Backend, backendDatabase, BACKENDS, type Param } from "../reliability/backends.ts";
 import { call, type Reply, type Target } from "./http_support.ts";
@@ -56,8 +57,17 @@ export interface ScenarioDatabase {
   database: string;
   /** Rows of one statement with `?` placeholders (see backends.ts), numbers as numbers. */
   rows<T = Record<string, unknown>>(sql: string, ...params: Param[]): Promise<T[]>;
-  /** Adds `count` licenses with the real `relay add`: the same files on every engine. */
-  add(count: number, options?: { pool?: string }): Promise<MintedFile[]>;
+  /**
+   * Adds `count` licenses with the real `relay add`: the same files on every
+   * engine, minted with `mint`, added with `--seats` if given, at `at`
+   * (default: the second every scenario's clock starts at).
+   */
+  add(count: number, options?: AddOptions): Promise<MintedFile[]>;
+  /**
+   * `relay --database <this> ...args` in-process in {@link dir} at `now`
+   * (default: the real time), every mention of the database as `<db>`.
+   */
+  relay(args: string[], options?: { now?: Date; env?: Record<string, string> }): Promise<CliResult>;
   /** The one license with `key`. */
   license(key: string): Promise<LicenseRow>;
   /** The one node with `fingerprint`. */
@@ -66,6 +76,17 @@ export interface ScenarioDatabase {
   poolId(name: string): Promise<number>;
   /** Every audit record, oldest first. */
   auditTrail(): Promise<AuditEntry[]>;
+}
+
+/** Options of {@link ScenarioDatabase.add}. */
+export interface AddOptions {
+  pool?: string;
+  /** How the files are minted (`issued`, `ttl`, `maxMachines`…). */
+  mint?: MintOptions;
+  /** `relay add --seats`. */
+  seats?: number;
+  /** The clock of `relay add`. */
+  at?: Date;
 }
 
 /** What a scenario runs with. */
@@ -93,6 +114,11 @@ export interface Scenario {
   claim(target: Target, fp: string, pool?: string): Promise<Reply>;
   /** `DELETE /v1/nodes/{fp}`, kept for the comparison. */
   release(target: Target, fp: string, pool?: string): Promise<Reply>;
+  /** {@link ScenarioDatabase.relay} on `db` (default: the first), the result kept for the comparison. */
+  relay(
+    args: string[],
+    options?: { now?: Date; env?: Record<string, string>; db?: ScenarioDatabase },
+  ): Promise<CliResult>;
 }
 
 /** Options of {@link scenario}. */
@@ -175,6 +201,11 @@ export function scenario(
             `/v1/nodes/${fp}`,
             pool === undefined ? {} : { "Relay-Pool": pool },
           ),
+        async relay(args, { db, ...rest } = {}) {
+          const result = await (db ?? s.db).relay(args, rest);
+          record.replies.push({ relay: args, ...result });
+          return result;
+        },
       };
       await fn(t, s);
       if (options.compare === false) return;
@@ -217,7 +248,7 @@ function scenarioDatabase(
     rows: db.rows,
     async add(count, options = {}) {
       const key = `${mintKey}#${adds++}`;
-      if (!minted.has(key)) minted.set(key, mintFiles(db.dir, count));
+      if (!minted.has(key)) minted.set(key, mintFiles(db.dir, count, options.mint));
       const { publicKey, files: mintedFiles } = await minted.get(key)!;
       const files: MintedFile[] = [];
       for (const file of mintedFiles) {
@@ -228,10 +259,21 @@ function scenarioDatabase(
       const args = ["add", "--public-key", publicKey];
       for (const file of files) args.push("--file", file.path, "--key", file.key);
       if (options.pool) args.push("--pool", options.pool);
+      if (options.seats !== undefined) args.push("--seats", String(options.seats));
       args.push("--database", db.database);
-      const result = await runInProcess(args, { now: new Date(), env: { NO_COLOR: "1" } });
+      // The scenario's start by default: `added_at` is then the same on every engine.
+      const now = options.at ?? new Date(Math.floor(START.getTime() / 1000) * 1000);
+      const result = await runInProcess(args, { now, env: { NO_COLOR: "1" } });
       if (result.code !== 0) throw new Error(`relay add failed: ${result.stderr}`);
       return files;
+    },
+    async relay(args, { now = new Date(), env = {} } = {}) {
+      const result = await runInProcess(["--database", db.database, ...args], {
+        now,
+        env: { NO_COLOR: "1", INIT_CWD: db.dir, ...env },
+      });
+      const named = (text: string) => text.replaceAll(db.database, "<db>");
+      return { code: result.code, stdout: named(result.stdout), stderr: named(result.stderr) };
     },
     async license(key) {
       const row = await one<LicenseRow>(

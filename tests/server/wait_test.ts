@@ -4,21 +4,21 @@
  * expired lease, another server's release on the same database) or its time
  * is up; a disconnected waiter gives up its place; the number of waiters is
  * capped; shutting down answers every waiter at once. Real servers
- * in-process, on clocks the test moves.
+ * in-process, on clocks the test moves; each scenario runs on SQLite and on
+ * PostgreSQL (rows compared between the engines, see scenario_support.ts; a
+ * waiter's reply races the reply of the request that freed its seat, so
+ * those are not compared).
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { addMinted, dbPath, tempDir, waitUntil } from "../helpers.ts";
+import { waitUntil } from "../helpers.ts";
 import { assertJson, call, errorBody, type Reply, type Target } from "./http_support.ts";
-import { type InProcessServer, serveInProcess } from "./in_process.ts";
+import type { InProcessServer } from "./in_process.ts";
+import { type Scenario, scenario } from "./scenario_support.ts";
 
 const TTL = 60;
-
-function targetOf(server: InProcessServer): Target {
-  return { url: server.url, clock: server.clock, client: server.client };
-}
 
 /** Resolves once the server has logged `count` claims waiting in all. */
 function waiting(server: InProcessServer, count: number): Promise<void> {
@@ -28,22 +28,18 @@ function waiting(server: InProcessServer, count: number): Promise<void> {
 }
 
 async function withServer(
+  s: Scenario,
   licenses: number,
   args: string[],
-  fn: (server: InProcessServer, target: Target, db: string) => Promise<void>,
+  fn: (server: InProcessServer, target: Target) => Promise<void>,
 ): Promise<void> {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  await addMinted(dir.path, licenses);
-  await using server = await serveInProcess(["--ttl", `${TTL}s`, ...args], {
-    database: db,
-    global: ["-vvvv"],
-  });
-  await fn(server, targetOf(server), db);
+  await s.db.add(licenses);
+  const server = await s.serve(["--ttl", `${TTL}s`, ...args], { global: ["-vvvv"] });
+  await fn(server, server);
 }
 
-Deno.test("waiters get freed seats first come, first served", async () => {
-  await withServer(1, [], async (server, target) => {
+scenario("waiters get freed seats first come, first served", async (_t, s) => {
+  await withServer(s, 1, [], async (server, target) => {
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const b = call(target, "PUT", "/v1/nodes/b?wait=30s");
     await waiting(server, 1);
@@ -58,8 +54,8 @@ Deno.test("waiters get freed seats first come, first served", async () => {
   });
 });
 
-Deno.test("a waiter gets the 410 when its time is up, by the server's clock", async () => {
-  await withServer(1, [], async (server, target) => {
+scenario("a waiter gets the 410 when its time is up, by the server's clock", async (_t, s) => {
+  await withServer(s, 1, [], async (server, target) => {
     const t0 = server.clock.unix();
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const b = call(target, "PUT", "/v1/nodes/b?wait=10s");
@@ -74,8 +70,8 @@ Deno.test("a waiter gets the 410 when its time is up, by the server's clock", as
   });
 });
 
-Deno.test("a waiter takes a lease that runs out while it waits", async () => {
-  await withServer(1, [], async (server, target) => {
+scenario("a waiter takes a lease that runs out while it waits", async (_t, s) => {
+  await withServer(s, 1, [], async (server, target) => {
     const t0 = server.clock.unix();
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const b = call(target, "PUT", "/v1/nodes/b?wait=5m");
@@ -91,22 +87,22 @@ Deno.test("a waiter takes a lease that runs out while it waits", async () => {
   });
 });
 
-Deno.test("?wait= is checked: malformed or too long is a 400, 0 answers at once", async () => {
-  await withServer(1, ["--max-wait", "2m"], async (_server, target) => {
+scenario("?wait= is checked: malformed or too long is a 400, 0 answers at once", async (_t, s) => {
+  await withServer(s, 1, ["--max-wait", "2m"], async (_server, target) => {
     for (const wait of ["abc", "-5", "1x", "121", "3m", "10s&wait=20s"]) {
-      const reply = await call(target, "PUT", `/v1/nodes/a?wait=${wait}`);
+      const reply = await s.call(target, "PUT", `/v1/nodes/a?wait=${wait}`);
       assertJson(reply, 400, errorBody("invalid wait: use seconds or a duration of at most 120s"));
     }
-    assert.equal((await call(target, "PUT", "/v1/nodes/a?wait=2m")).status, 201);
+    assert.equal((await s.call(target, "PUT", "/v1/nodes/a?wait=2m")).status, 201);
     // A heartbeat with a wait is answered at once.
-    assert.equal((await call(target, "PUT", "/v1/nodes/a?wait=120")).status, 202);
-    assert.equal((await call(target, "PUT", "/v1/nodes/b?wait=0")).status, 410);
-    assert.equal((await call(target, "PUT", "/v1/nodes/b?other=1")).status, 410);
+    assert.equal((await s.call(target, "PUT", "/v1/nodes/a?wait=120")).status, 202);
+    assert.equal((await s.call(target, "PUT", "/v1/nodes/b?wait=0")).status, 410);
+    assert.equal((await s.call(target, "PUT", "/v1/nodes/b?other=1")).status, 410);
   });
 });
 
-Deno.test("beyond --max-waiters a claim gets its 410 at once", async () => {
-  await withServer(1, ["--max-waiters", "1"], async (server, target) => {
+scenario("beyond --max-waiters a claim gets its 410 at once", async (_t, s) => {
+  await withServer(s, 1, ["--max-waiters", "1"], async (server, target) => {
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const b = call(target, "PUT", "/v1/nodes/b?wait=30s");
     await waiting(server, 1);
@@ -116,8 +112,8 @@ Deno.test("beyond --max-waiters a claim gets its 410 at once", async () => {
   });
 });
 
-Deno.test("a waiter that disconnects gives up its place", async () => {
-  await withServer(1, [], async (server, target) => {
+scenario("a waiter that disconnects gives up its place", async (_t, s) => {
+  await withServer(s, 1, [], async (server, target) => {
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const gone = new AbortController();
     const b = fetch(`${server.url}/v1/nodes/b?wait=30s`, {
@@ -137,8 +133,8 @@ Deno.test("a waiter that disconnects gives up its place", async () => {
   });
 });
 
-Deno.test("shutting down answers every waiter at once", async () => {
-  await withServer(1, [], async (server, target) => {
+scenario("shutting down answers every waiter at once", async (_t, s) => {
+  await withServer(s, 1, [], async (server, target) => {
     assert.equal((await call(target, "PUT", "/v1/nodes/a")).status, 201);
     const b = call(target, "PUT", "/v1/nodes/b?wait=5m");
     await waiting(server, 1);
@@ -149,16 +145,18 @@ Deno.test("shutting down answers every waiter at once", async () => {
   });
 });
 
-Deno.test("a waiter on one server gets a seat another server frees on the same database", async () => {
-  await using dir = await tempDir();
-  const db = dbPath(dir.path);
-  await addMinted(dir.path, 1);
-  await using one = await serveInProcess([], { database: db });
-  await using two = await serveInProcess([], { database: db, global: ["-vvvv"] });
-  two.clock.seconds = one.clock.unix();
-  assert.equal((await call(targetOf(one), "PUT", "/v1/nodes/a")).status, 201);
-  const b = call(targetOf(two), "PUT", "/v1/nodes/b?wait=30s");
-  await waiting(two, 1);
-  assert.equal((await call(targetOf(one), "DELETE", "/v1/nodes/a")).status, 204);
-  assert.equal((await b).status, 201);
-});
+// On SQLite two servers on one file; on PostgreSQL two replicas. The waiter
+// learns of the other server's release by polling the database.
+scenario(
+  "a waiter on one server gets a seat another server frees on the same database",
+  async (_t, s) => {
+    await s.db.add(1);
+    const one = await s.serve([]);
+    const two = await s.serve([], { global: ["-vvvv"] });
+    assert.equal((await call(one, "PUT", "/v1/nodes/a")).status, 201);
+    const b = call(two, "PUT", "/v1/nodes/b?wait=30s");
+    await waiting(two, 1);
+    assert.equal((await call(one, "DELETE", "/v1/nodes/a")).status, 204);
+    assert.equal((await b).status, 201);
+  },
+);
