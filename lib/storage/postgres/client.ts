@@ -5,6 +5,11 @@
  * (`` sql`… WHERE ${inPool(sql, poolId)}` ``). A template runs when it is
  * awaited, as a named prepared statement (one per text, per connection).
  *
+ * Connections run in `pg`'s pipeline mode: a statement is written as soon as
+ * it is sent, without waiting for the answers of those before it, so a
+ * transaction's `BEGIN` travels with its first statement and
+ * {@link TransactionSql.defer}red statements with the next one.
+ *
  * `pg` rather than the `postgres` package: when the server goes away with
  * statements in flight, `postgres` 3.4.9 throws from a timer, outside any
  * caller, and the process dies (porsager/postgres#1154, #1208, unfixed);
@@ -135,14 +140,27 @@ export interface TxSql {
   array<V>(values: readonly V[]): readonly V[];
 }
 
+/** The statements of one transaction. */
+export interface TransactionSql extends TxSql {
+  /**
+   * Sends `query` now and does not wait for its answer: it reaches the server
+   * with the next statement awaited (or the `COMMIT`), in one round trip. For
+   * statements whose answer the caller does not need (writes without
+   * `RETURNING`, locks). When it fails, the transaction fails with its error:
+   * the next statement awaited rejects with it (not with "current
+   * transaction is aborted"), or else the commit does.
+   */
+  defer(query: Query<unknown>): void;
+}
+
 /** A pool of connections: statements, transactions, and the end of it. */
 export interface Sql extends TxSql {
   /**
    * Runs `fn` in a transaction (`BEGIN <mode>`) on one connection: commits
    * when it resolves, rolls back when it rejects.
    */
-  begin<T>(fn: (sql: TxSql) => Promise<T>): Promise<T>;
-  begin<T>(mode: string, fn: (sql: TxSql) => Promise<T>): Promise<T>;
+  begin<T>(fn: (sql: TransactionSql) => Promise<T>): Promise<T>;
+  begin<T>(mode: string, fn: (sql: TransactionSql) => Promise<T>): Promise<T>;
   /** Closes every connection once the running statements are done. */
   end(options?: { timeout?: number }): Promise<void>;
 }
@@ -177,6 +195,32 @@ async function runOn(
   // Several statements answer one result each: the last one is the text's.
   const result = Array.isArray(answer) ? answer[answer.length - 1] : answer;
   return Object.assign(result.rows, { count: result.rowCount ?? 0 });
+}
+
+/** The statements of a transaction sent without waiting, in the order sent. */
+class Deferred {
+  readonly #answers: Promise<{ error: unknown } | undefined>[] = [];
+
+  /** How many were sent so far. */
+  get count(): number {
+    return this.#answers.length;
+  }
+
+  add(answer: PromiseLike<unknown>): void {
+    this.#answers.push(Promise.resolve(answer).then(() => undefined, (error) => ({ error })));
+  }
+
+  /**
+   * Waits for the first `count` statements sent (default: all); the error of
+   * the first of them that failed. A statement waits only for those sent
+   * before it: never for itself.
+   */
+  async failure(count = this.#answers.length): Promise<unknown> {
+    for (const failed of await Promise.all(this.#answers.slice(0, count))) {
+      if (failed) return failed.error;
+    }
+    return undefined;
+  }
 }
 
 /** 64-bit integers and numerics as numbers: Relay's ids, times and counts fit in 2^53. */
@@ -220,6 +264,8 @@ export function createPool(options: PoolOptions): Sql {
     idleTimeoutMillis: 60_000,
     application_name: options.applicationName,
     types: TYPES,
+    // See the module's comment; `pg` answers the statements in order.
+    pipeline: true,
   });
   // A connection's error while idle or in use is reported to the statement
   // (or the next checkout); without a listener it would be thrown.
@@ -227,17 +273,35 @@ export function createPool(options: PoolOptions): Sql {
   pool.on("connect", (client) => client.on("error", () => {}));
   const sql = statements((...args) => runOn(pool, ...args)) as Sql;
   sql.begin = async <T>(
-    modeOrFn: string | ((sql: TxSql) => Promise<T>),
-    maybeFn?: (sql: TxSql) => Promise<T>,
+    modeOrFn: string | ((sql: TransactionSql) => Promise<T>),
+    maybeFn?: (sql: TransactionSql) => Promise<T>,
   ): Promise<T> => {
     const mode = typeof modeOrFn === "string" ? ` ${modeOrFn}` : "";
     const fn = typeof modeOrFn === "string" ? maybeFn! : modeOrFn;
     const client = await pool.connect();
     let broken: Error | undefined;
     try {
-      await client.query(`BEGIN${mode}`);
-      const value = await fn(statements((...args) => runOn(client, ...args)));
-      await client.query("COMMIT");
+      const deferred = new Deferred();
+      // Not awaited: BEGIN goes out with the first statement.
+      deferred.add(client.query(`BEGIN${mode}`));
+      const tx = statements(async (...args) => {
+        const before = deferred.count;
+        try {
+          return await runOn(client, ...args);
+        } catch (error) {
+          // After a failed statement, the transaction's others fail as "aborted": report the cause.
+          throw await deferred.failure(before) ?? error;
+        }
+      }) as TransactionSql;
+      tx.defer = (query) => deferred.add(query.then(() => {}));
+      const value = await fn(tx);
+      const commit = client.query("COMMIT");
+      // Handled now: it may fail (with the connection) while the deferred are awaited.
+      commit.catch(() => {});
+      // COMMIT of a failed transaction rolls it back (and reports no error).
+      const failure = await deferred.failure();
+      if (failure !== undefined) throw failure;
+      await commit;
       return value;
     } catch (error) {
       try {
