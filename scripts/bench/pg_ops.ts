@@ -65,7 +65,8 @@ async function run(
     `${label.padEnd(22)} c=${String(concurrency).padStart(2)}  ${
       (N / wall * 1000).toFixed(0).padStart(5)
     } ops/s  ${(wall / N * concurrency).toFixed(3)} ms/op latency  ` +
-      `${((queries - q0) / N).toFixed(2)} queries/op  ${(cpuMs / N).toFixed(3)} ms CPU/op`,
+      `${((queries - q0) / N).toFixed(2)} queries/op  ${(cpuMs / N).toFixed(3)} ms CPU/op ` +
+      `(${(cpu.system / 1000 / N).toFixed(3)} system)`,
   );
 }
 

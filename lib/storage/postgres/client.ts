@@ -77,6 +77,15 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
       const name = this.#raw.prepare ? statementName(text) : undefined;
       return this.#run(text, [...this.#raw.params], name, arrays) as Promise<Rows<T>>;
     }
+    if (!this.bound.some((value) => value instanceof Query)) {
+      // No fragment: the text is the template's own, built once.
+      let text = TEXTS.get(this.parts);
+      if (text === undefined) {
+        text = this.parts.reduce((text, part, i) => `${text}$${i}${part}`);
+        TEXTS.set(this.parts, text);
+      }
+      return this.#run(text, [...this.bound], statementName(text), arrays) as Promise<Rows<T>>;
+    }
     const values: unknown[] = [];
     let prepared = true;
     let text = "";
@@ -85,7 +94,8 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
         if (query.#raw!.params.length > 0) {
           throw new Error("unsafe() with params cannot be spliced");
         }
-        prepared = false;
+        // Text of a fixed set keeps the statement prepared.
+        if (!query.#raw!.prepare) prepared = false;
       }
       query.parts.forEach((part, i) => {
         text += part;
@@ -109,6 +119,9 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
   }
 }
 
+/** The text of each template without fragments, by its strings (the same array every call). */
+const TEXTS = new WeakMap<readonly string[], string>();
+
 /** Statement names by text, shared by every connection (each prepares its own). */
 const NAMES = new Map<string, string>();
 
@@ -128,8 +141,8 @@ export interface TxSql {
   /**
    * Text as is: awaited, it runs with `params` as `$1…` (as a prepared
    * statement with `prepare`: for texts of a small, fixed set); inside a
-   * template (without params), it is spliced in. Never put a client's value
-   * in `text`.
+   * template (without params), it is spliced in, and the statement stays
+   * prepared only with `prepare`. Never put a client's value in `text`.
    */
   unsafe<T = Record<string, unknown>[]>(
     text: string,
@@ -195,6 +208,53 @@ async function runOn(
   // Several statements answer one result each: the last one is the text's.
   const result = Array.isArray(answer) ? answer[answer.length - 1] : answer;
   return Object.assign(result.rows, { count: result.rowCount ?? 0 });
+}
+
+/**
+ * The writes of one connection held back (its socket corked) and then sent
+ * in one system call: `pg` writes each message of a statement (parse, bind,
+ * describe, execute, sync) on its own, and on loopback each write costs
+ * about as much CPU as the statement itself.
+ */
+class Writes {
+  readonly #socket: { cork(): void; uncork(): void } | undefined;
+  #held = false;
+  #releasing = false;
+
+  constructor(client: pg.PoolClient) {
+    // `pg`'s socket: not in its types, but the same object since `pg` 1.
+    const { connection } = client as unknown as {
+      connection?: { stream?: { cork?(): void; uncork?(): void } };
+    };
+    const stream = connection?.stream;
+    this.#socket = stream?.cork && stream.uncork
+      ? stream as { cork(): void; uncork(): void }
+      : undefined;
+  }
+
+  /** Holds the writes that follow, until {@link release}. */
+  hold(): void {
+    if (this.#held || this.#socket === undefined) return;
+    this.#socket.cork();
+    this.#held = true;
+  }
+
+  /** Sends what is held. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#socket!.uncork();
+  }
+
+  /** Sends what is held, and what is written until the current task ends. */
+  releaseSoon(): void {
+    if (this.#releasing || !this.#held) return;
+    this.#releasing = true;
+    queueMicrotask(() => {
+      this.#releasing = false;
+      this.release();
+    });
+  }
 }
 
 /** The statements of a transaction sent without waiting, in the order sent. */
@@ -279,23 +339,40 @@ export function createPool(options: PoolOptions): Sql {
     const mode = typeof modeOrFn === "string" ? ` ${modeOrFn}` : "";
     const fn = typeof modeOrFn === "string" ? maybeFn! : modeOrFn;
     const client = await pool.connect();
+    const writes = new Writes(client);
     let broken: Error | undefined;
     try {
       const deferred = new Deferred();
       // Not awaited: BEGIN goes out with the first statement.
+      writes.hold();
       deferred.add(client.query(`BEGIN${mode}`));
+      let deferring = false;
       const tx = statements(async (...args) => {
         const before = deferred.count;
+        writes.hold();
+        const answer = runOn(client, ...args);
+        // A statement awaited goes out now, with those held before it and
+        // those sent in the same turn of the event loop.
+        if (!deferring) writes.releaseSoon();
         try {
-          return await runOn(client, ...args);
+          return await answer;
         } catch (error) {
           // After a failed statement, the transaction's others fail as "aborted": report the cause.
           throw await deferred.failure(before) ?? error;
         }
       }) as TransactionSql;
-      tx.defer = (query) => deferred.add(query.then(() => {}));
+      tx.defer = (query) => {
+        deferring = true;
+        try {
+          deferred.add(query.then(() => {}));
+        } finally {
+          deferring = false;
+        }
+      };
       const value = await fn(tx);
+      writes.hold();
       const commit = client.query("COMMIT");
+      writes.release();
       // Handled now: it may fail (with the connection) while the deferred are awaited.
       commit.catch(() => {});
       // COMMIT of a failed transaction rolls it back (and reports no error).
@@ -305,6 +382,7 @@ export function createPool(options: PoolOptions): Sql {
       return value;
     } catch (error) {
       try {
+        writes.release();
         await client.query("ROLLBACK");
       } catch (rollback) {
         // The connection is gone or unusable: the pool must not hand it out again.
@@ -312,6 +390,7 @@ export function createPool(options: PoolOptions): Sql {
       }
       throw error;
     } finally {
+      writes.release();
       client.release(broken ?? false);
     }
   };

@@ -45,6 +45,9 @@ export const HOLDER_LOCK_NAMESPACE = 0x52454c01;
 /** The advisory lock of the periodic reaper (one 64-bit key). */
 export const REAPER_LOCK = 0x52454c41_59000002n;
 
+/** Constant text spliced into statements: they stay prepared statements. */
+const FIXED = { prepare: true } as const;
+
 /** What the holder of row `l` receives: the main row `m`'s file, key and id. */
 const GRANT_COLUMNS = `m.id AS "licenseId", m.file AS file, m.key AS key, m.guid AS guid,
   m.file_expires_at AS "fileExpiresAt"`;
@@ -118,7 +121,7 @@ export class PgTx implements Tx {
              deactivated_at IS NULL AS active
       FROM nodes WHERE fingerprint = ${key} FOR UPDATE`.then(([row]) => row);
     const lease = sql<LeasedLicense[]>`
-      SELECT ${sql.unsafe(LEASED_COLUMNS)}
+      SELECT ${sql.unsafe(LEASED_COLUMNS, [], FIXED)}
       FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
       WHERE l.node_id = (SELECT id FROM nodes WHERE fingerprint = ${key} AND deactivated_at IS NULL)
     `.then(([row]) => row);
@@ -196,7 +199,7 @@ export class PgTx implements Tx {
     if (this.#locked?.node?.id === nodeId) return this.#locked.lease;
     const sql = this.#sql;
     const [row] = await sql<LeasedLicense[]>`
-      SELECT ${sql.unsafe(LEASED_COLUMNS)}
+      SELECT ${sql.unsafe(LEASED_COLUMNS, [], FIXED)}
       FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
       WHERE l.node_id = ${nodeId}`;
     return row;
@@ -254,9 +257,8 @@ export class PgTx implements Tx {
         WHERE id = ${licenseId} AND node_id IS NULL
         RETURNING id, seat_of
       )
-      SELECT ${
-      sql.unsafe(GRANT_COLUMNS)
-    } FROM l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)`;
+      SELECT ${sql.unsafe(GRANT_COLUMNS, [], FIXED)}
+      FROM l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)`;
     return grant;
   }
 
@@ -270,7 +272,7 @@ export class PgTx implements Tx {
 
   async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
     const [row] = await this.#sql<LicenseGrant[]>`
-      SELECT ${this.#sql.unsafe(GRANT_COLUMNS)}
+      SELECT ${this.#sql.unsafe(GRANT_COLUMNS, [], FIXED)}
       FROM licenses l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)
       WHERE l.id = ${licenseId}`;
     return row;
