@@ -95,9 +95,10 @@ Deno.test("a deferred statement fails its transaction with its own error, before
   assert.ok(duplicate(next as Error));
   // With no statement after it, the commit rejects with its error and rolls back.
   await assert.rejects(
-    db.sql.begin(async (tx) => {
+    db.sql.begin((tx) => {
       tx.defer(tx`INSERT INTO t VALUES (5)`);
       tx.defer(tx`INSERT INTO t VALUES (3)`);
+      return Promise.resolve();
     }),
     duplicate,
   );
