@@ -5,6 +5,11 @@
  * (`` sql`… WHERE ${inPool(sql, poolId)}` ``). A template runs when it is
  * awaited, as a named prepared statement (one per text, per connection).
  *
+ * Connections run in `pg`'s pipeline mode: a statement is written as soon as
+ * it is sent, without waiting for the answers of those before it, so a
+ * transaction's `BEGIN` travels with its first statement and
+ * {@link TransactionSql.defer}red statements with the next one.
+ *
  * `pg` rather than the `postgres` package: when the server goes away with
  * statements in flight, `postgres` 3.4.9 throws from a timer, outside any
  * caller, and the process dies (porsager/postgres#1154, #1208, unfixed);
@@ -72,6 +77,15 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
       const name = this.#raw.prepare ? statementName(text) : undefined;
       return this.#run(text, [...this.#raw.params], name, arrays) as Promise<Rows<T>>;
     }
+    if (!this.bound.some((value) => value instanceof Query)) {
+      // No fragment: the text is the template's own, built once.
+      let text = TEXTS.get(this.parts);
+      if (text === undefined) {
+        text = this.parts.reduce((text, part, i) => `${text}$${i}${part}`);
+        TEXTS.set(this.parts, text);
+      }
+      return this.#run(text, [...this.bound], statementName(text), arrays) as Promise<Rows<T>>;
+    }
     const values: unknown[] = [];
     let prepared = true;
     let text = "";
@@ -80,7 +94,8 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
         if (query.#raw!.params.length > 0) {
           throw new Error("unsafe() with params cannot be spliced");
         }
-        prepared = false;
+        // Text of a fixed set keeps the statement prepared.
+        if (!query.#raw!.prepare) prepared = false;
       }
       query.parts.forEach((part, i) => {
         text += part;
@@ -104,6 +119,9 @@ export class Query<T = Record<string, unknown>[]> implements PromiseLike<Rows<T>
   }
 }
 
+/** The text of each template without fragments, by its strings (the same array every call). */
+const TEXTS = new WeakMap<readonly string[], string>();
+
 /** Statement names by text, shared by every connection (each prepares its own). */
 const NAMES = new Map<string, string>();
 
@@ -123,8 +141,8 @@ export interface TxSql {
   /**
    * Text as is: awaited, it runs with `params` as `$1…` (as a prepared
    * statement with `prepare`: for texts of a small, fixed set); inside a
-   * template (without params), it is spliced in. Never put a client's value
-   * in `text`.
+   * template (without params), it is spliced in, and the statement stays
+   * prepared only with `prepare`. Never put a client's value in `text`.
    */
   unsafe<T = Record<string, unknown>[]>(
     text: string,
@@ -135,14 +153,27 @@ export interface TxSql {
   array<V>(values: readonly V[]): readonly V[];
 }
 
+/** The statements of one transaction. */
+export interface TransactionSql extends TxSql {
+  /**
+   * Sends `query` now and does not wait for its answer: it reaches the server
+   * with the next statement awaited (or the `COMMIT`), in one round trip. For
+   * statements whose answer the caller does not need (writes without
+   * `RETURNING`, locks). When it fails, the transaction fails with its error:
+   * the next statement awaited rejects with it (not with "current
+   * transaction is aborted"), or else the commit does.
+   */
+  defer(query: Query<unknown>): void;
+}
+
 /** A pool of connections: statements, transactions, and the end of it. */
 export interface Sql extends TxSql {
   /**
    * Runs `fn` in a transaction (`BEGIN <mode>`) on one connection: commits
    * when it resolves, rolls back when it rejects.
    */
-  begin<T>(fn: (sql: TxSql) => Promise<T>): Promise<T>;
-  begin<T>(mode: string, fn: (sql: TxSql) => Promise<T>): Promise<T>;
+  begin<T>(fn: (sql: TransactionSql) => Promise<T>): Promise<T>;
+  begin<T>(mode: string, fn: (sql: TransactionSql) => Promise<T>): Promise<T>;
   /** Closes every connection once the running statements are done. */
   end(options?: { timeout?: number }): Promise<void>;
 }
@@ -177,6 +208,79 @@ async function runOn(
   // Several statements answer one result each: the last one is the text's.
   const result = Array.isArray(answer) ? answer[answer.length - 1] : answer;
   return Object.assign(result.rows, { count: result.rowCount ?? 0 });
+}
+
+/**
+ * The writes of one connection held back (its socket corked) and then sent
+ * in one system call: `pg` writes each message of a statement (parse, bind,
+ * describe, execute, sync) on its own, and on loopback each write costs
+ * about as much CPU as the statement itself.
+ */
+class Writes {
+  readonly #socket: { cork(): void; uncork(): void } | undefined;
+  #held = false;
+  #releasing = false;
+
+  constructor(client: pg.PoolClient) {
+    // `pg`'s socket: not in its types, but the same object since `pg` 1.
+    const { connection } = client as unknown as {
+      connection?: { stream?: { cork?(): void; uncork?(): void } };
+    };
+    const stream = connection?.stream;
+    this.#socket = stream?.cork && stream.uncork
+      ? stream as { cork(): void; uncork(): void }
+      : undefined;
+  }
+
+  /** Holds the writes that follow, until {@link release}. */
+  hold(): void {
+    if (this.#held || this.#socket === undefined) return;
+    this.#socket.cork();
+    this.#held = true;
+  }
+
+  /** Sends what is held. */
+  release(): void {
+    if (!this.#held) return;
+    this.#held = false;
+    this.#socket!.uncork();
+  }
+
+  /** Sends what is held, and what is written until the current task ends. */
+  releaseSoon(): void {
+    if (this.#releasing || !this.#held) return;
+    this.#releasing = true;
+    queueMicrotask(() => {
+      this.#releasing = false;
+      this.release();
+    });
+  }
+}
+
+/** The statements of a transaction sent without waiting, in the order sent. */
+class Deferred {
+  readonly #answers: Promise<{ error: unknown } | undefined>[] = [];
+
+  /** How many were sent so far. */
+  get count(): number {
+    return this.#answers.length;
+  }
+
+  add(answer: PromiseLike<unknown>): void {
+    this.#answers.push(Promise.resolve(answer).then(() => undefined, (error) => ({ error })));
+  }
+
+  /**
+   * Waits for the first `count` statements sent (default: all); the error of
+   * the first of them that failed. A statement waits only for those sent
+   * before it: never for itself.
+   */
+  async failure(count = this.#answers.length): Promise<unknown> {
+    for (const failed of await Promise.all(this.#answers.slice(0, count))) {
+      if (failed) return failed.error;
+    }
+    return undefined;
+  }
 }
 
 /** 64-bit integers and numerics as numbers: Relay's ids, times and counts fit in 2^53. */
@@ -220,6 +324,8 @@ export function createPool(options: PoolOptions): Sql {
     idleTimeoutMillis: 60_000,
     application_name: options.applicationName,
     types: TYPES,
+    // See the module's comment; `pg` answers the statements in order.
+    pipeline: true,
   });
   // A connection's error while idle or in use is reported to the statement
   // (or the next checkout); without a listener it would be thrown.
@@ -227,20 +333,56 @@ export function createPool(options: PoolOptions): Sql {
   pool.on("connect", (client) => client.on("error", () => {}));
   const sql = statements((...args) => runOn(pool, ...args)) as Sql;
   sql.begin = async <T>(
-    modeOrFn: string | ((sql: TxSql) => Promise<T>),
-    maybeFn?: (sql: TxSql) => Promise<T>,
+    modeOrFn: string | ((sql: TransactionSql) => Promise<T>),
+    maybeFn?: (sql: TransactionSql) => Promise<T>,
   ): Promise<T> => {
     const mode = typeof modeOrFn === "string" ? ` ${modeOrFn}` : "";
     const fn = typeof modeOrFn === "string" ? maybeFn! : modeOrFn;
     const client = await pool.connect();
+    const writes = new Writes(client);
     let broken: Error | undefined;
     try {
-      await client.query(`BEGIN${mode}`);
-      const value = await fn(statements((...args) => runOn(client, ...args)));
-      await client.query("COMMIT");
+      const deferred = new Deferred();
+      // Not awaited: BEGIN goes out with the first statement.
+      writes.hold();
+      deferred.add(client.query(`BEGIN${mode}`));
+      let deferring = false;
+      const tx = statements(async (...args) => {
+        const before = deferred.count;
+        writes.hold();
+        const answer = runOn(client, ...args);
+        // A statement awaited goes out now, with those held before it and
+        // those sent in the same turn of the event loop.
+        if (!deferring) writes.releaseSoon();
+        try {
+          return await answer;
+        } catch (error) {
+          // After a failed statement, the transaction's others fail as "aborted": report the cause.
+          throw await deferred.failure(before) ?? error;
+        }
+      }) as TransactionSql;
+      tx.defer = (query) => {
+        deferring = true;
+        try {
+          deferred.add(query.then(() => {}));
+        } finally {
+          deferring = false;
+        }
+      };
+      const value = await fn(tx);
+      writes.hold();
+      const commit = client.query("COMMIT");
+      writes.release();
+      // Handled now: it may fail (with the connection) while the deferred are awaited.
+      commit.catch(() => {});
+      // COMMIT of a failed transaction rolls it back (and reports no error).
+      const failure = await deferred.failure();
+      if (failure !== undefined) throw failure;
+      await commit;
       return value;
     } catch (error) {
       try {
+        writes.release();
         await client.query("ROLLBACK");
       } catch (rollback) {
         // The connection is gone or unusable: the pool must not hand it out again.
@@ -248,6 +390,7 @@ export function createPool(options: PoolOptions): Sql {
       }
       throw error;
     } finally {
+      writes.release();
       client.release(broken ?? false);
     }
   };

@@ -14,7 +14,7 @@
 import { UsageError } from "../../errors.ts";
 import { createPool, type Sql } from "./client.ts";
 
-export type { Sql, TxSql } from "./client.ts";
+export type { Sql, TransactionSql, TxSql } from "./client.ts";
 
 /** Whether `location` names a PostgreSQL database (`postgres://` or `postgresql://`). */
 export function isPostgresUrl(location: string): boolean {

@@ -15,6 +15,9 @@
 import type { Query, TxSql } from "./client.ts";
 import { VALID_UNTIL } from "./schema.ts";
 
+/** Constant text spliced into statements: they stay prepared statements. */
+const FIXED = { prepare: true } as const;
+
 /** The condition on `licenses.pool_id` (alias `l`) for a pool, or for no pool (null). */
 function inPool(sql: TxSql, poolId: number | null): Query<unknown> {
   return poolId === null ? sql`l.pool_id IS NULL` : sql`l.pool_id = ${poolId}`;
@@ -23,7 +26,7 @@ function inPool(sql: TxSql, poolId: number | null): Query<unknown> {
 /** Free licenses (alias `l`) of a pool valid at `validAt`, spelled as the index is. */
 function validFree(sql: TxSql, poolId: number | null, validAt: number): Query<unknown> {
   return sql`${inPool(sql, poolId)} AND l.node_id IS NULL
-    AND ${sql.unsafe(VALID_UNTIL)} > ${validAt}`;
+    AND ${sql.unsafe(VALID_UNTIL, [], FIXED)} > ${validAt}`;
 }
 
 /** See `Tx.firstFreeLicense`: idx_licenses_pool_free in id order. */

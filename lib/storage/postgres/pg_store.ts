@@ -17,7 +17,7 @@
 
 import { DatabaseError, RelayError } from "../../errors.ts";
 import type { Store, TransactionOptions, Tx } from "../store.ts";
-import { connectPostgres, redactUrl, type Sql, type TxSql } from "./connect.ts";
+import { connectPostgres, redactUrl, type Sql, type TransactionSql } from "./connect.ts";
 import { asDatabaseError, databaseFailure, isRetryable } from "./errors.ts";
 import { migratePostgres } from "./migrate.ts";
 import { PgTx } from "./statements.ts";
@@ -68,8 +68,8 @@ export class PostgresStore implements Store {
       try {
         const result = await this.#sql.begin(async (sql) => {
           // Not waiting for the WAL flush: the reaper's changes (see TransactionOptions).
-          if (options.durable === false) await sql`SET LOCAL synchronous_commit = off`;
-          return [await fn(this.#tx(sql))];
+          if (options.durable === false) sql.defer(sql`SET LOCAL synchronous_commit = off`);
+          return await this.#run(sql, fn);
         });
         this.#writeFailure = null;
         return result[0] as T;
@@ -87,7 +87,7 @@ export class PostgresStore implements Store {
     try {
       const result = await this.#sql.begin(
         "isolation level repeatable read read only",
-        async (sql) => [await fn(this.#tx(sql))],
+        (sql) => this.#run(sql, fn),
       );
       return result[0] as T;
     } catch (error) {
@@ -105,8 +105,12 @@ export class PostgresStore implements Store {
     return this.#closed;
   }
 
-  #tx(sql: TxSql): PgTx {
-    return new PgTx(sql, { audit: this.#audit });
+  /** `fn` on a transaction's statements; its audit rows go out with the COMMIT. */
+  async #run<T>(sql: TransactionSql, fn: (tx: Tx) => Promise<T>): Promise<[T]> {
+    const tx = new PgTx(sql, { audit: this.#audit });
+    const value = await fn(tx);
+    tx.flush();
+    return [value];
   }
 }
 

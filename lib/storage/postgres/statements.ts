@@ -9,6 +9,12 @@
  * ({@link PgTx.lockHolder}), a license is picked `FOR UPDATE SKIP LOCKED`
  * and the reaper skips holders another transaction has locked.
  *
+ * Round trips are what a claim costs on PostgreSQL, so a transaction saves
+ * them where the {@link Tx} contract allows: audit rows are written in one
+ * statement with the COMMIT (`./audit_buffer.ts`); writes whose answer
+ * nobody needs are deferred (sent with the next statement); locking a holder
+ * also reads its row and lease, which the claim or release asks for next.
+ *
  * @module
  */
 
@@ -25,7 +31,8 @@ import type {
   Reaped,
   Tx,
 } from "../store.ts";
-import type { TxSql } from "./connect.ts";
+import { AuditBuffer } from "./audit_buffer.ts";
+import type { TransactionSql } from "./connect.ts";
 import * as free from "./free_licenses.ts";
 import * as audits from "./audit_queries.ts";
 import * as leases from "./lease_queries.ts";
@@ -38,6 +45,9 @@ export const HOLDER_LOCK_NAMESPACE = 0x52454c01;
 /** The advisory lock of the periodic reaper (one 64-bit key). */
 export const REAPER_LOCK = 0x52454c41_59000002n;
 
+/** Constant text spliced into statements: they stay prepared statements. */
+const FIXED = { prepare: true } as const;
+
 /** What the holder of row `l` receives: the main row `m`'s file, key and id. */
 const GRANT_COLUMNS = `m.id AS "licenseId", m.file AS file, m.key AS key, m.guid AS guid,
   m.file_expires_at AS "fileExpiresAt"`;
@@ -48,32 +58,78 @@ type Args<K extends keyof Tx> = Parameters<Tx[K]>;
 /** The result of method `K` of a {@link Tx}. */
 type Result<K extends keyof Tx> = ReturnType<Tx[K]>;
 
+/** The columns of {@link LeasedLicense}, of row `l` and its main row `m` (if a seat). */
+const LEASED_COLUMNS = `l.id AS id, COALESCE(l.seat_of, l.id) AS "licenseId",
+  COALESCE(m.guid, l.guid) AS guid, l.pool_id AS "poolId",
+  l.file_expires_at AS "fileExpiresAt", l.expires_at AS "expiresAt"`;
+
+/**
+ * What {@link PgTx.lockHolder} read of the holder it locked: its row if it is
+ * active, and the license that row leases. Valid until this transaction
+ * changes a node or a license (others cannot: the row is locked).
+ */
+interface LockedHolder {
+  key: string;
+  node: ActiveNode | undefined;
+  lease: LeasedLicense | undefined;
+}
+
 /** The statements of one PostgreSQL transaction. */
 export class PgTx implements Tx {
-  readonly #sql: TxSql;
-  readonly #audit: boolean;
+  readonly #sql: TransactionSql;
+  readonly #audit: AuditBuffer | null;
+  #locked: LockedHolder | null = null;
 
-  /** Statements on `sql`, one open transaction; `audit: false` makes {@link audit} a no-op. */
-  constructor(sql: TxSql, options: { audit: boolean }) {
+  /**
+   * Statements on `sql`, one open transaction; `audit: false` makes
+   * {@link audit} a no-op. Call {@link flush} before the transaction commits.
+   */
+  constructor(sql: TransactionSql, options: { audit: boolean }) {
     this.#sql = sql;
-    this.#audit = options.audit;
+    this.#audit = options.audit ? new AuditBuffer() : null;
   }
 
-  async audit({ event, entity, entityId, poolId, now }: AuditEntry): Promise<void> {
-    if (!this.#audit) return;
-    await this.#sql`
-      INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
-      VALUES (${event}, ${entity}, ${entityId}, ${poolId}, ${now})`;
+  /** Held, and written by {@link flush} (or before a statement on the audit log). */
+  audit(entry: AuditEntry): Promise<void> {
+    this.#audit?.add(entry);
+    return Promise.resolve();
+  }
+
+  /**
+   * Sends the audit rows held so far (deferred: with the next statement or
+   * the COMMIT). The store calls it before committing; statements that read
+   * or write the audit log call it first.
+   */
+  flush(): void {
+    this.#audit?.flush(this.#sql);
   }
 
   /**
    * An advisory lock on the key's hash (a collision only makes two holders
    * take turns), then the holder's row itself, so that the reaper, which
-   * skips locked rows, leaves it to this transaction.
+   * skips locked rows, leaves it to this transaction. Three statements in
+   * one round trip (each reads after the one before, as if awaited one by
+   * one); the last two also read the holder and its lease for
+   * {@link activeNode} and {@link licenseLeasedBy}.
    */
   async lockHolder(key: string): Promise<void> {
-    await this.#sql`SELECT pg_advisory_xact_lock(${HOLDER_LOCK_NAMESPACE}, hashtext(${key}))`;
-    await this.#sql`SELECT 1 FROM nodes WHERE fingerprint = ${key} FOR UPDATE`;
+    const sql = this.#sql;
+    this.#locked = null;
+    sql.defer(sql`SELECT pg_advisory_xact_lock(${HOLDER_LOCK_NAMESPACE}, hashtext(${key}))`);
+    const node = sql<(ActiveNode & { active: boolean })[]>`
+      SELECT id, last_heartbeat_at AS "lastHeartbeatAt", lease_expires_at AS "leaseExpiresAt",
+             deactivated_at IS NULL AS active
+      FROM nodes WHERE fingerprint = ${key} FOR UPDATE`.then(([row]) => row);
+    const lease = sql<LeasedLicense[]>`
+      SELECT ${sql.unsafe(LEASED_COLUMNS, [], FIXED)}
+      FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
+      WHERE l.node_id = (SELECT id FROM nodes WHERE fingerprint = ${key} AND deactivated_at IS NULL)
+    `.then(([row]) => row);
+    const [row, leased] = await Promise.all([node, lease]);
+    const active = row?.active
+      ? { id: row.id, lastHeartbeatAt: row.lastHeartbeatAt, leaseExpiresAt: row.leaseExpiresAt }
+      : undefined;
+    this.#locked = { key, node: active, lease: active && leased };
   }
 
   async tryReaperLock(): Promise<boolean> {
@@ -99,6 +155,7 @@ export class PgTx implements Tx {
   }
 
   async activeNode(fingerprint: string): Promise<ActiveNode | undefined> {
+    if (this.#locked?.key === fingerprint) return this.#locked.node;
     const [row] = await this.#sql<ActiveNode[]>`
       SELECT id, last_heartbeat_at AS "lastHeartbeatAt", lease_expires_at AS "leaseExpiresAt"
       FROM nodes WHERE fingerprint = ${fingerprint} AND deactivated_at IS NULL`;
@@ -110,6 +167,7 @@ export class PgTx implements Tx {
     key: string,
     { now, expiresAt, holderType }: HolderTimes,
   ): Promise<number | undefined> {
+    this.#locked = null;
     const [row] = await this.#sql<{ id: number }[]>`
       INSERT INTO nodes (fingerprint, last_heartbeat_at, lease_expires_at, created_at, holder_type)
       VALUES (${key}, ${now}, ${expiresAt}, ${now}, ${holderType})
@@ -121,21 +179,27 @@ export class PgTx implements Tx {
     return row?.id;
   }
 
-  async heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
-    await this.#sql`
+  /** Deferred: sent with the next statement. */
+  heartbeat(nodeId: number, { now, expiresAt }: LeaseTimes): Promise<void> {
+    this.#locked = null;
+    this.#sql.defer(this.#sql`
       UPDATE nodes SET last_heartbeat_at = ${now}, lease_expires_at = ${expiresAt}
-      WHERE id = ${nodeId}`;
+      WHERE id = ${nodeId}`);
+    return Promise.resolve();
   }
 
-  async deactivateNode(nodeId: number, now: number): Promise<void> {
-    await this.#sql`UPDATE nodes SET deactivated_at = ${now} WHERE id = ${nodeId}`;
+  /** Deferred: sent with the next statement. */
+  deactivateNode(nodeId: number, now: number): Promise<void> {
+    this.#locked = null;
+    this.#sql.defer(this.#sql`UPDATE nodes SET deactivated_at = ${now} WHERE id = ${nodeId}`);
+    return Promise.resolve();
   }
 
   async licenseLeasedBy(nodeId: number): Promise<LeasedLicense | undefined> {
-    const [row] = await this.#sql<LeasedLicense[]>`
-      SELECT l.id AS id, COALESCE(l.seat_of, l.id) AS "licenseId",
-             COALESCE(m.guid, l.guid) AS guid, l.pool_id AS "poolId",
-             l.file_expires_at AS "fileExpiresAt", l.expires_at AS "expiresAt"
+    if (this.#locked?.node?.id === nodeId) return this.#locked.lease;
+    const sql = this.#sql;
+    const [row] = await sql<LeasedLicense[]>`
+      SELECT ${sql.unsafe(LEASED_COLUMNS, [], FIXED)}
       FROM licenses l LEFT JOIN licenses m ON m.id = l.seat_of
       WHERE l.node_id = ${nodeId}`;
     return row;
@@ -176,27 +240,39 @@ export class PgTx implements Tx {
     return free.freeLicenseAt();
   }
 
-  /** Only while the license is free: undefined if another transaction leased it first. */
+  /**
+   * Only while the license is free: undefined if another transaction leased
+   * it first. One statement: the grant is read from the main row, which the
+   * update does not change.
+   */
   async leaseLicense(
     licenseId: number,
     { nodeId, now }: { nodeId: number; now: number },
   ): Promise<LicenseGrant | undefined> {
-    const [leased] = await this.#sql<{ seatOf: number | null }[]>`
-      UPDATE licenses SET node_id = ${nodeId}, last_claimed_at = ${now}, claims = claims + 1
-      WHERE id = ${licenseId} AND node_id IS NULL
-      RETURNING seat_of AS "seatOf"`;
-    if (leased === undefined) return undefined;
-    return await this.licenseGrant(licenseId);
+    this.#locked = null;
+    const sql = this.#sql;
+    const [grant] = await sql<LicenseGrant[]>`
+      WITH l AS (
+        UPDATE licenses SET node_id = ${nodeId}, last_claimed_at = ${now}, claims = claims + 1
+        WHERE id = ${licenseId} AND node_id IS NULL
+        RETURNING id, seat_of
+      )
+      SELECT ${sql.unsafe(GRANT_COLUMNS, [], FIXED)}
+      FROM l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)`;
+    return grant;
   }
 
-  async releaseLicense(licenseId: number, now: number): Promise<void> {
-    await this.#sql`
-      UPDATE licenses SET node_id = NULL, last_released_at = ${now} WHERE id = ${licenseId}`;
+  /** Deferred: sent with the next statement. */
+  releaseLicense(licenseId: number, now: number): Promise<void> {
+    this.#locked = null;
+    this.#sql.defer(this.#sql`
+      UPDATE licenses SET node_id = NULL, last_released_at = ${now} WHERE id = ${licenseId}`);
+    return Promise.resolve();
   }
 
   async licenseGrant(licenseId: number): Promise<LicenseGrant | undefined> {
     const [row] = await this.#sql<LicenseGrant[]>`
-      SELECT ${this.#sql.unsafe(GRANT_COLUMNS)}
+      SELECT ${this.#sql.unsafe(GRANT_COLUMNS, [], FIXED)}
       FROM licenses l JOIN licenses m ON m.id = COALESCE(l.seat_of, l.id)
       WHERE l.id = ${licenseId}`;
     return row;
@@ -229,6 +305,7 @@ export class PgTx implements Tx {
   async reapExpired(
     { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
   ): Promise<Reaped> {
+    this.#locked = null;
     const sql = this.#sql;
     type Row = { id: number; holderType: number };
     const legacy = cutoff === null ? [] : await sql<Row[]>`
@@ -252,7 +329,7 @@ export class PgTx implements Tx {
       RETURNING old.node_id AS "nodeId", old.pool_id AS "poolId", old.audit_id AS "auditId"`;
     await sql`
       UPDATE nodes SET deactivated_at = ${now} WHERE id = ANY(${sql.array(ids)}::bigint[])`;
-    if (this.#audit) await this.#auditReaped(batch, released, now);
+    this.#auditReaped(batch, released, now);
     // In reap order, as SQLite reports them.
     const order = new Map(ids.map((id, index) => [id, index]));
     const leasePools = released.toSorted((a, b) => order.get(a.nodeId)! - order.get(b.nodeId)!)
@@ -263,40 +340,35 @@ export class PgTx implements Tx {
   /**
    * Per holder in reap order: license.lease_expired (if it leased one; the
    * entity is the license, the main row for a seat), then node.culled for a
-   * node, user.culled for a user (`lib/holders.ts`); one statement.
+   * node, user.culled for a user (`lib/holders.ts`); into the audit buffer.
    */
-  async #auditReaped(
+  #auditReaped(
     batch: { id: number; holderType: number }[],
     released: { nodeId: number; poolId: number | null; auditId: number }[],
     now: number,
-  ): Promise<void> {
+  ): void {
+    if (this.#audit === null) return;
     const leases = new Map(released.map((row) => [row.nodeId, row]));
-    const events: number[] = [];
-    const entities: number[] = [];
-    const entityIds: number[] = [];
-    const poolIds: (number | null)[] = [];
     for (const node of batch) {
       const lease = leases.get(node.id);
       if (lease) {
-        events.push(EventType.licenseLeaseExpired);
-        entities.push(EntityType.license);
-        entityIds.push(lease.auditId);
-        poolIds.push(lease.poolId);
+        this.#audit.add({
+          event: EventType.licenseLeaseExpired,
+          entity: EntityType.license,
+          entityId: lease.auditId,
+          poolId: lease.poolId,
+          now,
+        });
       }
       const user = node.holderType === EntityType.user;
-      events.push(user ? EventType.userCulled : EventType.nodeCulled);
-      entities.push(user ? EntityType.user : EntityType.node);
-      entityIds.push(node.id);
-      poolIds.push(lease?.poolId ?? null);
+      this.#audit.add({
+        event: user ? EventType.userCulled : EventType.nodeCulled,
+        entity: user ? EntityType.user : EntityType.node,
+        entityId: node.id,
+        poolId: lease?.poolId ?? null,
+        now,
+      });
     }
-    const sql = this.#sql;
-    await sql`
-      INSERT INTO audit_logs (event_type_id, entity_type_id, entity_id, pool_id, created_at)
-      SELECT e, t, i, p, ${now}
-      FROM unnest(${sql.array(events)}::smallint[], ${sql.array(entities)}::smallint[],
-                  ${sql.array(entityIds)}::bigint[], ${sql.array(poolIds as number[])}::bigint[])
-        WITH ORDINALITY AS r (e, t, i, p, n)
-      ORDER BY n`;
   }
 
   async recordProbe(now: number): Promise<void> {
@@ -319,6 +391,7 @@ export class PgTx implements Tx {
     key: string,
     { holderType, now }: { holderType: EntityType; now: number },
   ): Promise<number> {
+    this.#locked = null;
     const [row] = await this.#sql<{ id: number }[]>`
       INSERT INTO nodes (fingerprint, created_at, deactivated_at, holder_type)
       VALUES (${key}, ${now}, ${now}, ${holderType}) RETURNING id`;
@@ -336,27 +409,34 @@ export class PgTx implements Tx {
     return leases.pools(this.#sql, ...args);
   }
   auditLogRows(...args: Args<"auditLogRows">): Result<"auditLogRows"> {
+    this.flush();
     return audits.auditLogRows(this.#sql, ...args);
   }
   auditEventCounts(...args: Args<"auditEventCounts">): Result<"auditEventCounts"> {
+    this.flush();
     return audits.auditEventCounts(this.#sql, ...args);
   }
   deleteAuditBefore(...args: Args<"deleteAuditBefore">): Result<"deleteAuditBefore"> {
+    this.flush();
     return audits.deleteAuditBefore(this.#sql, ...args);
   }
   lastAuditId(...args: Args<"lastAuditId">): Result<"lastAuditId"> {
+    this.flush();
     return status.lastAuditId(this.#sql, ...args);
   }
   seatChanges(...args: Args<"seatChanges">): Result<"seatChanges"> {
+    this.flush();
     return status.seatChanges(this.#sql, ...args);
   }
   conflictingLicense(...args: Args<"conflictingLicense">): Result<"conflictingLicense"> {
     return licenseRows.conflictingLicense(this.#sql, ...args);
   }
   insertLicense(...args: Args<"insertLicense">): Result<"insertLicense"> {
+    this.#locked = null;
     return licenseRows.insertLicense(this.#sql, ...args);
   }
   insertSeats(...args: Args<"insertSeats">): Result<"insertSeats"> {
+    this.#locked = null;
     return licenseRows.insertSeats(this.#sql, ...args);
   }
   licenseByGuid(...args: Args<"licenseByGuid">): Result<"licenseByGuid"> {
@@ -369,12 +449,14 @@ export class PgTx implements Tx {
     return licenseRows.licenseSeats(this.#sql, ...args);
   }
   deleteLicense(...args: Args<"deleteLicense">): Result<"deleteLicense"> {
+    this.#locked = null;
     return licenseRows.deleteLicense(this.#sql, ...args);
   }
   renewableLicense(...args: Args<"renewableLicense">): Result<"renewableLicense"> {
     return licenseRows.renewableLicense(this.#sql, ...args);
   }
   renewLicense(...args: Args<"renewLicense">): Result<"renewLicense"> {
+    this.#locked = null;
     return licenseRows.renewLicense(this.#sql, ...args);
   }
 }

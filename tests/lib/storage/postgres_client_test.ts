@@ -65,6 +65,47 @@ Deno.test("a transaction commits what resolves and rolls back what rejects", asy
   assert.deepEqual(seen, [1, 1]);
 });
 
+Deno.test("a deferred statement fails its transaction with its own error, before or at COMMIT", async () => {
+  await using db = await testDatabase();
+  await db.sql`CREATE TABLE t (id BIGINT PRIMARY KEY)`;
+  await db.sql`INSERT INTO t VALUES (1)`;
+  const duplicate = (error: Error & { code?: string }) => error.code === "23505";
+  // Deferred writes that succeed commit with the transaction, in order.
+  await db.sql.begin(async (tx) => {
+    tx.defer(tx`INSERT INTO t VALUES (2)`);
+    tx.defer(tx`UPDATE t SET id = 3 WHERE id = 2`);
+    const [row] = await tx<{ n: number }[]>`SELECT count(*) AS n FROM t WHERE id = 3`;
+    assert.equal(row.n, 1);
+  });
+  // The next statement awaited rejects with the deferred one's error, not "aborted" (25P02).
+  let next: unknown;
+  await assert.rejects(
+    db.sql.begin(async (tx) => {
+      tx.defer(tx`INSERT INTO t VALUES (4)`);
+      tx.defer(tx`INSERT INTO t VALUES (1)`);
+      try {
+        await tx`SELECT 1`;
+      } catch (error) {
+        next = error;
+        throw error;
+      }
+    }),
+    duplicate,
+  );
+  assert.ok(duplicate(next as Error));
+  // With no statement after it, the commit rejects with its error and rolls back.
+  await assert.rejects(
+    db.sql.begin((tx) => {
+      tx.defer(tx`INSERT INTO t VALUES (5)`);
+      tx.defer(tx`INSERT INTO t VALUES (3)`);
+      return Promise.resolve();
+    }),
+    duplicate,
+  );
+  const ids = await db.sql<{ id: number }[]>`SELECT id FROM t ORDER BY id`;
+  assert.deepEqual(ids.map((row) => row.id), [1, 3]);
+});
+
 Deno.test("the server killed under load: statements reject, the process lives, the pool recovers", async () => {
   await using server = await startPostgresServer();
   const sql = connectPostgres(server.adminUrl, { max: 8, connectTimeoutSeconds: 2 });
