@@ -14,7 +14,7 @@
 
 import type { PasswordSource } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { isPostgresUrl, redactUrl } from "../lib/storage/postgres/connect.ts";
+import { isPostgresUrl, redactUrl } from "../lib/storage/postgres/url.ts";
 import { readSmallFile } from "./files.ts";
 import { type Env, envValue, FLAGS, flagValue, PASSWORD_ENV } from "./flags.ts";
 import type { UserPaths } from "./paths.ts";

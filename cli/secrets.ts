@@ -7,7 +7,7 @@
  * @module
  */
 
-import { redactUrl } from "../lib/storage/postgres/connect.ts";
+import { redactUrl } from "../lib/storage/postgres/url.ts";
 import { isPostgresUrl, urlSecrets } from "./database.ts";
 
 /**

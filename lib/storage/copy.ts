@@ -18,8 +18,7 @@ import {
   type TableReader,
   type TableWriter,
 } from "./copy_tables.ts";
-import { isPostgresUrl, redactUrl } from "./postgres/connect.ts";
-import { readPgTables, writePgTables } from "./postgres/table_copy.ts";
+import { isPostgresUrl, redactUrl } from "./postgres/url.ts";
 import { readSqliteTables, writeSqliteTables } from "./sqlite/table_copy.ts";
 
 /** One side of a copy: a SQLite path or a PostgreSQL URL, with the URL's password if apart. */
@@ -134,7 +133,9 @@ async function refuseNonEmpty(writer: TableWriter, name: string): Promise<void> 
 
 function readTables<T>(end: CopyEnd, fn: (reader: TableReader) => Promise<T>): Promise<T> {
   return isPostgresUrl(end.location)
-    ? readPgTables(end.location, { password: end.password }, fn)
+    ? import("./postgres/table_copy.ts").then((pg) =>
+      pg.readPgTables(end.location, { password: end.password }, fn)
+    )
     : readSqliteTables(end.location, fn);
 }
 
@@ -144,7 +145,9 @@ function writeTables<T>(
   fn: (writer: TableWriter) => Promise<T>,
 ): Promise<T> {
   return isPostgresUrl(end.location)
-    ? writePgTables(end.location, { password: end.password, now }, fn)
+    ? import("./postgres/table_copy.ts").then((pg) =>
+      pg.writePgTables(end.location, { password: end.password, now }, fn)
+    )
     : writeSqliteTables(end.location, { now }, fn);
 }
 

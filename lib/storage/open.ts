@@ -11,9 +11,8 @@ import type { BackupResult, Inspection, Store } from "./store.ts";
 import { backupSqlite } from "./sqlite/backup.ts";
 import { type InspectOptions, inspectSqlite } from "./sqlite/inspect.ts";
 import { openSqliteStore, type SqliteStoreOptions } from "./sqlite/sqlite_store.ts";
-import { isPostgresUrl } from "./postgres/connect.ts";
-import { inspectPostgres, type PostgresInspection } from "./postgres/inspect.ts";
-import { openPostgresStore } from "./postgres/pg_store.ts";
+import type { PostgresInspection } from "./postgres/inspect.ts";
+import { isPostgresUrl } from "./postgres/url.ts";
 
 /**
  * Options of {@link openStore}: what every engine understands, and the hints
@@ -37,7 +36,12 @@ export interface StoreOptions extends SqliteStoreOptions {
  * @throws {DatabaseTooNewError} a newer Relay (or Keygen Relay) wrote it.
  */
 export function openStore(location: string, options: StoreOptions): Promise<Store> {
-  if (isPostgresUrl(location)) return openPostgresStore(location, options);
+  if (isPostgresUrl(location)) {
+    // Loaded on first use: a command on SQLite never loads the `pg` package.
+    return import("./postgres/pg_store.ts").then((engine) =>
+      engine.openPostgresStore(location, options)
+    );
+  }
   try {
     return Promise.resolve(openSqliteStore(location, options));
   } catch (error) {
@@ -97,7 +101,11 @@ export function inspectDatabase(
   location: string,
   options: InspectOptions & { password?: string },
 ): Promise<Inspection | PostgresInspection> {
-  if (databaseEngine(location) === "postgres") return inspectPostgres(location, options);
+  if (databaseEngine(location) === "postgres") {
+    return import("./postgres/inspect.ts").then((engine) =>
+      engine.inspectPostgres(location, options)
+    );
+  }
   try {
     return Promise.resolve(inspectSqlite(location, options));
   } catch (error) {

@@ -13,13 +13,10 @@
 
 import { UsageError } from "../../errors.ts";
 import { createPool, type Sql } from "./client.ts";
+import { isPostgresUrl, redactUrl } from "./url.ts";
 
 export type { Sql, TransactionSql, TxSql } from "./client.ts";
-
-/** Whether `location` names a PostgreSQL database (`postgres://` or `postgresql://`). */
-export function isPostgresUrl(location: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(location);
-}
+export { isPostgresUrl, redactUrl } from "./url.ts";
 
 /** Options of {@link connectPostgres}. */
 export interface ConnectOptions {
@@ -31,23 +28,6 @@ export interface ConnectOptions {
   connectTimeoutSeconds?: number;
   /** Shown in `pg_stat_activity.application_name` (default `relay`). */
   applicationName?: string;
-}
-
-/**
- * `url` with its password replaced by `***`, for messages and logs; an
- * unparsable URL is named by its scheme only.
- */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = "***";
-    for (const key of [...parsed.searchParams.keys()]) {
-      if (key.toLowerCase() === "password") parsed.searchParams.set(key, "***");
-    }
-    return parsed.href;
-  } catch {
-    return `${url.split(":")[0]}://…`;
-  }
 }
 
 /**

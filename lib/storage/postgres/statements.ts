@@ -18,7 +18,7 @@
  * @module
  */
 
-import { EntityType, EventType } from "../../audit.ts";
+import type { EntityType } from "../../audit.ts";
 import type {
   ActiveNode,
   AuditEntry,
@@ -34,6 +34,7 @@ import type {
 import { AuditBuffer } from "./audit_buffer.ts";
 import type { TransactionSql } from "./connect.ts";
 import * as free from "./free_licenses.ts";
+import { reapExpired } from "./reap_statements.ts";
 import * as audits from "./audit_queries.ts";
 import * as leases from "./lease_queries.ts";
 import * as licenseRows from "./license_statements.ts";
@@ -296,79 +297,10 @@ export class PgTx implements Tx {
     return legacy === undefined ? stored.at : Math.min(stored.at, legacy.at);
   }
 
-  /**
-   * Locks the expired holders `FOR UPDATE SKIP LOCKED`: one that another
-   * transaction is claiming or releasing for (`lockHolder`), or that another
-   * reaper took, is left to it. Leases without a stored expiry first, then
-   * by stored expiry; each oldest first.
-   */
-  async reapExpired(
-    { now, cutoff, limit }: { now: number; cutoff: number | null; limit: number },
-  ): Promise<Reaped> {
+  /** See `./reap_statements.ts`. */
+  reapExpired(batch: { now: number; cutoff: number | null; limit: number }): Promise<Reaped> {
     this.#locked = null;
-    const sql = this.#sql;
-    type Row = { id: number; holderType: number };
-    const legacy = cutoff === null ? [] : await sql<Row[]>`
-      SELECT id, holder_type AS "holderType" FROM nodes
-      WHERE deactivated_at IS NULL AND lease_expires_at IS NULL AND last_heartbeat_at <= ${cutoff}
-      ORDER BY last_heartbeat_at LIMIT ${limit} FOR UPDATE SKIP LOCKED`;
-    const stored = legacy.length >= limit ? [] : await sql<Row[]>`
-      SELECT id, holder_type AS "holderType" FROM nodes
-      WHERE deactivated_at IS NULL AND lease_expires_at <= ${now}
-      ORDER BY lease_expires_at LIMIT ${limit - legacy.length} FOR UPDATE SKIP LOCKED`;
-    const batch = [...legacy, ...stored];
-    if (batch.length === 0) return { holders: 0, leasePools: [] };
-    const ids = batch.map((row) => row.id);
-    const released = await sql<{ nodeId: number; poolId: number | null; auditId: number }[]>`
-      WITH old AS (
-        SELECT id, node_id, pool_id, COALESCE(seat_of, id) AS audit_id FROM licenses
-        WHERE node_id = ANY(${sql.array(ids)}::bigint[]) FOR UPDATE
-      )
-      UPDATE licenses l SET node_id = NULL, last_released_at = ${now}
-      FROM old WHERE l.id = old.id
-      RETURNING old.node_id AS "nodeId", old.pool_id AS "poolId", old.audit_id AS "auditId"`;
-    await sql`
-      UPDATE nodes SET deactivated_at = ${now} WHERE id = ANY(${sql.array(ids)}::bigint[])`;
-    this.#auditReaped(batch, released, now);
-    // In reap order, as SQLite reports them.
-    const order = new Map(ids.map((id, index) => [id, index]));
-    const leasePools = released.toSorted((a, b) => order.get(a.nodeId)! - order.get(b.nodeId)!)
-      .map((row) => row.poolId);
-    return { holders: batch.length, leasePools };
-  }
-
-  /**
-   * Per holder in reap order: license.lease_expired (if it leased one; the
-   * entity is the license, the main row for a seat), then node.culled for a
-   * node, user.culled for a user (`lib/holders.ts`); into the audit buffer.
-   */
-  #auditReaped(
-    batch: { id: number; holderType: number }[],
-    released: { nodeId: number; poolId: number | null; auditId: number }[],
-    now: number,
-  ): void {
-    if (this.#audit === null) return;
-    const leases = new Map(released.map((row) => [row.nodeId, row]));
-    for (const node of batch) {
-      const lease = leases.get(node.id);
-      if (lease) {
-        this.#audit.add({
-          event: EventType.licenseLeaseExpired,
-          entity: EntityType.license,
-          entityId: lease.auditId,
-          poolId: lease.poolId,
-          now,
-        });
-      }
-      const user = node.holderType === EntityType.user;
-      this.#audit.add({
-        event: user ? EventType.userCulled : EventType.nodeCulled,
-        entity: user ? EntityType.user : EntityType.node,
-        entityId: node.id,
-        poolId: lease?.poolId ?? null,
-        now,
-      });
-    }
+    return reapExpired(this.#sql, this.#audit, batch);
   }
 
   async recordProbe(now: number): Promise<void> {
