@@ -116,6 +116,17 @@ Deno.test("relay migrate copies SQLite into PostgreSQL and back, every row ident
         `${original.audit_logs.length} audit records\n`,
     );
     assert.deepEqual(await pgRows(pg.sql), original);
+    // Analyzed: the planner has statistics for the copied tables at once.
+    const analyzed = await pg.sql<{ relname: string }[]>`
+      SELECT relname FROM pg_stat_user_tables
+      WHERE relname IN ('pools', 'nodes', 'licenses', 'audit_logs') AND last_analyze IS NOT NULL
+      ORDER BY relname`;
+    assert.deepEqual(analyzed.map((row) => row.relname), [
+      "audit_logs",
+      "licenses",
+      "nodes",
+      "pools",
+    ]);
   });
 
   await t.step("and back into a new SQLite file", async () => {

@@ -6,7 +6,10 @@
  * claims on two servers never get the same license, and a claim never waits
  * for another's license, it takes the next one. A pool and no pool are
  * separate statements (`pool_id = $1`, `pool_id IS NULL`): `IS NOT DISTINCT
- * FROM` cannot use an index. PostgreSQL keeps no count of free licenses
+ * FROM` cannot use an index. Each orders by the columns of the index it is
+ * meant to walk (`pool_id` first, though it is fixed), so that the planner
+ * reads the first row off that index whatever its statistics say. PostgreSQL
+ * keeps no count of free licenses
  * (`./schema.ts`), so `rand` samples ids (`lib/strategy.ts`).
  *
  * @module
@@ -37,7 +40,7 @@ export async function firstFreeLicense(
 ): Promise<number | undefined> {
   const [row] = await sql<{ id: number }[]>`
     SELECT l.id FROM licenses l WHERE ${validFree(sql, poolId, validAt)}
-    ORDER BY l.id ${order === "first" ? sql`ASC` : sql`DESC`} LIMIT 1
+    ORDER BY ${order === "first" ? sql`l.pool_id, l.id` : sql`l.pool_id DESC, l.id DESC`} LIMIT 1
     FOR UPDATE SKIP LOCKED`;
   return row?.id;
 }
@@ -48,8 +51,12 @@ export async function hasValidFreeLicense(
   poolId: number | null,
   validAt: number,
 ): Promise<boolean> {
-  const rows = await sql`SELECT 1 FROM licenses l WHERE ${validFree(sql, poolId, validAt)} LIMIT 1`;
-  return rows.length > 0;
+  // The greatest validity of a free license, read off the end of the index.
+  const [row] = await sql<{ until: number }[]>`
+    SELECT ${sql.unsafe(VALID_UNTIL, [], FIXED)} AS until FROM licenses l
+    WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL
+    ORDER BY l.pool_id DESC, ${sql.unsafe(VALID_UNTIL, [], FIXED)} DESC LIMIT 1`;
+  return row !== undefined && row.until > validAt;
 }
 
 /**
@@ -60,8 +67,8 @@ export async function hasValidFreeLicense(
  */
 export async function hasFreeLicense(sql: TxSql, poolId: number | null): Promise<boolean> {
   const rows = await sql`
-    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL LIMIT 1
-    FOR UPDATE SKIP LOCKED`;
+    SELECT 1 FROM licenses l WHERE ${inPool(sql, poolId)} AND l.node_id IS NULL
+    ORDER BY l.pool_id, l.id LIMIT 1 FOR UPDATE SKIP LOCKED`;
   return rows.length > 0;
 }
 
@@ -95,8 +102,9 @@ export async function freeLicenseIdRange(
 ): Promise<{ low: number; high: number } | undefined> {
   const free = sql`${inPool(sql, poolId)} AND l.node_id IS NULL`;
   const [row] = await sql<{ low: number | null; high: number | null }[]>`
-    SELECT (SELECT l.id FROM licenses l WHERE ${free} ORDER BY l.id LIMIT 1) AS low,
-           (SELECT l.id FROM licenses l WHERE ${free} ORDER BY l.id DESC LIMIT 1) AS high`;
+    SELECT (SELECT l.id FROM licenses l WHERE ${free} ORDER BY l.pool_id, l.id LIMIT 1) AS low,
+           (SELECT l.id FROM licenses l WHERE ${free}
+            ORDER BY l.pool_id DESC, l.id DESC LIMIT 1) AS high`;
   if (row.low === null || row.high === null) return undefined;
   return { low: row.low, high: row.high };
 }
@@ -144,7 +152,7 @@ export async function freeLicenseFrom(
   const from = async (low: number) => {
     const [row] = await sql<{ id: number }[]>`
       SELECT l.id FROM licenses l WHERE ${validFree(sql, poolId, validAt)} AND l.id >= ${low}
-      ORDER BY l.id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+      ORDER BY l.pool_id, l.id LIMIT 1 FOR UPDATE SKIP LOCKED`;
     return row?.id;
   };
   return await from(id) ?? await from(0);

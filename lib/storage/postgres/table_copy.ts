@@ -90,7 +90,7 @@ export function writePgTables<T>(
 ): Promise<T> {
   return withConnection(url, options, async (sql) => {
     await migratePostgres(sql, { name: redactUrl(url), now: options.now, create: true });
-    return await sql.begin(async (tx) => {
+    const result = await sql.begin(async (tx) => {
       await tx.unsafe(`LOCK TABLE ${COPY_ORDER.join(", ")} IN EXCLUSIVE MODE`);
       const result = await fn({
         async count(table) {
@@ -109,6 +109,10 @@ export function writePgTables<T>(
       }
       return result;
     }) as T;
+    // Statistics for the planner now, not at autovacuum's next look: without
+    // them it may sort a pool's free licenses for every claim.
+    await sql.unsafe(`ANALYZE ${COPY_ORDER.join(", ")}`);
+    return result;
   });
 }
 
