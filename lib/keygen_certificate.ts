@@ -12,8 +12,11 @@
  * key followed by the machine's fingerprint for a machine file. For
  * `base64+*` `enc` is the base64 of the dataset itself.
  *
- * `lib/license_file.ts` and `lib/machine_file.ts` read their datasets on top
- * of this; the module never reads the clock: callers pass `now`.
+ * The cryptography itself is `lib/client/keygen_crypto.ts`, which the client
+ * SDK verifies files with too; this module frames it with Relay's typed
+ * errors and messages. `lib/license_file.ts` and `lib/machine_file.ts` read
+ * their datasets on top of this; the module never reads the clock: callers
+ * pass `now`.
  *
  * @module
  */
@@ -27,30 +30,20 @@ import {
   UnsupportedAlgorithmError,
   WrongLicenseKeyError,
 } from "./errors.ts";
+import {
+  CERTIFICATE_ALGORITHMS,
+  type CertificateAlgorithm,
+  decryptWithSecret,
+  importVendorKey,
+  isGenuine,
+  keyFitsAlgorithm,
+  type VendorKey,
+} from "./client/keygen_crypto.ts";
 
-/** The `alg` values that Keygen issues and Relay can verify. */
-export type CertificateAlgorithm =
-  | "aes-256-gcm+ed25519"
-  | "base64+ed25519"
-  | "aes-256-gcm+rsa-pss-sha256"
-  | "aes-256-gcm+rsa-sha256"
-  | "base64+rsa-pss-sha256"
-  | "base64+rsa-sha256";
-
-/** Every supported {@link CertificateAlgorithm}, Keygen's default first. */
-export const CERTIFICATE_ALGORITHMS: readonly CertificateAlgorithm[] = [
-  "aes-256-gcm+ed25519",
-  "base64+ed25519",
-  "aes-256-gcm+rsa-pss-sha256",
-  "aes-256-gcm+rsa-sha256",
-  "base64+rsa-pss-sha256",
-  "base64+rsa-sha256",
-];
+export { CERTIFICATE_ALGORITHMS, type CertificateAlgorithm };
 
 /** Public key, imported once and reused for many files. */
-export type PublicKey =
-  | { kind: "ed25519"; key: CryptoKey }
-  | { kind: "rsa"; pss: CryptoKey; pkcs1: CryptoKey; modulusBits: number };
+export type PublicKey = VendorKey;
 
 /**
  * Which file a certificate is: its framing (`LICENSE FILE`), its signing
@@ -76,12 +69,8 @@ export interface Certificate {
 /** Keygen-go's default maximum clock drift for `meta.issued`: 5 minutes. */
 export const DEFAULT_MAX_CLOCK_DRIFT_MS = 5 * 60 * 1000;
 
-const PEM = /^-----BEGIN (RSA )?PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END \1PUBLIC KEY-----$/;
-/** DER AlgorithmIdentifier of rsaEncryption with NULL parameters. */
-const RSA_ALGORITHM_ID = Uint8Array.fromHex("300d06092a864886f70d0101010500");
 const KEY_HINT = "give your Keygen account's Ed25519 public key as 64 hex " +
   "characters, or its RSA public key in PEM format";
-const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** Parses "64 hex chars" (Ed25519) or PEM text (RSA). Throws InvalidPublicKeyError. Trims whitespace. */
@@ -92,27 +81,17 @@ export async function importPublicKey(text: string): Promise<PublicKey> {
       `Public key has ${trimmed.length} hex characters, not 64; ${KEY_HINT}`,
     );
   }
-  const pem = PEM.exec(trimmed);
+  let imported;
   try {
-    if (/^[0-9a-f]{64}$/i.test(trimmed)) {
-      const raw = Uint8Array.fromHex(trimmed);
-      return { kind: "ed25519", key: await importVerifyKey(["raw", raw], "Ed25519") };
-    }
-    if (pem) {
-      const der = Uint8Array.fromBase64(pem[2]);
-      const spki = pem[1] ? wrapPkcs1InSpki(der) : der;
-      const hash = "SHA-256";
-      const pss = await importVerifyKey(["spki", spki], { name: "RSA-PSS", hash });
-      const pkcs1 = await importVerifyKey(["spki", spki], { name: "RSASSA-PKCS1-v1_5", hash });
-      const { modulusLength } = pss.algorithm as RsaHashedKeyAlgorithm;
-      return { kind: "rsa", pss, pkcs1, modulusBits: modulusLength };
-    }
+    imported = await importVendorKey(trimmed);
   } catch (cause) {
+    const format = /^-----BEGIN/.test(trimmed) ? "RSA" : "Ed25519";
     throw new InvalidPublicKeyError(
-      `Public key is not a valid ${pem ? "RSA" : "Ed25519"} key; ${KEY_HINT}`,
+      `Public key is not a valid ${format} key; ${KEY_HINT}`,
       { cause },
     );
   }
+  if (imported) return imported.key;
   throw new InvalidPublicKeyError(`Public key is neither hex nor PEM; ${KEY_HINT}`);
 }
 
@@ -283,28 +262,14 @@ async function verifySignature(
     kind: CertificateKind;
   },
 ): Promise<void> {
-  if (algorithm.endsWith("+ed25519") !== (publicKey.kind === "ed25519")) {
+  if (!keyFitsAlgorithm(publicKey, algorithm)) {
     throw new LicenseFileNotGenuineError(
       `${kind.noun} is not genuine for this public key: the public key type ` +
         `(${publicKey.kind}) does not match the file's algorithm ` +
         `(${algorithm}); ${kind.keyCheck}`,
     );
   }
-  const [params, key]: [AlgorithmIdentifier | RsaPssParams, CryptoKey] =
-    publicKey.kind === "ed25519"
-      ? ["Ed25519", publicKey.key]
-      : algorithm.endsWith("+rsa-pss-sha256")
-      // Keygen signs with the maximum salt length: emLen - hLen - 2.
-      ? [{ name: "RSA-PSS", saltLength: maxPssSaltLength(publicKey.modulusBits) }, publicKey.pss]
-      : ["RSASSA-PKCS1-v1_5", publicKey.pkcs1];
-  const data = utf8.encode(`${kind.prefix}/${enc}`);
-  let valid = false;
-  try {
-    valid = await crypto.subtle.verify(params, key, Uint8Array.fromBase64(sig), data);
-  } catch {
-    // A sig that is not base64, or that WebCrypto refuses outright.
-  }
-  if (!valid) {
+  if (!(await isGenuine(publicKey, { algorithm, prefix: kind.prefix, enc, sig }))) {
     throw new LicenseFileNotGenuineError(
       `${kind.noun} is not genuine: its signature does not match the public key; ${kind.keyCheck}`,
     );
@@ -325,14 +290,8 @@ async function openEnc(
   if (iv.length !== 12 || tag.length !== 16) {
     throw malformed(kind, "its enc IV is not 12 bytes or its tag not 16 bytes");
   }
-  const sealed = new Uint8Array(ciphertext.length + tag.length);
-  sealed.set(ciphertext);
-  sealed.set(tag, ciphertext.length);
-  const digest = await crypto.subtle.digest("SHA-256", utf8.encode(secret));
-  const key = await crypto.subtle.importKey("raw", digest, "AES-GCM", false, ["decrypt"]);
   try {
-    const plain = await crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, sealed);
-    return new Uint8Array(plain);
+    return await decryptWithSecret({ ciphertext, iv, tag }, secret);
   } catch (cause) {
     throw new WrongLicenseKeyError(
       `License key does not decrypt the ${kind.noun.toLowerCase()}; give this license's key`,
@@ -347,29 +306,4 @@ function decodeBase64(text: string, kind: CertificateKind): Uint8Array<ArrayBuff
   } catch (cause) {
     throw malformed(kind, "its enc is not base64", cause);
   }
-}
-
-/** Imports a public key (`[format, bytes]`) that can only verify. */
-function importVerifyKey(
-  [format, keyData]: ["raw" | "spki", Uint8Array<ArrayBuffer>],
-  algorithm: AlgorithmIdentifier | RsaHashedImportParams,
-): Promise<CryptoKey> {
-  return crypto.subtle.importKey(format, keyData, algorithm, false, ["verify"]);
-}
-
-/** Keygen's PSS salt length for a modulus: the maximum, emLen - hLen - 2. */
-function maxPssSaltLength(modulusBits: number): number {
-  return Math.ceil((modulusBits - 1) / 8) - 32 - 2;
-}
-
-/** Wraps a PKCS#1 RSAPublicKey in a SubjectPublicKeyInfo, which WebCrypto imports. */
-function wrapPkcs1InSpki(pkcs1: Uint8Array): Uint8Array<ArrayBuffer> {
-  const bitString = derElement(0x03, [0x00, ...pkcs1]);
-  return derElement(0x30, [...RSA_ALGORITHM_ID, ...bitString]);
-}
-
-function derElement(tag: number, content: number[]): Uint8Array<ArrayBuffer> {
-  const n = content.length;
-  const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
-  return Uint8Array.from([tag, ...length, ...content]);
 }

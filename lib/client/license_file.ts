@@ -2,9 +2,9 @@
  * Offline verification of a Keygen license file with the vendor's public
  * key, for the application: check the signature over `"license/" + enc`,
  * decrypt `enc` (AES-256-GCM under SHA-256 of the license key) or decode it
- * (`base64+*`), and read the dataset. The same format as Relay's
- * `lib/keygen_certificate.ts`, written again here on WebCrypto alone so the
- * client runs on Node.js 20 too (which lacks `Uint8Array.fromBase64`).
+ * (`base64+*`), and read the dataset. The cryptography is
+ * `./keygen_crypto.ts`, which Relay's own `lib/keygen_certificate.ts` uses
+ * too; this module frames it with the client's errors.
  *
  * Algorithms: `aes-256-gcm+ed25519`, `aes-256-gcm+rsa-pss-sha256`,
  * `aes-256-gcm+rsa-sha256` and their unencrypted `base64+…` variants.
@@ -12,13 +12,18 @@
  * @module
  */
 
-import { fromBase64, fromHex } from "./encoding.ts";
+import { fromBase64 } from "./encoding.ts";
 import { RelayClientError } from "./errors.ts";
+import {
+  CERTIFICATE_ALGORITHMS,
+  decryptWithSecret,
+  importVendorKey,
+  isGenuine,
+  keyFitsAlgorithm,
+  type VendorKey,
+} from "./keygen_crypto.ts";
 
-/** The vendor's public key, imported once by {@link importPublicKey}. */
-export type VendorKey =
-  | { kind: "ed25519"; key: CryptoKey }
-  | { kind: "rsa"; pss: CryptoKey; pkcs1: CryptoKey; modulusBits: number };
+export type { VendorKey } from "./keygen_crypto.ts";
 
 /** A verified, decrypted license file. */
 export interface LicenseInfo {
@@ -40,18 +45,6 @@ export interface LicenseInfo {
   dataset: Record<string, unknown>;
 }
 
-const ALGORITHMS = [
-  "aes-256-gcm+ed25519",
-  "base64+ed25519",
-  "aes-256-gcm+rsa-pss-sha256",
-  "aes-256-gcm+rsa-sha256",
-  "base64+rsa-pss-sha256",
-  "base64+rsa-sha256",
-];
-const PEM = /^-----BEGIN (RSA )?PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END \1PUBLIC KEY-----$/;
-/** DER AlgorithmIdentifier of rsaEncryption with NULL parameters. */
-const RSA_ALGORITHM_ID = "300d06092a864886f70d0101010500";
-const utf8 = new TextEncoder();
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
@@ -61,24 +54,13 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
  * @throws {RelayClientError} `invalid_public_key`.
  */
 export async function importPublicKey(text: string): Promise<VendorKey> {
-  const trimmed = text.trim();
-  const pem = PEM.exec(trimmed);
+  let imported;
   try {
-    if (/^[0-9a-f]{64}$/i.test(trimmed)) {
-      const key = await verifyKey("raw", fromHex(trimmed), "Ed25519");
-      return { kind: "ed25519", key };
-    }
-    if (pem) {
-      const der = fromBase64(pem[2]);
-      const spki = pem[1] ? wrapPkcs1(der) : der;
-      const pss = await verifyKey("spki", spki, { name: "RSA-PSS", hash: "SHA-256" });
-      const pkcs1 = await verifyKey("spki", spki, { name: "RSASSA-PKCS1-v1_5", hash: "SHA-256" });
-      const { modulusLength } = pss.algorithm as RsaHashedKeyAlgorithm;
-      return { kind: "rsa", pss, pkcs1, modulusBits: modulusLength };
-    }
+    imported = await importVendorKey(text);
   } catch (cause) {
     throw new RelayClientError("invalid_public_key", "Public key is not a valid key", { cause });
   }
+  if (imported) return imported.key;
   throw new RelayClientError(
     "invalid_public_key",
     "Public key is neither 64 hex digits (Ed25519) nor PEM (RSA)",
@@ -107,25 +89,14 @@ export async function verifyLicenseFile(
   check: LicenseFileCheck,
 ): Promise<LicenseInfo> {
   const { enc, sig, alg } = readCertificate(file);
-  if (!ALGORITHMS.includes(alg)) invalid(`its algorithm "${alg}" is not supported`);
-  const ed25519 = alg.endsWith("+ed25519");
-  if (ed25519 !== (check.publicKey.kind === "ed25519")) {
+  const algorithm = CERTIFICATE_ALGORITHMS.find((known) => known === alg);
+  if (!algorithm) return invalid(`its algorithm "${alg}" is not supported`);
+  if (!keyFitsAlgorithm(check.publicKey, algorithm)) {
     invalid(`its algorithm ${alg} does not match the ${check.publicKey.kind} public key`);
   }
-  const key = check.publicKey;
-  const params: [AlgorithmIdentifier | RsaPssParams, CryptoKey] = key.kind === "ed25519"
-    ? ["Ed25519", key.key]
-    : alg.endsWith("+rsa-pss-sha256")
-    // Keygen signs with the maximum salt length: emLen - hLen - 2.
-    ? [{ name: "RSA-PSS", saltLength: Math.ceil((key.modulusBits - 1) / 8) - 34 }, key.pss]
-    : ["RSASSA-PKCS1-v1_5", key.pkcs1];
-  let genuine = false;
-  try {
-    genuine = await crypto.subtle.verify(...params, fromBase64(sig), utf8.encode(`license/${enc}`));
-  } catch {
-    // A sig that is not base64, or one WebCrypto refuses outright.
+  if (!(await isGenuine(check.publicKey, { algorithm, prefix: "license", enc, sig }))) {
+    invalid("its signature does not match the vendor's public key");
   }
-  if (!genuine) invalid("its signature does not match the vendor's public key");
   const bytes = alg.startsWith("aes-256-gcm+")
     ? await decrypt(enc, check.licenseKey)
     : decode(enc, "its enc is not base64");
@@ -162,13 +133,8 @@ async function decrypt(enc: string, licenseKey: string): Promise<Uint8Array> {
   const parts = enc.split(".");
   if (parts.length !== 3) invalid("its enc is not ciphertext.iv.tag");
   const [ciphertext, iv, tag] = parts.map((part) => decode(part, "its enc is not base64"));
-  const sealed = new Uint8Array(ciphertext.length + tag.length);
-  sealed.set(ciphertext);
-  sealed.set(tag, ciphertext.length);
-  const digest = await crypto.subtle.digest("SHA-256", utf8.encode(licenseKey));
-  const key = await crypto.subtle.importKey("raw", digest, "AES-GCM", false, ["decrypt"]);
   try {
-    return new Uint8Array(await crypto.subtle.decrypt({ name: "AES-GCM", iv }, key, sealed));
+    return await decryptWithSecret({ ciphertext, iv, tag }, licenseKey);
   } catch {
     return invalid("the license key does not decrypt it");
   }
@@ -227,23 +193,4 @@ function invalid(problem: string): never {
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-function verifyKey(
-  format: "raw" | "spki",
-  data: Uint8Array<ArrayBuffer>,
-  algorithm: AlgorithmIdentifier | RsaHashedImportParams,
-): Promise<CryptoKey> {
-  return crypto.subtle.importKey(format, data, algorithm, false, ["verify"]);
-}
-
-/** Wraps a PKCS#1 RSAPublicKey in the SubjectPublicKeyInfo that WebCrypto imports. */
-function wrapPkcs1(pkcs1: Uint8Array): Uint8Array<ArrayBuffer> {
-  const element = (tag: number, content: number[]) => {
-    const n = content.length;
-    const length = n < 0x80 ? [n] : n < 0x100 ? [0x81, n] : [0x82, n >> 8, n & 0xff];
-    return [tag, ...length, ...content];
-  };
-  const bitString = element(0x03, [0x00, ...pkcs1]);
-  return Uint8Array.from(element(0x30, [...fromHex(RSA_ALGORITHM_ID), ...bitString]));
 }
