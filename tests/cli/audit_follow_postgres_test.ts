@@ -10,10 +10,9 @@
 import assert from "node:assert/strict";
 import { EntityType, EventType } from "../../lib/audit.ts";
 import type { TxSql } from "../../lib/storage/postgres/connect.ts";
-import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { childEnv, MAIN, mintFiles, tempDir, waitUntil } from "../helpers.ts";
+import { mintFiles, tempDir, waitUntil } from "../helpers.ts";
 import { testDatabase } from "../postgres.ts";
-import { fileArgs, runRelay } from "./support.ts";
+import { fileArgs, runRelay, spawnFollowing } from "./support.ts";
 
 /** Writes a `license.leased` row of `licenseId`, as a replica's claim would; returns its id. */
 async function leased(tx: TxSql, licenseId: number): Promise<number> {
@@ -36,34 +35,13 @@ Deno.test("relay audit --follow on PostgreSQL prints an event committed after a 
   assert.equal(added.code, 0, added.stderr);
   const [{ id: licenseId }] = await db.sql<{ id: number }[]>`SELECT id FROM licenses`;
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...RELAY_PERMISSIONS,
-      MAIN,
-      "--database",
-      db.url,
-      "audit",
-      "--follow",
-      "--json",
-    ],
+  await using relay = spawnFollowing(["--database", db.url, "audit", "--follow", "--json"], {
     cwd: dir.path,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  const stderr = new Response(child.stderr).text();
-  const reading = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
-  })();
+  });
   /** The ids printed so far, in the order printed. */
   const printed = () =>
-    stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line).id as number);
-  try {
+    relay.stdout().split("\n").filter(Boolean).map((line) => JSON.parse(line).id as number);
+  {
     await waitUntil(() => printed().length === 1, "the license.added event");
     const [addedId] = printed();
 
@@ -91,18 +69,7 @@ Deno.test("relay audit --follow on PostgreSQL prints an event committed after a 
     await waitUntil(() => printed().includes(c), "the next event");
     assert.deepEqual(printed(), [addedId, b, k, c]);
 
-    child.kill("SIGTERM");
-    const status = await child.status;
-    await reading;
-    assert.equal(await stderr, "");
-    assert.equal(status.code, 0);
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
+    assert.deepEqual(await relay.stop(), { code: 0, stderr: "" });
   }
 });
 
@@ -120,50 +87,18 @@ Deno.test("relay audit --follow on PostgreSQL never prints again the events --li
   assert.equal(ids.length, 3);
   const [{ id: licenseId }] = await db.sql<{ id: number }[]>`SELECT min(id) AS id FROM licenses`;
 
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "--quiet",
-      ...RELAY_PERMISSIONS,
-      MAIN,
-      "--database",
-      db.url,
-      "audit",
-      "--follow",
-      "--json",
-      "--limit",
-      "1",
-    ],
-    cwd: dir.path,
-    env: childEnv(),
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  let stdout = "";
-  const stderr = new Response(child.stderr).text();
-  const reading = (async () => {
-    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
-  })();
+  await using relay = spawnFollowing(
+    ["--database", db.url, "audit", "--follow", "--json", "--limit", "1"],
+    { cwd: dir.path },
+  );
   const printed = () =>
-    stdout.split("\n").filter(Boolean).map((line) => JSON.parse(line).id as number);
-  try {
+    relay.stdout().split("\n").filter(Boolean).map((line) => JSON.parse(line).id as number);
+  {
     await waitUntil(() => printed().length === 1, "the latest event");
     const next = await db.sql.begin((tx) => leased(tx, licenseId));
     await waitUntil(() => printed().includes(next), "the new event");
     // The two older events, inside the window, stay left out.
     assert.deepEqual(printed(), [ids[2], next]);
-    child.kill("SIGTERM");
-    assert.equal((await child.status).code, 0);
-    await reading;
-    assert.equal(await stderr, "");
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch {
-      // It exited.
-    }
-    await child.status;
+    assert.deepEqual(await relay.stop(), { code: 0, stderr: "" });
   }
 });

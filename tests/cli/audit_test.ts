@@ -10,11 +10,10 @@ import assert from "node:assert/strict";
 import { parseLimit, parseTime } from "../../cli/audit.ts";
 import { type Io, run } from "../../cli/program.ts";
 import type { RelayError } from "../../lib/errors.ts";
-import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
-import { childEnv, MAIN, mintFiles, query, tempDir, waitUntil } from "../helpers.ts";
+import { mintFiles, query, tempDir, waitUntil } from "../helpers.ts";
 import { claim } from "../server/http_support.ts";
 import { FakeClock, serveInProcess } from "../server/in_process.ts";
-import { dbPath, exists, fileArgs, rfc3339, rowId, runRelay } from "./support.ts";
+import { dbPath, exists, fileArgs, rfc3339, rowId, runRelay, spawnFollowing } from "./support.ts";
 
 const COLUMNS = ["time", "event", "license", "node", "pool"];
 
@@ -362,27 +361,12 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     });
     assert.equal(added.code, 0, added.stderr);
 
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, "audit", "--follow", "--limit", "1"],
-      cwd: dir.path,
-      env: childEnv(),
-      clearEnv: true,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    try {
-      let stdout = "";
-      const stderr = new Response(child.stderr).text();
-      const reading = (async () => {
-        for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) {
-          stdout += chunk;
-        }
-      })();
-      const rows = () => stdout.split("\n").filter((line) => line.startsWith("| 2"));
+    await using relay = spawnFollowing(["audit", "--follow", "--limit", "1"], { cwd: dir.path });
+    {
+      const rows = () => relay.stdout().split("\n").filter((line) => line.startsWith("| 2"));
       await waitUntil(() => rows().length === 1, "the latest event");
       assert.match(
-        stdout,
+        relay.stdout(),
         /^\| time {17}\| event {21}\| license {30}\| node {9}\| pool {5}\|\n\+-{22}\+/,
       );
       assert.match(
@@ -399,18 +383,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
       );
       await server.stop();
 
-      child.kill(signal);
-      const status = await child.status;
-      await reading;
-      assert.equal(await stderr, "");
-      assert.equal(status.code, 0);
-    } finally {
-      try {
-        child.kill("SIGKILL");
-      } catch {
-        // It exited.
-      }
-      await child.status;
+      assert.deepEqual(await relay.stop(signal), { code: 0, stderr: "" });
     }
   });
 }

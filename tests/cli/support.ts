@@ -1,13 +1,22 @@
 /**
  * Small helpers shared by the CLI tests: running `relay` in-process,
- * database paths, tolerant row reads, simulated leases, and the expected
- * `--plain` table layout.
+ * database paths, tolerant row reads, simulated leases, the expected
+ * `--plain` table layout, and a spawned `relay` that keeps running.
  *
  * @module
  */
 
 import { DatabaseSync } from "node:sqlite";
-import { type CliResult, exists, type MintedFile, query, runInProcess } from "../helpers.ts";
+import { RELAY_PERMISSIONS } from "../../scripts/permissions.ts";
+import {
+  childEnv,
+  type CliResult,
+  exists,
+  MAIN,
+  type MintedFile,
+  query,
+  runInProcess,
+} from "../helpers.ts";
 export { dbPath, exists } from "../helpers.ts";
 
 /**
@@ -141,4 +150,52 @@ export function plainTable(rows: string[][]): string {
     `| ${row.map((cell, i) => cell + " ".repeat(widths[i] - cell.length)).join(" | ")} |\n`;
   const rule = `+${widths.map((w) => "-".repeat(w + 2)).join("+")}+\n`;
   return line(PLAIN_COLUMNS) + rule + rows.map(line).join("");
+}
+
+/** A `relay` that keeps running (`audit --follow`), its output read as it comes. */
+export interface FollowingRelay extends AsyncDisposable {
+  /** Everything it printed on stdout so far. */
+  stdout(): string;
+  /**
+   * Sends `signal` and waits for it to exit; its exit code and stderr.
+   * Disposing kills it if it still runs.
+   */
+  stop(signal?: Deno.Signal): Promise<{ code: number; stderr: string }>;
+}
+
+/** Spawns `relay …args` (`deno run main.ts` with the README's permissions) in `cwd`. */
+export function spawnFollowing(args: string[], options: { cwd: string }): FollowingRelay {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--quiet", ...RELAY_PERMISSIONS, MAIN, ...args],
+    cwd: options.cwd,
+    env: childEnv(),
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let stdout = "";
+  const stderr = new Response(child.stderr).text();
+  const reading = (async () => {
+    for await (const chunk of child.stdout.pipeThrough(new TextDecoderStream())) stdout += chunk;
+  })();
+  return {
+    stdout: () => stdout,
+    async stop(signal = "SIGTERM") {
+      child.kill(signal);
+      const { code } = await child.status;
+      await reading;
+      return { code, stderr: await stderr };
+    },
+    async [Symbol.asyncDispose]() {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // It exited.
+      }
+      await child.status;
+      await reading.catch(() => {});
+      await stderr.catch(() => "");
+    },
+  };
 }
