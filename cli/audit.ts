@@ -14,7 +14,7 @@ import {
   type AuditRecord,
   EVENT_NAMES,
   eventByName,
-  FOLLOW_WINDOW,
+  followWindow,
   lastAuditId,
   listAudit,
   resolveAuditFilter,
@@ -22,7 +22,6 @@ import {
 import type { EventType } from "../lib/audit.ts";
 import { parseDuration } from "../lib/config.ts";
 import { UsageError } from "../lib/errors.ts";
-import { databaseEngine } from "../lib/storage/open.ts";
 import type { Store } from "../lib/storage/store.ts";
 import { type AuditFormat, auditWriter } from "./audit_format.ts";
 import type { CommandContext } from "./context.ts";
@@ -99,10 +98,7 @@ export function auditCommand(context: CommandContext): Command {
       using stop = follow ? watchStopSignals(io.shutdown) : null;
       const store = await context.openStore();
       try {
-        // PostgreSQL's ids become visible at COMMIT, not in id order.
-        const window = databaseEngine(context.config().database) === "postgres"
-          ? FOLLOW_WINDOW
-          : null;
+        const window = followWindow(context.config().database);
         const { records, follower } = await store.read(async (tx) => {
           const selection = await resolveAuditFilter(tx, filter);
           const records = await listAudit(tx, { ...selection, take: "last", limit });

@@ -9,13 +9,12 @@
 
 import { Command } from "commander";
 import type { ServeConfig } from "../lib/config.ts";
-import { FOLLOW_WINDOW } from "../lib/audit_log.ts";
+import { followWindow } from "../lib/audit_log.ts";
 import { DatabaseError, ListenError } from "../lib/errors.ts";
 import { writeProblem } from "../lib/health.ts";
 import type { Logger } from "../lib/logger.ts";
 import { STRATEGIES } from "../lib/leases.ts";
 import { findPool } from "../lib/licenses.ts";
-import { databaseEngine } from "../lib/storage/open.ts";
 import { isLocked, UNLOCKED } from "../lib/node_lock.ts";
 import { createHandler } from "../server/app.ts";
 import { type Authenticator, createAuthenticator } from "../server/auth.ts";
@@ -117,10 +116,7 @@ export function serveCommand(context: CommandContext): Command {
           store,
           version: VERSION,
           now,
-          // PostgreSQL's ids become visible at COMMIT, not in id order.
-          auditWindow: databaseEngine(context.config().database) === "postgres"
-            ? FOLLOW_WINDOW
-            : null,
+          auditWindow: followWindow(context.config().database),
         });
         const counted = metrics.countExpiries(store);
         const handler = await createHandler({

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { databaseEngine } from "./storage/open.ts";
 import { EntityType, EventType } from "./audit.ts";
 import {
   LicenseNotFoundError,
@@ -166,6 +167,15 @@ export interface FollowWindow {
 
 /** The window `relay audit --follow` uses on PostgreSQL: 30 s, at most 10 000 ids. */
 export const FOLLOW_WINDOW: FollowWindow = { ms: 30_000, ids: 10_000 };
+
+/**
+ * The window a follower of the database at `location` needs: PostgreSQL's
+ * ids become visible at COMMIT, not in id order; SQLite's commit one at a
+ * time, in order, and need none.
+ */
+export function followWindow(location: string): FollowWindow | null {
+  return databaseEngine(location) === "postgres" ? FOLLOW_WINDOW : null;
+}
 
 /** Options of {@link AuditFollower}. */
 export interface AuditFollowerOptions {
