@@ -37,7 +37,7 @@ export { EXPOSITION_CONTENT_TYPE } from "./metrics_registry.ts";
 /** The `pool` label of licenses added without a pool. */
 export const NO_POOL_LABEL = "";
 
-/** The `pool` label of leases reaped without the audit log, which names their pools. */
+/** The `pool` label of expired leases whose pool was removed before the scrape. */
 export const UNKNOWN_POOL_LABEL = "(unknown)";
 
 /** What a claim counts as in `relay_claims_total`. */

@@ -222,3 +222,25 @@ Deno.test("relay serve --no-metrics: /metrics answers as an unknown path", async
     assert.equal((await server.stop()).status.code, 0);
   });
 });
+
+Deno.test("with --no-audit, leases reaped in bulk are counted under their pool", async () => {
+  await using dir = await tempDir();
+  await addMinted(dir.path, 1, { pool: "a" });
+  await addMinted(dir.path, 1);
+  const clock = new FakeClock();
+  await using server = await serveInProcess(["--ttl", `${TTL}s`, "--cull-interval", "1h"], {
+    database: dbPath(dir.path),
+    clock,
+    global: ["--no-audit"],
+  });
+  assert.equal((await claim(server, "node-a", "a")).status, 201);
+  assert.equal((await claim(server, "node-b")).status, 201);
+  assert.equal((await claim(server, "node-c")).status, 410);
+  clock.seconds += TTL + 1;
+  // No free license without a pool: the claim reaps both expired leases first.
+  assert.equal((await claim(server, "node-c")).status, 201);
+  const { values } = await scrape(server);
+  assert.equal(values.get('relay_releases_total{pool="a",reason="expired"}'), 1);
+  assert.equal(values.get('relay_releases_total{pool="",reason="expired"}'), 1);
+  assert.equal(values.get('relay_releases_total{pool="(unknown)",reason="expired"}'), undefined);
+});
